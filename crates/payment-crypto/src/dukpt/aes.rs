@@ -1,0 +1,1 @@
+//! ANSI X9.24-3:2017 AES DUKPT.
