@@ -127,7 +127,7 @@ pub fn decrypt(
         return Err(DataError::EmptyInput);
     }
     let block_len = check_iv(key, iv)?;
-    if ciphertext.len() % block_len != 0 {
+    if !ciphertext.len().is_multiple_of(block_len) {
         return Err(DataError::CiphertextNotBlockAligned {
             len: ciphertext.len(),
             block_len,

@@ -98,10 +98,26 @@ fn tdes_cbc_matches_nist_example() {
 fn padding_methods_produce_the_iso_9797_1_layout() {
     let key = SecretKey::tdes(&hex!("0123456789ABCDEF23456789ABCDEF01")).unwrap();
     let cases: &[(Padding, &[u8], &[u8])] = &[
-        (Padding::Iso9797Method1, &hex!("0102030405"), &hex!("0102030405000000")),
-        (Padding::Iso9797Method1, &hex!("0102030405060708"), &hex!("0102030405060708")),
-        (Padding::Iso9797Method2, &hex!("0102030405"), &hex!("0102030405800000")),
-        (Padding::Iso9797Method2, &hex!("01020304050607"), &hex!("0102030405060780")),
+        (
+            Padding::Iso9797Method1,
+            &hex!("0102030405"),
+            &hex!("0102030405000000"),
+        ),
+        (
+            Padding::Iso9797Method1,
+            &hex!("0102030405060708"),
+            &hex!("0102030405060708"),
+        ),
+        (
+            Padding::Iso9797Method2,
+            &hex!("0102030405"),
+            &hex!("0102030405800000"),
+        ),
+        (
+            Padding::Iso9797Method2,
+            &hex!("01020304050607"),
+            &hex!("0102030405060780"),
+        ),
         (
             Padding::Iso9797Method2,
             &hex!("0102030405060708"),
@@ -134,18 +150,36 @@ fn bad_input_gets_specific_errors() {
     let method_2 = Padding::Iso9797Method2;
 
     let err = encrypt(&aes, &[0; 8], method_2, b"card").unwrap_err();
-    assert_eq!(err, DataError::WrongIvLength { expected: 16, actual: 8 });
+    assert_eq!(
+        err,
+        DataError::WrongIvLength {
+            expected: 16,
+            actual: 8
+        }
+    );
     assert_eq!(err.code(), "data_wrong_iv_length");
     assert_eq!(
         decrypt(&tdes, &[0; 16], method_2, &[0; 8]).unwrap_err(),
-        DataError::WrongIvLength { expected: 8, actual: 16 }
+        DataError::WrongIvLength {
+            expected: 8,
+            actual: 16
+        }
     );
     assert_eq!(
         decrypt_with_zero_iv(&aes, method_2, &[0; 24]).unwrap_err(),
-        DataError::CiphertextNotBlockAligned { len: 24, block_len: 16 }
+        DataError::CiphertextNotBlockAligned {
+            len: 24,
+            block_len: 16
+        }
     );
-    assert_eq!(encrypt_with_zero_iv(&tdes, method_2, &[]).unwrap_err(), DataError::EmptyInput);
-    assert_eq!(decrypt_with_zero_iv(&tdes, method_2, &[]).unwrap_err(), DataError::EmptyInput);
+    assert_eq!(
+        encrypt_with_zero_iv(&tdes, method_2, &[]).unwrap_err(),
+        DataError::EmptyInput
+    );
+    assert_eq!(
+        decrypt_with_zero_iv(&tdes, method_2, &[]).unwrap_err(),
+        DataError::EmptyInput
+    );
 
     // Plaintexts that, read as method 2, have no marker, a wrong last non-zero byte, or a
     // "padding" longer than one block.

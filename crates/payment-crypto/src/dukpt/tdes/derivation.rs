@@ -6,8 +6,8 @@ use core::fmt;
 
 use zeroize::Zeroizing;
 
-use super::ksn::{COUNTER_BITS, Ksn, MAX_COUNTER_ONE_BITS};
 use super::TdesDukptError;
+use super::ksn::{COUNTER_BITS, Ksn, MAX_COUNTER_ONE_BITS};
 use crate::key::{KeyAlgorithm, SecretKey};
 use crate::primitives::{BlockCipher, des_encrypt_block};
 

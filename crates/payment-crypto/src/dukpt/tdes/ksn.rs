@@ -39,8 +39,10 @@ impl Ksn {
     /// # Errors
     /// [`TdesDukptError::KsnWrongLength`] when `bytes` is not 10 bytes long.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, TdesDukptError> {
-        let bytes = <[u8; KSN_LEN]>::try_from(bytes)
-            .map_err(|_| TdesDukptError::KsnWrongLength { actual: bytes.len() })?;
+        let bytes =
+            <[u8; KSN_LEN]>::try_from(bytes).map_err(|_| TdesDukptError::KsnWrongLength {
+                actual: bytes.len(),
+            })?;
         Ok(Self { bytes })
     }
 

@@ -204,8 +204,10 @@ impl Originator {
     /// - [`TdesDukptError::StateRegisterCorrupt`] when a register's LRC does not match its key,
     ///   or an empty register is not all zeros.
     pub fn import_state(state: &[u8]) -> Result<Self, TdesDukptError> {
-        let state = <&[u8; STATE_LEN]>::try_from(state)
-            .map_err(|_| TdesDukptError::StateWrongLength { actual: state.len() })?;
+        let state =
+            <&[u8; STATE_LEN]>::try_from(state).map_err(|_| TdesDukptError::StateWrongLength {
+                actual: state.len(),
+            })?;
         let (version, rest) = state.split_at(KSN_OFFSET);
         if version != [STATE_FORMAT_VERSION] {
             return Err(TdesDukptError::StateUnsupportedVersion {
