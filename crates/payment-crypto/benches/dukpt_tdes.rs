@@ -4,7 +4,10 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use payment_crypto::SecretKey;
-use payment_crypto::dukpt::tdes::{Ksn, Originator, derive_ipek, derive_transaction_keys};
+use payment_crypto::dukpt::tdes::{
+    BaseDerivationKey, Ksn, Originator, derive_ipek, derive_transaction_keys,
+    derive_transaction_keys_from_ipek,
+};
 use std::hint::black_box;
 
 const BDK: [u8; 16] = [
@@ -39,6 +42,19 @@ fn host_derivation(c: &mut Criterion) {
     let ksns = counter_mix(&bdk);
     let mut group = c.benchmark_group("dukpt_tdes_host");
     group.throughput(Throughput::Elements(ksns.len() as u64));
+    // A host keeps its BDK keyed: only the per-KSN work is measured.
+    let keyed_bdk = BaseDerivationKey::new(&bdk).expect("double-length BDK");
+    group.bench_function("keyed_bdk_and_ksn_to_pin_key", |b| {
+        b.iter(|| {
+            for ksn in &ksns {
+                let keys = keyed_bdk
+                    .derive_transaction_keys(black_box(ksn))
+                    .expect("originator KSNs are receivable");
+                black_box(keys.pin_encryption_key());
+            }
+        });
+    });
+    // The one-call form, which also keys the BDK for every KSN.
     group.bench_function("bdk_and_ksn_to_pin_key", |b| {
         b.iter(|| {
             for ksn in &ksns {
@@ -51,5 +67,25 @@ fn host_derivation(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, host_derivation);
+/// The two parts of a host derivation, to see where the time goes: the initial key (two TDEA
+/// encryptions) and one non-reversible key generation step per counter "one" bit.
+fn host_derivation_parts(c: &mut Criterion) {
+    let bdk = SecretKey::tdes(&BDK).expect("16-byte key");
+    let initial = Ksn::new(INITIAL_KSN);
+    let ipek = derive_ipek(&bdk, &initial).expect("double-length BDK");
+    let mut group = c.benchmark_group("dukpt_tdes_host_parts");
+    group.bench_function("ipek", |b| {
+        b.iter(|| derive_ipek(black_box(&bdk), black_box(&initial)));
+    });
+    for counter in [0x1, 0x3FF] {
+        let ksn = initial.with_counter(counter).expect("21-bit counter");
+        let name = format!("from_ipek_{}_one_bits", counter.count_ones());
+        group.bench_function(name, |b| {
+            b.iter(|| derive_transaction_keys_from_ipek(black_box(&ipek), black_box(&ksn)));
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, host_derivation, host_derivation_parts);
 criterion_main!(benches);

@@ -6,7 +6,8 @@
 //! - The initial key (IPEK) from a double-length BDK ([`derive_ipek`], A.6).
 //! - The receiving (host) side: the keys of any transaction from the BDK or the IPEK
 //!   ([`derive_transaction_keys`], [`derive_transaction_keys_from_ipek`]; A.3 using the
-//!   non-reversible key generation process of A.2).
+//!   non-reversible key generation process of A.2), and [`BaseDerivationKey`], a BDK keyed once
+//!   for hosts that derive many keys under it.
 //! - The working keys of a transaction ([`TransactionKeys`]): the PIN, MAC request/response and
 //!   data request/response variants of Table A-1 (A.4.1). The data keys also pass through the
 //!   one-way function of Figure A-2, as A.2 "Request PIN Entry 2" step 3 prescribes ("the
@@ -24,7 +25,7 @@ mod ksn;
 mod originator;
 
 pub use derivation::{
-    KeyVariant, TransactionKeys, derive_ipek, derive_transaction_keys,
+    BaseDerivationKey, KeyVariant, TransactionKeys, derive_ipek, derive_transaction_keys,
     derive_transaction_keys_from_ipek,
 };
 pub use ksn::{COUNTER_BITS, COUNTER_MASK, KSN_LEN, Ksn, MAX_COUNTER_ONE_BITS};

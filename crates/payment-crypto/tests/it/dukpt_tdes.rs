@@ -4,8 +4,8 @@
 use hex_literal::hex;
 use payment_crypto::data::{self, Padding};
 use payment_crypto::dukpt::tdes::{
-    Ksn, Originator, STATE_LEN, TdesDukptError, derive_ipek, derive_transaction_keys,
-    derive_transaction_keys_from_ipek,
+    BaseDerivationKey, Ksn, Originator, STATE_LEN, TdesDukptError, derive_ipek,
+    derive_transaction_keys, derive_transaction_keys_from_ipek,
 };
 use payment_crypto::{ErrorCode, SecretKey};
 use proptest::prelude::*;
@@ -585,6 +585,9 @@ fn ipek_matches_a4() {
     // A.6 ignores the counter bits.
     let later = Ksn::new(hex!("FFFF9876543210EFF800"));
     assert_eq!(derive_ipek(&bdk(), &later).unwrap(), ipek());
+    let keyed = BaseDerivationKey::new(&bdk()).unwrap();
+    assert_eq!(keyed.derive_ipek(&later), ipek());
+    assert_eq!(format!("{keyed:?}"), "BaseDerivationKey { .. }");
 }
 
 #[test]
@@ -600,6 +603,9 @@ fn host_current_keys_and_pin_blocks_match_a4() {
         assert_eq!(keys.ksn(), ksn);
         let from_ipek = derive_transaction_keys_from_ipek(&ipek(), &ksn).unwrap();
         assert_eq!(from_ipek.current_key(), keys.current_key(), "{ksn}");
+        let keyed = BaseDerivationKey::new(&bdk()).unwrap();
+        let from_keyed = keyed.derive_transaction_keys(&ksn).unwrap();
+        assert_eq!(from_keyed.current_key(), keys.current_key(), "{ksn}");
         assert_eq!(
             encrypt_pin_block(&keys.pin_encryption_key()),
             vector.encrypted_pin_block,
@@ -752,6 +758,7 @@ fn malformed_inputs_get_specific_errors() {
         };
         let ksn = Ksn::new(hex!("FFFF9876543210E00001"));
         assert_eq!(derive_ipek(key, &ksn).unwrap_err(), expected);
+        assert_eq!(BaseDerivationKey::new(key).unwrap_err(), expected);
         assert_eq!(derive_transaction_keys(key, &ksn).unwrap_err(), expected);
         assert_eq!(
             derive_transaction_keys_from_ipek(key, &ksn).unwrap_err(),

@@ -82,37 +82,84 @@ fn xor_into<const N: usize>(target: &mut [u8; N], mask: &[u8; N]) {
     target.iter_mut().zip(mask).for_each(|(t, m)| *t ^= m);
 }
 
-/// TDEA-encrypts one 8-byte block under a double-length key.
-fn tdea_encrypt_block(key: &[u8; KEY_LEN], block: &mut [u8]) {
-    BlockCipher::new(&secret_key(key))
-        .encrypt_ecb(block)
-        .unwrap_or_else(|_| unreachable!("callers pass exactly one 8-byte block"));
-}
-
 /// Derives the initial key (IPEK) from the BDK and the initial key serial number in `ksn`
 /// (ANSI X9.24-1:2009 A.6, "Derivation of the Initial Key"). The KSN's counter bits are ignored.
 ///
 /// # Errors
 /// [`TdesDukptError::KeyNotDoubleLengthTdes`] when `bdk` is not a double-length TDES key.
 pub fn derive_ipek(bdk: &SecretKey, ksn: &Ksn) -> Result<SecretKey, TdesDukptError> {
-    let bdk = double_length_key_bytes(bdk)?;
-    Ok(secret_key(&ipek_bytes(&bdk, ksn)))
+    Ok(BaseDerivationKey::new(bdk)?.derive_ipek(ksn))
 }
 
-pub(crate) fn ipek_bytes(bdk: &[u8; KEY_LEN], ksn: &Ksn) -> KeyBytes {
-    // A.6: the leftmost 64 bits of the KSN with the 21 counter bits zeroed...
-    let serial = ksn.initial_key_serial();
-    let mut ipek = Zeroizing::new([0u8; KEY_LEN]);
-    let (left, right) = ipek.split_at_mut(8);
-    // ...TDEA-encrypted under the BDK give the left half,
-    left.copy_from_slice(&serial);
-    tdea_encrypt_block(bdk, left);
-    // ...and under the BDK XORed with C0C0C0C000000000C0C0C0C000000000 the right half.
-    let mut variant = Zeroizing::new(*bdk);
-    xor_into(&mut variant, &KEY_REGISTER_MASK);
-    right.copy_from_slice(&serial);
-    tdea_encrypt_block(&variant, right);
-    ipek
+/// A BDK keyed once for many host derivations.
+///
+/// Both TDEA keys of the initial key derivation (A.6) depend only on the BDK, so a host that
+/// receives many KSNs under one BDK keys them once here instead of once per transaction. The
+/// key schedules are wiped when this value is dropped.
+pub struct BaseDerivationKey {
+    /// Keyed with the BDK: gives the initial key's left half.
+    left_half_cipher: BlockCipher,
+    /// Keyed with the BDK XOR C0C0C0C000000000C0C0C0C000000000: gives the right half.
+    right_half_cipher: BlockCipher,
+}
+
+impl BaseDerivationKey {
+    /// Keys both TDEA ciphers of A.6 from `bdk`.
+    ///
+    /// # Errors
+    /// [`TdesDukptError::KeyNotDoubleLengthTdes`] when `bdk` is not a double-length TDES key.
+    pub fn new(bdk: &SecretKey) -> Result<Self, TdesDukptError> {
+        let mut variant = double_length_key_bytes(bdk)?;
+        xor_into(&mut variant, &KEY_REGISTER_MASK);
+        Ok(Self {
+            left_half_cipher: BlockCipher::new(bdk),
+            right_half_cipher: BlockCipher::new(&secret_key(&variant)),
+        })
+    }
+
+    /// The initial key (IPEK) of the device whose initial key serial number is in `ksn`
+    /// (A.6); the counter bits are ignored.
+    #[must_use]
+    pub fn derive_ipek(&self, ksn: &Ksn) -> SecretKey {
+        secret_key(&self.ipek_bytes(ksn))
+    }
+
+    /// Receiving (host) side: the keys of the transaction identified by `ksn` (A.6 then A.3).
+    /// See [`derive_transaction_keys`] for the KSNs it refuses.
+    ///
+    /// # Errors
+    /// [`TdesDukptError::CounterZero`] or [`TdesDukptError::CounterTooManyOneBits`] for a KSN no
+    /// originator produces.
+    pub fn derive_transaction_keys(&self, ksn: &Ksn) -> Result<TransactionKeys, TdesDukptError> {
+        check_receivable(ksn)?;
+        let ipek = self.ipek_bytes(ksn);
+        Ok(TransactionKeys::new(*ksn, current_key_bytes(&ipek, ksn)))
+    }
+
+    fn ipek_bytes(&self, ksn: &Ksn) -> KeyBytes {
+        // A.6: the leftmost 64 bits of the KSN with the 21 counter bits zeroed, TDEA-encrypted
+        // under the BDK (left half) and under its C0C0C0C0 variant (right half).
+        let serial = ksn.initial_key_serial();
+        let mut ipek = Zeroizing::new([0u8; KEY_LEN]);
+        let (left, right) = ipek.split_at_mut(8);
+        left.copy_from_slice(&serial);
+        right.copy_from_slice(&serial);
+        for (cipher, half) in [
+            (&self.left_half_cipher, left),
+            (&self.right_half_cipher, right),
+        ] {
+            cipher
+                .encrypt_ecb(half)
+                .unwrap_or_else(|_| unreachable!("each half is one 8-byte block"));
+        }
+        ipek
+    }
+}
+
+impl fmt::Debug for BaseDerivationKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BaseDerivationKey").finish_non_exhaustive()
+    }
 }
 
 /// One half of the non-reversible key generation process: `data` XOR right half, DEA-encrypted
@@ -185,6 +232,8 @@ fn current_key_bytes(ipek: &[u8; KEY_LEN], ksn: &Ksn) -> KeyBytes {
 /// more than 10 "one" bits (A.2, "New Key", skips them). The standard leaves the host's
 /// reaction open; such a KSN is forged or corrupted, so it is refused rather than answered.
 ///
+/// A host deriving many keys under one BDK should key it once with [`BaseDerivationKey`].
+///
 /// # Errors
 /// - [`TdesDukptError::KeyNotDoubleLengthTdes`] when `bdk` is not a double-length TDES key.
 /// - [`TdesDukptError::CounterZero`] or [`TdesDukptError::CounterTooManyOneBits`] for a KSN no
@@ -193,10 +242,7 @@ pub fn derive_transaction_keys(
     bdk: &SecretKey,
     ksn: &Ksn,
 ) -> Result<TransactionKeys, TdesDukptError> {
-    let bdk = double_length_key_bytes(bdk)?;
-    check_receivable(ksn)?;
-    let ipek = ipek_bytes(&bdk, ksn);
-    Ok(TransactionKeys::new(*ksn, current_key_bytes(&ipek, ksn)))
+    BaseDerivationKey::new(bdk)?.derive_transaction_keys(ksn)
 }
 
 /// Receiving side from an initial key instead of the BDK (for hosts, or test tools, that are
@@ -294,9 +340,10 @@ impl TransactionKeys {
     fn data_key(&self, variant: KeyVariant) -> SecretKey {
         let variant_key = self.variant_bytes(variant);
         let mut data_key = Zeroizing::new(*variant_key);
-        let (left, right) = data_key.split_at_mut(8);
-        tdea_encrypt_block(&variant_key, left);
-        tdea_encrypt_block(&variant_key, right);
+        // ECB over the two 8-byte halves encrypts each half on its own, as the figure does.
+        BlockCipher::new(&secret_key(&variant_key))
+            .encrypt_ecb(data_key.as_mut_slice())
+            .unwrap_or_else(|_| unreachable!("16 bytes are two whole TDEA blocks"));
         secret_key(&data_key)
     }
 }
