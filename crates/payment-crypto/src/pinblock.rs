@@ -424,7 +424,11 @@ fn pack_nibbles<const N: usize, const M: usize>(nibbles: &[u8; N]) -> [u8; M] {
 /// The nibble at `index` (0 = high nibble of byte 0).
 fn nibble(bytes: &[u8], index: usize) -> u8 {
     let byte = bytes.get(index / 2).copied().unwrap_or(0);
-    if index % 2 == 0 { byte >> 4 } else { byte & 0x0F }
+    if index.is_multiple_of(2) {
+        byte >> 4
+    } else {
+        byte & 0x0F
+    }
 }
 
 fn require_pan(format: PinBlockFormat, pan: Option<&Pan>) -> Result<&Pan, PinBlockError> {

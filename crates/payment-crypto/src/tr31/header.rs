@@ -398,8 +398,7 @@ fn two(slice: &[u8]) -> [u8; 2] {
 /// A decimal number of ASCII digits, or `None` for anything else.
 fn parse_decimal(digits: &[u8]) -> Option<usize> {
     digits.iter().try_fold(0usize, |acc, &d| {
-        d.is_ascii_digit()
-            .then(|| acc * 10 + usize::from(d - b'0'))
+        d.is_ascii_digit().then(|| acc * 10 + usize::from(d - b'0'))
     })
 }
 

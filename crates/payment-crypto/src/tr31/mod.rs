@@ -29,8 +29,7 @@ use crate::primitives::{BlockCipher, cmac};
 use crate::{ErrorCode, KeyAlgorithm, RandomSource, SecretKey};
 
 pub use header::{
-    Algorithm, Exportability, KeyBlockHeader, KeyContext, KeyUsage, KeyVersion, ModeOfUse,
-    Version,
+    Algorithm, Exportability, KeyBlockHeader, KeyContext, KeyUsage, KeyVersion, ModeOfUse, Version,
 };
 pub use optional_block::OptionalBlock;
 
@@ -231,7 +230,8 @@ pub fn wrap_masked(
         .map(OptionalBlock::encoded_len)
         .sum();
     let padding = padding_block_for(FIXED_HEADER_LEN + blocks_len, block_len);
-    let header_len = FIXED_HEADER_LEN + blocks_len + padding.as_ref().map_or(0, |pb| pb.encoded_len());
+    let header_len =
+        FIXED_HEADER_LEN + blocks_len + padding.as_ref().map_or(0, |pb| pb.encoded_len());
     let total_len = header_len + 2 * (key_data.len() + mac_len);
     let block_count = header.optional_blocks.len() + usize::from(padding.is_some());
     if total_len > MAX_BLOCK_LEN || block_count > 99 {
@@ -291,7 +291,7 @@ pub fn unwrap(kbpk: &SecretKey, block: &str) -> Result<(KeyBlockHeader, SecretKe
 
     let header_len = parse_optional_blocks(bytes, fixed.optional_block_count, &mut header)?;
     let block_len = header.version.block_len();
-    if header_len % block_len != 0 {
+    if !header_len.is_multiple_of(block_len) {
         return Err(Tr31Error::OptionalBlocksMisaligned);
     }
     let (authenticated_header, body) = bytes.split_at(header_len);
@@ -300,7 +300,7 @@ pub fn unwrap(kbpk: &SecretKey, block: &str) -> Result<(KeyBlockHeader, SecretKe
         .len()
         .checked_sub(mac_hex_len)
         .ok_or(Tr31Error::Truncated)?;
-    if key_data_hex_len == 0 || key_data_hex_len % (2 * block_len) != 0 {
+    if key_data_hex_len == 0 || !key_data_hex_len.is_multiple_of(2 * block_len) {
         return Err(Tr31Error::InvalidKeyDataLength);
     }
     let (key_data_hex, mac_hex) = body.split_at(key_data_hex_len);
@@ -418,7 +418,7 @@ fn extract_key(algorithm: Algorithm, key_data: &[u8]) -> Result<SecretKey, Tr31E
         .split_first_chunk::<KEY_LENGTH_FIELD_LEN>()
         .ok_or(Tr31Error::InvalidKeyLengthField)?;
     let bits = usize::from(u16::from_be_bytes(*length_field));
-    if bits % 8 != 0 || bits / 8 > rest.len() {
+    if !bits.is_multiple_of(8) || bits / 8 > rest.len() {
         return Err(Tr31Error::InvalidKeyLengthField);
     }
     let key_bytes = &rest[..bits / 8];
@@ -428,7 +428,8 @@ fn extract_key(algorithm: Algorithm, key_data: &[u8]) -> Result<SecretKey, Tr31E
         other => return Err(Tr31Error::UnsupportedKeyAlgorithm(other)),
     }
     .ok_or(Tr31Error::KeyLengthInconsistent(algorithm))?;
-    SecretKey::new(key_algorithm, key_bytes).map_err(|_| Tr31Error::KeyLengthInconsistent(algorithm))
+    SecretKey::new(key_algorithm, key_bytes)
+        .map_err(|_| Tr31Error::KeyLengthInconsistent(algorithm))
 }
 
 /// A heap buffer of clear key material, zeroized on drop.
@@ -531,7 +532,7 @@ fn push_hex(bytes: &[u8], out: &mut Vec<u8>) {
 
 /// Decodes uppercase hex; the caller has checked the length is even.
 fn decode_hex(hex: &[u8]) -> Result<Vec<u8>, Tr31Error> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return Err(Tr31Error::InvalidKeyDataLength);
     }
     hex.chunks_exact(2)
@@ -548,5 +549,63 @@ fn hex_value(digit: u8) -> Result<u8, Tr31Error> {
         b'0'..=b'9' => Ok(digit - b'0'),
         b'A'..=b'F' => Ok(digit - b'A' + 10),
         _ => Err(Tr31Error::NonHexKeyData),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Key data that a valid MAC could cover but whose length field or length is wrong; these
+    /// cannot be built through `wrap`, so `extract_key` is checked directly.
+    #[test]
+    fn extract_key_checks_length_field_and_algorithm() {
+        let mut data = [0u8; 24];
+        data[..2].copy_from_slice(&0x0080u16.to_be_bytes());
+        assert!(extract_key(Algorithm::Tdes, &data).is_ok());
+        assert!(extract_key(Algorithm::Aes, &data).is_ok());
+
+        data[..2].copy_from_slice(&0x0081u16.to_be_bytes());
+        assert_eq!(
+            extract_key(Algorithm::Tdes, &data).unwrap_err(),
+            Tr31Error::InvalidKeyLengthField
+        );
+        data[..2].copy_from_slice(&0x00B8u16.to_be_bytes());
+        assert_eq!(
+            extract_key(Algorithm::Tdes, &data).unwrap_err(),
+            Tr31Error::InvalidKeyLengthField
+        );
+        data[..2].copy_from_slice(&0x00A0u16.to_be_bytes());
+        assert_eq!(
+            extract_key(Algorithm::Tdes, &data).unwrap_err(),
+            Tr31Error::KeyLengthInconsistent(Algorithm::Tdes)
+        );
+        data[..2].copy_from_slice(&0x0040u16.to_be_bytes());
+        assert_eq!(
+            extract_key(Algorithm::Aes, &data).unwrap_err(),
+            Tr31Error::KeyLengthInconsistent(Algorithm::Aes)
+        );
+        assert_eq!(
+            extract_key(Algorithm::Hmac, &data).unwrap_err(),
+            Tr31Error::UnsupportedKeyAlgorithm(Algorithm::Hmac)
+        );
+        assert_eq!(
+            extract_key(Algorithm::Tdes, &[0x00]).unwrap_err(),
+            Tr31Error::InvalidKeyLengthField
+        );
+    }
+
+    #[test]
+    fn padding_block_covers_the_gap() {
+        assert!(padding_block_for(32, 16).is_none());
+        assert_eq!(
+            padding_block_for(28, 16).map(|pb| pb.encoded_len()),
+            Some(4)
+        );
+        assert_eq!(
+            padding_block_for(30, 16).map(|pb| pb.encoded_len()),
+            Some(18)
+        );
+        assert_eq!(padding_block_for(23, 8).map(|pb| pb.encoded_len()), Some(9));
     }
 }

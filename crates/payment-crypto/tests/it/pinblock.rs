@@ -167,11 +167,17 @@ fn clear_values_never_print() {
 #[test]
 fn pin_and_pan_are_validated() {
     check_err(ClearPin::new("123"), PinBlockError::InvalidPinLength);
-    check_err(ClearPin::new("1234567890123"), PinBlockError::InvalidPinLength);
+    check_err(
+        ClearPin::new("1234567890123"),
+        PinBlockError::InvalidPinLength,
+    );
     check_err(ClearPin::new("12a4"), PinBlockError::NonDigitPin);
     check_err(ClearPin::new("12 4"), PinBlockError::NonDigitPin);
     check_err(Pan::new("1234567"), PinBlockError::InvalidPanLength);
-    check_err(Pan::new("12345678901234567890"), PinBlockError::InvalidPanLength);
+    check_err(
+        Pan::new("12345678901234567890"),
+        PinBlockError::InvalidPanLength,
+    );
     check_err(Pan::new("41111111-1111111"), PinBlockError::NonDigitPan);
     assert_eq!(ClearPin::new("000000000000").unwrap().len(), 12);
 }
@@ -188,13 +194,23 @@ fn key_algorithm_must_match_format() {
     let pan = Pan::new("4111111111111111").unwrap();
     let mut rng = FixedBytes::new(&[7]);
     check_err(
-        pinblock::encrypt_pin(&tdes(&[1; 16]), PinBlockFormat::Iso4, &pin, Some(&pan), &mut rng),
+        pinblock::encrypt_pin(
+            &tdes(&[1; 16]),
+            PinBlockFormat::Iso4,
+            &pin,
+            Some(&pan),
+            &mut rng,
+        ),
         PinBlockError::KeyAlgorithmMismatch {
             format: PinBlockFormat::Iso4,
             algorithm: KeyAlgorithm::Tdes2,
         },
     );
-    for format in [PinBlockFormat::Iso0, PinBlockFormat::Iso1, PinBlockFormat::Iso3] {
+    for format in [
+        PinBlockFormat::Iso0,
+        PinBlockFormat::Iso1,
+        PinBlockFormat::Iso3,
+    ] {
         check_err(
             pinblock::encrypt_pin(&aes(&[1; 32]), format, &pin, Some(&pan), &mut rng),
             PinBlockError::KeyAlgorithmMismatch {

@@ -131,9 +131,14 @@ fn wrap_reproduces_published_version_d_blocks() {
     assert_eq!(block, VERSION_D_VECTORS[0].block);
 
     let masked_padding = hex!("1A87BBFA2CFE78D383E5F4C6AA83473C1C2965473CE206BB855B01533782");
-    let block =
-        tr31::wrap_masked(&kbpk, &header, &key, 32, &mut FixedBytes::new(&masked_padding))
-            .unwrap();
+    let block = tr31::wrap_masked(
+        &kbpk,
+        &header,
+        &key,
+        32,
+        &mut FixedBytes::new(&masked_padding),
+    )
+    .unwrap();
     assert_eq!(block, VERSION_D_VECTORS[1].block);
 }
 
@@ -162,13 +167,25 @@ fn with_char(block: &str, index: usize, ch: char) -> String {
 fn unwrap_names_each_header_fault() {
     let kbpk = b_kbpk();
     let block = b_block();
-    check_err(&kbpk, &with_char(&block, 20, '\u{1}'), Tr31Error::NonPrintable);
+    check_err(
+        &kbpk,
+        &with_char(&block, 20, '\u{1}'),
+        Tr31Error::NonPrintable,
+    );
     check_err(&kbpk, &with_char(&block, 20, 'é'), Tr31Error::NonPrintable);
     check_err(&kbpk, &block[..10], Tr31Error::Truncated);
     check_err(&kbpk, &block[..block.len() - 1], Tr31Error::Truncated);
     check_err(&kbpk, &format!("{block}0"), Tr31Error::TrailingData);
-    check_err(&kbpk, &with_char(&block, 0, 'A'), Tr31Error::UnsupportedVersion('A'));
-    check_err(&kbpk, &with_char(&block, 0, 'C'), Tr31Error::UnsupportedVersion('C'));
+    check_err(
+        &kbpk,
+        &with_char(&block, 0, 'A'),
+        Tr31Error::UnsupportedVersion('A'),
+    );
+    check_err(
+        &kbpk,
+        &with_char(&block, 0, 'C'),
+        Tr31Error::UnsupportedVersion('C'),
+    );
     check_err(&kbpk, &with_char(&block, 0, 'Z'), Tr31Error::UnknownVersion);
     check_err(
         &kbpk,
@@ -178,15 +195,51 @@ fn unwrap_names_each_header_fault() {
             kbpk: KeyAlgorithm::Tdes2,
         },
     );
-    check_err(&kbpk, &with_char(&block, 3, 'x'), Tr31Error::MalformedLengthField);
-    check_err(&kbpk, &with_char(&block, 5, 'Z'), Tr31Error::UnknownKeyUsage);
-    check_err(&kbpk, &with_char(&block, 7, 'Q'), Tr31Error::UnknownAlgorithm);
-    check_err(&kbpk, &with_char(&block, 8, 'Q'), Tr31Error::UnknownModeOfUse);
-    check_err(&kbpk, &with_char(&block, 9, '-'), Tr31Error::InvalidKeyVersion);
-    check_err(&kbpk, &with_char(&block, 11, 'Q'), Tr31Error::UnknownExportability);
-    check_err(&kbpk, &with_char(&block, 12, 'x'), Tr31Error::MalformedOptionalBlockCount);
-    check_err(&kbpk, &with_char(&block, 14, '7'), Tr31Error::UnknownKeyContext);
-    check_err(&kbpk, &with_char(&block, 15, '1'), Tr31Error::ReservedFieldNotZero);
+    check_err(
+        &kbpk,
+        &with_char(&block, 3, 'x'),
+        Tr31Error::MalformedLengthField,
+    );
+    check_err(
+        &kbpk,
+        &with_char(&block, 5, 'Z'),
+        Tr31Error::UnknownKeyUsage,
+    );
+    check_err(
+        &kbpk,
+        &with_char(&block, 7, 'Q'),
+        Tr31Error::UnknownAlgorithm,
+    );
+    check_err(
+        &kbpk,
+        &with_char(&block, 8, 'Q'),
+        Tr31Error::UnknownModeOfUse,
+    );
+    check_err(
+        &kbpk,
+        &with_char(&block, 9, '-'),
+        Tr31Error::InvalidKeyVersion,
+    );
+    check_err(
+        &kbpk,
+        &with_char(&block, 11, 'Q'),
+        Tr31Error::UnknownExportability,
+    );
+    check_err(
+        &kbpk,
+        &with_char(&block, 12, 'x'),
+        Tr31Error::MalformedOptionalBlockCount,
+    );
+    check_err(
+        &kbpk,
+        &with_char(&block, 14, '7'),
+        Tr31Error::UnknownKeyContext,
+    );
+    check_err(
+        &kbpk,
+        &with_char(&block, 15, '1'),
+        Tr31Error::ReservedFieldNotZero,
+    );
     // An AES KBPK for a version B block.
     check_err(
         &SecretKey::aes(&[1; 16]).unwrap(),
@@ -203,24 +256,50 @@ fn unwrap_names_each_body_fault() {
     let kbpk = b_kbpk();
     let block = b_block();
     // Lowercase hex is not the standard's uppercase hex.
-    check_err(&kbpk, &block.to_lowercase().replacen("b0080p0te00e0000", "B0080P0TE00E0000", 1), Tr31Error::NonHexKeyData);
+    check_err(
+        &kbpk,
+        &block
+            .to_lowercase()
+            .replacen("b0080p0te00e0000", "B0080P0TE00E0000", 1),
+        Tr31Error::NonHexKeyData,
+    );
     check_err(&kbpk, &with_char(&block, 30, 'G'), Tr31Error::NonHexKeyData);
     check_err(&kbpk, &with_char(&block, 79, 'G'), Tr31Error::NonHexKeyData);
     // A hex digit changed in the key data or in the MAC.
     let flipped = if &block[30..31] == "0" { '1' } else { '0' };
-    check_err(&kbpk, &with_char(&block, 30, flipped), Tr31Error::MacMismatch);
+    check_err(
+        &kbpk,
+        &with_char(&block, 30, flipped),
+        Tr31Error::MacMismatch,
+    );
     let flipped = if &block[79..80] == "0" { '1' } else { '0' };
-    check_err(&kbpk, &with_char(&block, 79, flipped), Tr31Error::MacMismatch);
+    check_err(
+        &kbpk,
+        &with_char(&block, 79, flipped),
+        Tr31Error::MacMismatch,
+    );
     // Header attribute changed: the MAC covers the header.
     check_err(&kbpk, &with_char(&block, 8, 'D'), Tr31Error::MacMismatch);
     // Wrong KBPK.
-    check_err(&SecretKey::tdes(&[1; 16]).unwrap(), &block, Tr31Error::MacMismatch);
+    check_err(
+        &SecretKey::tdes(&[1; 16]).unwrap(),
+        &block,
+        Tr31Error::MacMismatch,
+    );
     // Key data shortened by one byte with a consistent length field.
     let short = format!("B0078{}{}", &block[5..62], &block[64..]);
     check_err(&kbpk, &short, Tr31Error::InvalidKeyDataLength);
     // No room for key data and MAC.
-    check_err(&kbpk, "B0030P0TE00E000012345678901234", Tr31Error::Truncated);
-    check_err(&kbpk, "B0032P0TE00E00000123456789ABCDEF", Tr31Error::InvalidKeyDataLength);
+    check_err(
+        &kbpk,
+        "B0030P0TE00E000012345678901234",
+        Tr31Error::Truncated,
+    );
+    check_err(
+        &kbpk,
+        "B0032P0TE00E00000123456789ABCDEF",
+        Tr31Error::InvalidKeyDataLength,
+    );
 }
 
 #[test]
@@ -228,15 +307,31 @@ fn unwrap_checks_optional_block_structure() {
     let kbpk = SecretKey::tdes(VERSION_B_VECTORS[1].kbpk).unwrap();
     let block = VERSION_B_VECTORS[1].block;
     // KS block length 18 → 1G (not hex), 19 (runs one past), 03 (shorter than its own header).
-    check_err(&kbpk, &with_char(block, 19, 'G'), Tr31Error::MalformedOptionalBlock);
-    check_err(&kbpk, &with_char(block, 18, 'F'), Tr31Error::MalformedOptionalBlock);
+    check_err(
+        &kbpk,
+        &with_char(block, 19, 'G'),
+        Tr31Error::MalformedOptionalBlock,
+    );
+    check_err(
+        &kbpk,
+        &with_char(block, 18, 'F'),
+        Tr31Error::MalformedOptionalBlock,
+    );
     check_err(
         &kbpk,
         &with_char(&with_char(block, 18, '0'), 19, '3'),
         Tr31Error::MalformedOptionalBlock,
     );
-    check_err(&kbpk, &with_char(block, 16, '*'), Tr31Error::InvalidOptionalBlockId);
-    check_err(&kbpk, &with_char(block, 25, 'x'), Tr31Error::NonHexOptionalBlockData);
+    check_err(
+        &kbpk,
+        &with_char(block, 16, '*'),
+        Tr31Error::InvalidOptionalBlockId,
+    );
+    check_err(
+        &kbpk,
+        &with_char(block, 25, 'x'),
+        Tr31Error::NonHexOptionalBlockData,
+    );
     // Two optional blocks announced, one present: the second "block" eats into the key data.
     assert!(tr31::unwrap(&kbpk, &with_char(block, 13, '2')).is_err());
     // Count zero: the KS block is read as key data, which is misaligned hex.
