@@ -3,9 +3,10 @@
 //! What it owns:
 //! - [`ClearPin`] (4–12 digits, zeroized, never printed) and [`Pan`] (validated digits, printed
 //!   masked).
-//! - Building and checking the plaintext PIN blocks of ISO 9564-1:2017 clause 9.3: format 0
-//!   (9.3.1), format 1 (9.3.2), format 3 (9.3.4), each 8 bytes for TDES, and format 4 (9.4), the
-//!   16-byte AES block with its two-step encipherment.
+//! - Building and checking the plaintext PIN blocks of ISO 9564-1:2017 clause 9: format 0
+//!   (9.3.2), format 1 (9.3.3), format 3 (9.3.5), each 8 bytes for TDES, and format 4 (9.4.2), the
+//!   16-byte AES block with its two-step encipherment (9.4.2.3). Format 2 (offline ICC PIN
+//!   verification only) is out of scope.
 //! - Encrypting and decrypting them ([`encrypt_pin`], [`decrypt_pin`], and the lower-level
 //!   [`encode`], [`encrypt`], [`decrypt`], [`decode`]).
 //! - [`translate`], which re-encrypts a PIN block under another key and format without handing the
@@ -35,12 +36,15 @@ pub const MAX_PIN_DIGITS: usize = 12;
 pub const MIN_PAN_DIGITS: usize = 8;
 /// Most PAN digits ISO/IEC 7812-1 allows.
 pub const MAX_PAN_DIGITS: usize = 19;
+/// Nibbles of the PIN-and-fill part of every format: the whole 8-byte block for formats 0, 1, 3,
+/// the first 8 bytes of the format 4 PIN field.
+const PIN_FIELD_NIBBLES: usize = 16;
 
 /// Errors building, encrypting, decrypting or checking PIN blocks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PinBlockError {
-    /// A PIN must have 4 to 12 digits (ISO 9564-1:2017 8.1).
+    /// A PIN must have 4 to 12 digits (ISO 9564-1:2017 8.1, 9.1).
     #[error("PIN must have 4 to 12 digits")]
     InvalidPinLength,
     /// A PIN may contain only the digits 0–9.
@@ -111,13 +115,13 @@ impl ErrorCode for PinBlockError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum PinBlockFormat {
-    /// Format 0 (9.3.1): PIN XOR PAN, fill `F`, TDES.
+    /// Format 0 (9.3.2): PIN XOR PAN, fill `F`, TDES.
     Iso0,
-    /// Format 1 (9.3.2): PIN with a random transaction field, no PAN, TDES.
+    /// Format 1 (9.3.3): PIN with a random transaction field, no PAN, TDES.
     Iso1,
-    /// Format 3 (9.3.4): PIN XOR PAN, random fill `A`–`F`, TDES.
+    /// Format 3 (9.3.5): PIN XOR PAN, random fill `A`–`F`, TDES.
     Iso3,
-    /// Format 4 (9.4): 16-byte PIN field and PAN field, enciphered twice with AES.
+    /// Format 4 (9.4.2): 16-byte PIN field and PAN field, enciphered twice with AES.
     Iso4,
 }
 
@@ -140,7 +144,7 @@ impl PinBlockFormat {
         !matches!(self, Self::Iso1)
     }
 
-    /// The control field value: the first nibble of the plaintext block (ISO 9564-1:2017 9.2).
+    /// The control field value: the first nibble of the plaintext block (ISO 9564-1:2017 9.3.1).
     const fn control_field(self) -> u8 {
         match self {
             Self::Iso0 => 0x0,
@@ -280,7 +284,8 @@ impl Pan {
         &self.digits[..self.len]
     }
 
-    /// The 8-byte account number field of formats 0 and 3 (ISO 9564-1:2017 9.3.1.3): four zero
+    /// The 8-byte account number field of formats 0 and 3 (ISO 9564-1:2017 9.3.2.3, 9.3.5.3): four
+    /// zero
     /// nibbles, then the rightmost 12 PAN digits excluding the check digit, left-padded with zeros
     /// when there are fewer.
     fn account_field_8(&self) -> [u8; 8] {
@@ -292,7 +297,7 @@ impl Pan {
         pack_nibbles(&nibbles)
     }
 
-    /// The 16-byte PAN field of format 4 (ISO 9564-1:2017 9.4.2.3): nibble M = PAN length − 12,
+    /// The 16-byte PAN field of format 4 (ISO 9564-1:2017 9.4.2.2.3): nibble M = PAN length − 12,
     /// then the PAN left-justified and zero-padded; a PAN shorter than 12 digits gets M = 0 and is
     /// right-justified in the first 12 digit positions.
     fn account_field_16(&self) -> [u8; 16] {
@@ -468,7 +473,7 @@ fn random_fill_digit(low: u8, rng: &mut impl RandomSource) -> u8 {
 }
 
 /// Builds the plaintext block (formats 0, 1, 3) or plaintext PIN field (format 4), ISO 9564-1:2017
-/// 9.3 and 9.4.2.2.
+/// 9.3.2, 9.3.3, 9.3.5 and 9.4.2.2.2.
 ///
 /// # Errors
 /// [`PinBlockError::PanRequired`] for formats 0 and 3 without a PAN (format 4 binds the PAN at
@@ -479,20 +484,20 @@ pub fn encode(
     pan: Option<&Pan>,
     rng: &mut impl RandomSource,
 ) -> Result<PlainPinBlock, PinBlockError> {
-    // Nibble 0 is the control field, nibble 1 the PIN length (4..=12 fits a nibble), then the PIN.
+    // Nibble 0 is the control field, nibble 1 the PIN length (4..=12 fits a nibble), then the PIN
+    // and fill up to nibble 15; for format 4 the second 8 bytes are filled below.
     let mut nibbles = Zeroizing::new([0u8; 32]);
-    let field_nibbles = 2 * format.block_len().min(8);
     nibbles[0] = format.control_field();
     nibbles[1] = pin.len() as u8;
     nibbles[2..2 + pin.len()].copy_from_slice(pin.expose_secret());
-    for slot in &mut nibbles[2 + pin.len()..field_nibbles] {
+    for slot in &mut nibbles[2 + pin.len()..PIN_FIELD_NIBBLES] {
         *slot = match format {
-            // Format 0 pads with F (9.3.1.2), format 4 with A (9.4.2.2).
+            // Format 0 pads with F (9.3.2.2), format 4 with A (9.4.2.2.2).
             PinBlockFormat::Iso0 => 0xF,
             PinBlockFormat::Iso4 => 0xA,
-            // Format 1: the transaction field is any unique value (9.3.2.2).
+            // Format 1: the transaction field is any unique value (9.3.3).
             PinBlockFormat::Iso1 => random_fill_digit(0x0, rng),
-            // Format 3: random fill from A–F (9.3.4.2).
+            // Format 3: random fill from A–F (9.3.5.2).
             PinBlockFormat::Iso3 => random_fill_digit(0xA, rng),
         };
     }
@@ -508,14 +513,15 @@ pub fn encode(
                 .zip(account)
                 .for_each(|(b, a)| *b ^= a);
         }
-        // Format 4: the last 8 bytes of the PIN field are random (9.4.2.2).
+        // Format 4: the last 8 bytes of the PIN field are random (9.4.2.2.2).
         PinBlockFormat::Iso4 => rng.fill(&mut block.bytes[8..16]),
         PinBlockFormat::Iso1 => {}
     }
     Ok(block)
 }
 
-/// Checks a plaintext block (or format 4 PIN field) and extracts its PIN, ISO 9564-1:2017 9.3, 9.4.
+/// Checks a plaintext block (or format 4 PIN field) and extracts its PIN, ISO 9564-1:2017 9.3,
+/// 9.4.2.2.2.
 ///
 /// # Errors
 /// [`PinBlockError::WrongBlockLength`], [`PinBlockError::PanRequired`] (formats 0, 3),
@@ -547,7 +553,7 @@ pub fn decode(
             return Err(PinBlockError::NonDigitInBlock);
         }
     }
-    for index in 2 + pin_len..16 {
+    for index in 2 + pin_len..PIN_FIELD_NIBBLES {
         if !fill_is_valid(format, nibble(&*field, index)) {
             return Err(PinBlockError::InvalidFill);
         }
@@ -566,8 +572,8 @@ fn fill_is_valid(format: PinBlockFormat, digit: u8) -> bool {
 }
 
 /// Enciphers a plaintext block: one TDES ECB block for formats 0, 1, 3; for format 4 the
-/// two-step AES encipherment of ISO 9564-1:2017 9.4.3 (encipher the PIN field, XOR the PAN field,
-/// encipher again).
+/// two-step AES encipherment of ISO 9564-1:2017 9.4.2.3 (encipher the PIN field, XOR the PAN
+/// field, encipher again).
 ///
 /// # Errors
 /// [`PinBlockError::KeyAlgorithmMismatch`], [`PinBlockError::WrongBlockLength`],
@@ -603,8 +609,9 @@ fn encrypt_with(
     Ok(out)
 }
 
-/// Deciphers a block; the inverse of [`encrypt`] (for format 4, ISO 9564-1:2017 9.4.4: decipher,
-/// XOR the PAN field, decipher again). The result is not checked: pass it to [`decode`].
+/// Deciphers a block; the inverse of [`encrypt`] (for format 4, the reverse of ISO 9564-1:2017
+/// 9.4.2.3: decipher, XOR the PAN field, decipher again). The result is not checked: pass it to
+/// [`decode`].
 ///
 /// # Errors
 /// [`PinBlockError::KeyAlgorithmMismatch`], [`PinBlockError::WrongBlockLength`],
@@ -684,8 +691,8 @@ pub fn decrypt_pin(
 }
 
 /// Re-enciphers a PIN block from one key and format to another without returning the clear PIN:
-/// the PIN exists only in zeroizing buffers inside this call (ISO 9564-1:2017 7.3, translation
-/// inside a secure cryptographic device).
+/// the PIN exists only in zeroizing buffers inside this call, as ISO 9564-1 requires of PIN
+/// translation inside a secure cryptographic device.
 ///
 /// `from` and `to` are each a key and the format used with it. The PIN is fully checked before it
 /// is re-enciphered. Fresh random fill is drawn for the output format.

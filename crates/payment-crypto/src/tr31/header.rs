@@ -1,4 +1,5 @@
-//! The key block header of ANSI X9.143-2021 clause 6.2 (TR-31:2018 clause A.5): its fixed fields
+//! The key block header of ANSI X9.143-2021 clause 6.2, Table 1, and the code tables of 6.3: its
+//! fixed fields
 //! and their code tables.
 
 use alloc::vec::Vec;
@@ -9,7 +10,7 @@ use super::optional_block::OptionalBlock;
 /// Length of the fixed part of the header, in characters (X9.143-2021 6.2, Table 1).
 pub(crate) const FIXED_HEADER_LEN: usize = 16;
 
-/// Key block version ID, header byte 0 (X9.143-2021 6.2.1, Table 2).
+/// Key block version ID, header byte 0 (X9.143-2021 6.2, Table 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Version {
@@ -38,7 +39,8 @@ impl Version {
         }
     }
 
-    /// MAC length in bytes: 8 for B (TR-31:2018 5.3.2.3), 16 for D (5.3.2.4).
+    /// MAC length in bytes: the full CMAC, 8 for B (TDES) and 16 for D (AES) (X9.143-2021 6.1,
+    /// Figure 2).
     #[must_use]
     pub const fn mac_len(self) -> usize {
         self.block_len()
@@ -93,7 +95,7 @@ macro_rules! code_enum {
 }
 
 code_enum! {
-    /// Key usage, header bytes 5–6 (X9.143-2021 6.2.3, Table 3; TR-31:2018 Table 6).
+    /// Key usage, header bytes 5–6 (X9.143-2021 6.3.1, Table 2).
     KeyUsage, [u8; 2], UnknownKeyUsage {
         /// `B0`: base derivation key (BDK).
         Bdk = *b"B0",
@@ -181,7 +183,7 @@ code_enum! {
 }
 
 code_enum! {
-    /// Algorithm of the wrapped key, header byte 7 (X9.143-2021 6.2.4, Table 4).
+    /// Algorithm of the wrapped key, header byte 7 (X9.143-2021 6.3.2, Table 3).
     Algorithm, u8, UnknownAlgorithm {
         /// `A`: AES.
         Aes = b'A',
@@ -201,7 +203,7 @@ code_enum! {
 }
 
 code_enum! {
-    /// Mode of use, header byte 8 (X9.143-2021 6.2.5, Table 5).
+    /// Mode of use, header byte 8 (X9.143-2021 6.3.3, Table 4).
     ModeOfUse, u8, UnknownModeOfUse {
         /// `B`: encrypt/wrap and decrypt/unwrap.
         EncryptDecrypt = b'B',
@@ -229,7 +231,7 @@ code_enum! {
 }
 
 code_enum! {
-    /// Exportability, header byte 11 (X9.143-2021 6.2.7, Table 7).
+    /// Exportability, header byte 11 (X9.143-2021 6.3.5, Table 6).
     Exportability, u8, UnknownExportability {
         /// `E`: exportable under a KEK in a form meeting X9.24.
         Exportable = b'E',
@@ -241,7 +243,7 @@ code_enum! {
 }
 
 code_enum! {
-    /// Key context, header byte 14 (X9.143-2021 6.2.9, Table 9); byte 15 stays reserved `0`.
+    /// Key context, header byte 14 (X9.143-2021 6.2, Table 1); byte 15 stays reserved `0`.
     KeyContext, u8, UnknownKeyContext {
         /// `0`: storage or exchange.
         StorageOrExchange = b'0',
@@ -252,7 +254,7 @@ code_enum! {
     }
 }
 
-/// Key version number, header bytes 9–10 (X9.143-2021 6.2.6): `00` when unused, `c` plus a
+/// Key version number, header bytes 9–10 (X9.143-2021 6.3.4, Table 5): `00` when unused, `c` plus a
 /// component number for key components, otherwise two alphanumeric characters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct KeyVersion([u8; 2]);

@@ -3,10 +3,10 @@
 //! What it owns:
 //! - The header model ([`KeyBlockHeader`] and its code tables) and optional blocks
 //!   ([`OptionalBlock`], short and extended length forms, the `PB` padding block), per ANSI
-//!   X9.143-2021 clause 6 (TR-31:2018 Annex A.5).
+//!   X9.143-2021 clause 6.
 //! - [`wrap`] and [`unwrap`] with the key derivation binding method: the key block encryption key
-//!   and MAC key are derived from the KBPK with CMAC (TR-31:2018 5.3.2.3 for version B, 5.3.2.4
-//!   for version D; X9.143-2021 7.1), the MAC is a CMAC over the header and the clear key data, and
+//!   and MAC key are derived from the KBPK with CMAC (X9.143-2021 7.2.1.1, Table 24 for version B;
+//! 7.2.2.1, Table 25 for version D), the MAC is a CMAC over the header and the clear key data, and
 //!   the key data is CBC-encrypted with the MAC as IV.
 //!
 //! Versions A and C (key variant binding) are parsed only to be refused with
@@ -35,7 +35,7 @@ pub use optional_block::OptionalBlock;
 
 use header::FIXED_HEADER_LEN;
 
-/// Largest key block the 4-digit length field can describe (X9.143-2021 6.2.2).
+/// Largest key block the 4-digit length field can describe (X9.143-2021 6.2, Table 1).
 const MAX_BLOCK_LEN: usize = 9999;
 /// Size of the clear key length field at the start of the key data, in bytes.
 const KEY_LENGTH_FIELD_LEN: usize = 2;
@@ -62,7 +62,7 @@ pub enum Tr31Error {
     /// A version ID that X9.143 does not define.
     #[error("unknown key block version ID")]
     UnknownVersion,
-    /// Version B needs a TDES KBPK, version D an AES KBPK (X9.143-2021 6.2.1).
+    /// Version B needs a TDES KBPK, version D an AES KBPK (X9.143-2021 6.2, Table 1).
     #[error("key block version {version:?} cannot be used with a {kbpk:?} KBPK")]
     WrongVersionForKbpk {
         /// The block's version.
@@ -70,25 +70,25 @@ pub enum Tr31Error {
         /// The KBPK's algorithm.
         kbpk: KeyAlgorithm,
     },
-    /// Key usage not in X9.143-2021 Table 3.
+    /// Key usage not in X9.143-2021 6.3.1, Table 2.
     #[error("unknown key usage")]
     UnknownKeyUsage,
-    /// Algorithm not in X9.143-2021 Table 4.
+    /// Algorithm not in X9.143-2021 6.3.2, Table 3.
     #[error("unknown key algorithm")]
     UnknownAlgorithm,
-    /// Mode of use not in X9.143-2021 Table 5.
+    /// Mode of use not in X9.143-2021 6.3.3, Table 4.
     #[error("unknown mode of use")]
     UnknownModeOfUse,
     /// Key version number is not two alphanumeric characters.
     #[error("key version number is not two alphanumeric characters")]
     InvalidKeyVersion,
-    /// Exportability not in X9.143-2021 Table 7.
+    /// Exportability not in X9.143-2021 6.3.5, Table 6.
     #[error("unknown exportability")]
     UnknownExportability,
     /// The number of optional blocks is not two decimal digits.
     #[error("number of optional blocks is not two decimal digits")]
     MalformedOptionalBlockCount,
-    /// Key context not in X9.143-2021 Table 9.
+    /// Key context not in X9.143-2021 6.2, Table 1.
     #[error("unknown key context")]
     UnknownKeyContext,
     /// The reserved last header character is not `0`.
@@ -109,7 +109,8 @@ pub enum Tr31Error {
     /// A caller-supplied `PB` block, or a `PB` block that is not the last one.
     #[error("padding block is misplaced or supplied by the caller")]
     PaddingBlockNotAllowed,
-    /// Header plus optional blocks is not a whole number of cipher blocks (X9.143-2021 6.3.8).
+    /// Header plus optional blocks is not a whole number of cipher blocks (X9.143-2021 6.3.6,
+    /// `PB`).
     #[error("header and optional blocks are not a multiple of the cipher block length")]
     OptionalBlocksMisaligned,
     /// Key data is not uppercase hexadecimal.
@@ -186,7 +187,8 @@ impl ErrorCode for Tr31Error {
 /// Wraps `key` under `kbpk` into an ASCII key block described by `header`.
 ///
 /// The key data is the 2-byte key length in bits, the key, and random padding from `rng` up to a
-/// whole number of cipher blocks (X9.143-2021 6.4). A `PB` optional block is added when the
+/// whole number of cipher blocks (X9.143-2021 7.3.1, Figure 11 and Table 26). A `PB` optional block
+/// is added when the
 /// optional blocks need aligning.
 ///
 /// # Errors
@@ -202,7 +204,7 @@ pub fn wrap(
 }
 
 /// As [`wrap`], but pads the key data as if the key were `masked_len` bytes long, so the block
-/// does not reveal the key length (X9.143-2021 6.4, key length obfuscation). The key length field
+/// does not reveal the key length (X9.143-2021 7.3.1, key length obfuscation). The key length field
 /// still holds the true length.
 ///
 /// # Errors
@@ -336,7 +338,7 @@ fn parse_optional_blocks(
         let (block, consumed) = optional_block::parse_one(rest)?;
         position += consumed;
         if block.is_padding() {
-            // X9.143-2021 6.3.8: the padding block, if present, is the last optional block.
+            // X9.143-2021 6.3.6: the padding block, if present, is the last optional block.
             if index + 1 != count {
                 return Err(Tr31Error::PaddingBlockNotAllowed);
             }
@@ -347,7 +349,7 @@ fn parse_optional_blocks(
     Ok(position)
 }
 
-/// Checks the KBPK family against the version (X9.143-2021 6.2.1).
+/// Checks the KBPK family against the version (X9.143-2021 6.2, Table 1).
 fn check_version(version: Version, kbpk: &SecretKey) -> Result<(), Tr31Error> {
     let fits = match version {
         Version::B => kbpk.algorithm().is_tdes(),
@@ -391,7 +393,8 @@ fn padding_block_for(len: usize, block_len: usize) -> Option<OptionalBlock> {
     }
 }
 
-/// Clear key data (X9.143-2021 6.4): key length in bits (2 bytes, big-endian), the key, then
+/// Clear key data (X9.143-2021 7.3.1, Figure 11 and Table 26): key length in bits (2 bytes,
+/// big-endian), the key, then
 /// random padding to a whole number of cipher blocks covering `masked_len` bytes of key.
 fn build_key_data(
     key: &SecretKey,
@@ -464,7 +467,7 @@ struct DerivedKeys {
     authentication: SecretKey,
 }
 
-/// Key usage indicator of the derivation data: encryption (TR-31:2018 Table 1, Table 2).
+/// Key usage indicator of the derivation data: encryption (X9.143-2021 Tables 24 and 25).
 const USAGE_ENCRYPTION: [u8; 2] = [0x00, 0x00];
 /// Key usage indicator of the derivation data: MAC.
 const USAGE_MAC: [u8; 2] = [0x00, 0x01];
@@ -479,7 +482,7 @@ impl DerivedKeys {
     }
 
     /// CMAC under the KBAK over the header (with optional blocks) and the clear key data
-    /// (X9.143-2021 7.1, TR-31:2018 5.3.2.3 and 5.3.2.4). Returns a full 16-byte buffer; the
+    /// (X9.143-2021 7.2.1 for TDES, 7.2.2 for AES). Returns a full 16-byte buffer; the
     /// caller keeps `mac_len` bytes (the whole TDES or AES CMAC).
     fn mac(&self, header: &[u8], key_data: &[u8]) -> [u8; 16] {
         let mut input = ClearBuffer(Vec::with_capacity(header.len() + key_data.len()));
@@ -490,7 +493,8 @@ impl DerivedKeys {
 }
 
 /// Derives a key of the KBPK's algorithm and length with CMAC in counter mode
-/// (TR-31:2018 5.3.2.3 for TDES, 5.3.2.4 for AES; X9.143-2021 7.1). The 8-byte derivation data is
+/// (X9.143-2021 7.2.1.1, Table 24 for TDES; 7.2.2.1, Table 25 for AES). The 8-byte derivation data
+/// is
 /// counter (1 byte, from 1) ‖ key usage indicator (2) ‖ separator `00` ‖ algorithm indicator (2)
 /// ‖ key length in bits (2).
 fn derive(kbpk: &SecretKey, usage: [u8; 2]) -> SecretKey {

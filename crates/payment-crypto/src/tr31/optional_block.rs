@@ -1,18 +1,19 @@
-//! Optional blocks of ANSI X9.143-2021 clause 6.3 (TR-31:2018 A.5.8): identifier, length (short
+//! Optional blocks of ANSI X9.143-2021 6.2 (Table 1: layout) and 6.3.6 (block types): identifier,
+//! length (short
 //! or extended form), printable data; and the padding block `PB`.
 
 use alloc::vec::Vec;
 
 use super::Tr31Error;
 
-/// Identifier of the padding block (X9.143-2021 6.3.8).
+/// Identifier of the padding block (X9.143-2021 6.3.6).
 pub(crate) const PADDING_BLOCK_ID: [u8; 2] = *b"PB";
-/// Identifiers whose data X9.143-2021 6.3 defines as hexadecimal: `HM` (HMAC hash algorithm),
+/// Identifiers whose data X9.143-2021 6.3.6 defines as hexadecimal: `HM` (HMAC hash algorithm),
 /// `IK` (AES DUKPT initial key ID), `KP` (KCV of the KBPK), `KS` (TDES DUKPT initial KSN).
 const HEX_DATA_IDS: [[u8; 2]; 4] = [*b"HM", *b"IK", *b"KP", *b"KS"];
 /// Short length form: 2 hex characters covering ID + length + data, so at most 255.
 const SHORT_FORM_OVERHEAD: usize = 4;
-/// Extended form (X9.143-2021 6.3.1): `00`, a length-of-length `04`, then 4 hex characters.
+/// Extended form (X9.143-2021 6.2, Table 1): `00`, a length-of-length `04`, then 4 hex characters.
 const EXTENDED_FORM_OVERHEAD: usize = 10;
 /// Largest block the 4-hex-digit extended length can express.
 const MAX_BLOCK_LEN: usize = 0xFFFF;
@@ -94,7 +95,7 @@ impl OptionalBlock {
         out.extend_from_slice(&self.data);
     }
 
-    /// A padding block of exactly `len` characters (at least 4), data `0`s (X9.143-2021 6.3.8
+    /// A padding block of exactly `len` characters (at least 4), data `0`s (X9.143-2021 6.3.6
     /// requires printable ASCII).
     pub(crate) fn padding(len: usize) -> Self {
         let mut data = Vec::new();

@@ -113,7 +113,8 @@ fn published_headers_parse_to_their_fields() {
 }
 
 /// TR-31:2018 Annex A.7.4 lists the random padding 1C2965473CE206BB855B01533782; ANSI X9.143
-/// 8.1 (masked to a 32-byte key) lists 1A87BBFA2CFE78D383E5F4C6AA83473C1C2965473CE206BB855B01533782.
+/// 8.1 (masked to a 32-byte key) lists
+/// 1A87BBFA2CFE78D383E5F4C6AA83473C1C2965473CE206BB855B01533782.
 /// Replaying them must reproduce the published blocks exactly.
 #[test]
 fn wrap_reproduces_published_version_d_blocks() {
