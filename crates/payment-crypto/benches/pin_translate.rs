@@ -4,7 +4,7 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use payment_crypto::SecretKey;
-use payment_crypto::pinblock::{self, ClearPin, Pan, PinBlockFormat};
+use payment_crypto::pinblock::{self, ClearPin, Pan, PinBlockFormat, PinKey};
 use payment_crypto::random::FixedBytes;
 use std::hint::black_box;
 
@@ -38,6 +38,34 @@ fn pin_translate(c: &mut Criterion) {
                 black_box(&block),
                 (&pin_key, PinBlockFormat::Iso4),
                 (&zone_tdes, PinBlockFormat::Iso0),
+                Some(&pan),
+                &mut rng,
+            )
+            .expect("translate")
+        });
+    });
+    // The server keeps the zone key's schedule expanded; the DUKPT working key changes per
+    // transaction, so its schedule is expanded inside each iteration.
+    let zone_tdes_prepared = PinKey::new(&zone_tdes);
+    let zone_aes_prepared = PinKey::new(&zone_aes);
+    group.bench_function("iso4_aes128_to_iso4_aes128_prepared_zone_key", |b| {
+        b.iter(|| {
+            pinblock::translate_with_keys(
+                black_box(&block),
+                (&PinKey::new(&pin_key), PinBlockFormat::Iso4),
+                (&zone_aes_prepared, PinBlockFormat::Iso4),
+                Some(&pan),
+                &mut rng,
+            )
+            .expect("translate")
+        });
+    });
+    group.bench_function("iso4_aes128_to_iso0_tdes2_prepared_zone_key", |b| {
+        b.iter(|| {
+            pinblock::translate_with_keys(
+                black_box(&block),
+                (&PinKey::new(&pin_key), PinBlockFormat::Iso4),
+                (&zone_tdes_prepared, PinBlockFormat::Iso0),
                 Some(&pan),
                 &mut rng,
             )

@@ -441,13 +441,14 @@ fn require_pan(format: PinBlockFormat, pan: Option<&Pan>) -> Result<&Pan, PinBlo
 }
 
 fn check_key(format: PinBlockFormat, key: &SecretKey) -> Result<(), PinBlockError> {
-    if format.accepts(key.algorithm()) {
+    check_algorithm(format, key.algorithm())
+}
+
+fn check_algorithm(format: PinBlockFormat, algorithm: KeyAlgorithm) -> Result<(), PinBlockError> {
+    if format.accepts(algorithm) {
         Ok(())
     } else {
-        Err(PinBlockError::KeyAlgorithmMismatch {
-            format,
-            algorithm: key.algorithm(),
-        })
+        Err(PinBlockError::KeyAlgorithmMismatch { format, algorithm })
     }
 }
 
@@ -690,6 +691,46 @@ pub fn decrypt_pin(
     decode(format, &plain, pan)
 }
 
+/// A PIN key with its cipher key schedule expanded once, for hot paths that use the same key for
+/// many blocks (a zone key, or a DUKPT working key used for one decrypt and one verify).
+///
+/// The expanded schedule is zeroized on drop; `Debug` shows only the algorithm.
+pub struct PinKey {
+    algorithm: KeyAlgorithm,
+    cipher: BlockCipher,
+}
+
+impl PinKey {
+    /// Expands `key`'s schedule.
+    #[must_use]
+    pub fn new(key: &SecretKey) -> Self {
+        Self {
+            algorithm: key.algorithm(),
+            cipher: BlockCipher::new(key),
+        }
+    }
+
+    /// The key's algorithm.
+    #[must_use]
+    pub fn algorithm(&self) -> KeyAlgorithm {
+        self.algorithm
+    }
+
+    /// The cipher, if this key suits `format`.
+    fn cipher_for(&self, format: PinBlockFormat) -> Result<&BlockCipher, PinBlockError> {
+        check_algorithm(format, self.algorithm)?;
+        Ok(&self.cipher)
+    }
+}
+
+impl fmt::Debug for PinKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PinKey")
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Re-enciphers a PIN block from one key and format to another without returning the clear PIN:
 /// the PIN exists only in zeroizing buffers inside this call, as ISO 9564-1 requires of PIN
 /// translation inside a secure cryptographic device.
@@ -709,11 +750,38 @@ pub fn translate(
 ) -> Result<EncryptedPinBlock, PinBlockError> {
     let (from_key, from_format) = from;
     let (to_key, to_format) = to;
-    // Check both keys before touching the PIN so a misconfigured zone key fails cleanly.
+    // Check both keys before expanding schedules so a misconfigured zone key fails cleanly.
     check_key(from_format, from_key)?;
     check_key(to_format, to_key)?;
-    let pin = decrypt_pin(from_key, from_format, block, pan)?;
-    encrypt_pin(to_key, to_format, &pin, pan, rng)
+    translate_with_keys(
+        block,
+        (&PinKey::new(from_key), from_format),
+        (&PinKey::new(to_key), to_format),
+        pan,
+        rng,
+    )
+}
+
+/// As [`translate`], with keys whose schedules are already expanded: the server keeps a
+/// [`PinKey`] for each zone key instead of expanding it per transaction.
+///
+/// # Errors
+/// As [`translate`].
+pub fn translate_with_keys(
+    block: &EncryptedPinBlock,
+    from: (&PinKey, PinBlockFormat),
+    to: (&PinKey, PinBlockFormat),
+    pan: Option<&Pan>,
+    rng: &mut impl RandomSource,
+) -> Result<EncryptedPinBlock, PinBlockError> {
+    let (from_key, from_format) = from;
+    let (to_key, to_format) = to;
+    let from_cipher = from_key.cipher_for(from_format)?;
+    let to_cipher = to_key.cipher_for(to_format)?;
+    let plain = decrypt_with(from_cipher, from_format, block, pan)?;
+    let pin = decode(from_format, &plain, pan)?;
+    let plain = encode(to_format, &pin, pan, rng)?;
+    encrypt_with(to_cipher, to_format, &plain, pan)
 }
 
 /// Whether the PIN inside `block` equals `expected`, compared in constant time; the clear PIN is

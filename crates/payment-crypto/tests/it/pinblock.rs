@@ -2,7 +2,7 @@
 
 use hex_literal::hex;
 use payment_crypto::pinblock::{
-    self, ClearPin, EncryptedPinBlock, Pan, PinBlockError, PinBlockFormat, PlainPinBlock,
+    self, ClearPin, EncryptedPinBlock, Pan, PinBlockError, PinBlockFormat, PinKey, PlainPinBlock,
 };
 use payment_crypto::random::FixedBytes;
 use payment_crypto::{ErrorCode, KeyAlgorithm, SecretKey};
@@ -162,6 +162,8 @@ fn clear_values_never_print() {
     assert_eq!(format!("{pan:?}"), "Pan(****9876)");
     let plain = PlainPinBlock::from_bytes(&[0x04; 8]).unwrap();
     assert_eq!(format!("{plain:?}"), "PlainPinBlock(..)");
+    let key = PinKey::new(&aes(&[0xAB; 16]));
+    assert_eq!(format!("{key:?}"), "PinKey { algorithm: Aes128, .. }");
 }
 
 #[test]
@@ -431,9 +433,20 @@ proptest! {
         let to_key = key_for(to, &to_seed);
         let mut rng = FixedBytes::new(&random);
         let block = pinblock::encrypt_pin(&from_key, from, &pin, Some(&pan), &mut rng).unwrap();
+        let mut same_rng = rng.clone();
         let translated =
             pinblock::translate(&block, (&from_key, from), (&to_key, to), Some(&pan), &mut rng)
                 .unwrap();
+        // The prepared-key path gives the same block for the same random fill.
+        let prepared = pinblock::translate_with_keys(
+            &block,
+            (&PinKey::new(&from_key), from),
+            (&PinKey::new(&to_key), to),
+            Some(&pan),
+            &mut same_rng,
+        )
+        .unwrap();
+        prop_assert_eq!(prepared, translated);
         prop_assert_eq!(
             pinblock::decrypt_pin(&to_key, to, &translated, Some(&pan)).unwrap(),
             pin.clone()
