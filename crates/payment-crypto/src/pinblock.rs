@@ -284,10 +284,9 @@ impl Pan {
         &self.digits[..self.len]
     }
 
-    /// The 8-byte account number field of formats 0 and 3 (ISO 9564-1:2017 9.3.2.3, 9.3.5.3): four
-    /// zero
-    /// nibbles, then the rightmost 12 PAN digits excluding the check digit, left-padded with zeros
-    /// when there are fewer.
+    /// The 8-byte account number field of formats 0 and 3 (ISO 9564-1:2017 9.3.2.3, 9.3.5.3):
+    /// four zero nibbles, then the rightmost 12 PAN digits excluding the check digit, left-padded
+    /// with zeros when there are fewer.
     fn account_field_8(&self) -> [u8; 8] {
         let without_check_digit = &self.digits()[..self.len - 1];
         let take = without_check_digit.len().min(12);

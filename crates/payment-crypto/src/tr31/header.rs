@@ -1,6 +1,5 @@
-//! The key block header of ANSI X9.143-2021 clause 6.2, Table 1, and the code tables of 6.3: its
-//! fixed fields
-//! and their code tables.
+//! The key block header: its fixed fields (ANSI X9.143-2021 6.2, Table 1) and their code tables
+//! (6.3.1 to 6.3.5).
 
 use alloc::vec::Vec;
 

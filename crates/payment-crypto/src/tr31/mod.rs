@@ -5,9 +5,9 @@
 //!   ([`OptionalBlock`], short and extended length forms, the `PB` padding block), per ANSI
 //!   X9.143-2021 clause 6.
 //! - [`wrap`] and [`unwrap`] with the key derivation binding method: the key block encryption key
-//!   and MAC key are derived from the KBPK with CMAC (X9.143-2021 7.2.1.1, Table 24 for version B;
-//! 7.2.2.1, Table 25 for version D), the MAC is a CMAC over the header and the clear key data, and
-//!   the key data is CBC-encrypted with the MAC as IV.
+//!   and MAC key are derived from the KBPK with CMAC (X9.143-2021 7.2.1.1, Table 24 for version
+//!   B; 7.2.2.1, Table 25 for version D), the MAC is a CMAC over the header and the clear key
+//!   data, and the key data is CBC-encrypted with the MAC as IV.
 //!
 //! Versions A and C (key variant binding) are parsed only to be refused with
 //! [`Tr31Error::UnsupportedVersion`].
@@ -187,9 +187,8 @@ impl ErrorCode for Tr31Error {
 /// Wraps `key` under `kbpk` into an ASCII key block described by `header`.
 ///
 /// The key data is the 2-byte key length in bits, the key, and random padding from `rng` up to a
-/// whole number of cipher blocks (X9.143-2021 7.3.1, Figure 11 and Table 26). A `PB` optional block
-/// is added when the
-/// optional blocks need aligning.
+/// whole number of cipher blocks (X9.143-2021 7.3.1, Figure 11 and Table 26). A `PB` optional
+/// block is added when the optional blocks need aligning.
 ///
 /// # Errors
 /// [`Tr31Error::WrongVersionForKbpk`], [`Tr31Error::KeyAlgorithmMismatch`],
@@ -394,8 +393,8 @@ fn padding_block_for(len: usize, block_len: usize) -> Option<OptionalBlock> {
 }
 
 /// Clear key data (X9.143-2021 7.3.1, Figure 11 and Table 26): key length in bits (2 bytes,
-/// big-endian), the key, then
-/// random padding to a whole number of cipher blocks covering `masked_len` bytes of key.
+/// big-endian), the key, then random padding to a whole number of cipher blocks covering
+/// `masked_len` bytes of key.
 fn build_key_data(
     key: &SecretKey,
     masked_len: usize,
@@ -493,10 +492,9 @@ impl DerivedKeys {
 }
 
 /// Derives a key of the KBPK's algorithm and length with CMAC in counter mode
-/// (X9.143-2021 7.2.1.1, Table 24 for TDES; 7.2.2.1, Table 25 for AES). The 8-byte derivation data
-/// is
-/// counter (1 byte, from 1) ‖ key usage indicator (2) ‖ separator `00` ‖ algorithm indicator (2)
-/// ‖ key length in bits (2).
+/// (X9.143-2021 7.2.1.1, Table 24 for TDES; 7.2.2.1, Table 25 for AES). The 8-byte derivation
+/// data is counter (1 byte, from 1) ‖ key usage indicator (2) ‖ separator `00` ‖ algorithm
+/// indicator (2) ‖ key length in bits (2).
 fn derive(kbpk: &SecretKey, usage: [u8; 2]) -> SecretKey {
     let (algorithm_indicator, bits): ([u8; 2], u16) = match kbpk.algorithm() {
         KeyAlgorithm::Tdes2 => ([0x00, 0x00], 128),

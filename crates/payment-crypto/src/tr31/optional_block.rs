@@ -1,6 +1,5 @@
-//! Optional blocks of ANSI X9.143-2021 6.2 (Table 1: layout) and 6.3.6 (block types): identifier,
-//! length (short
-//! or extended form), printable data; and the padding block `PB`.
+//! Optional blocks of ANSI X9.143-2021 6.2 (Table 1: layout) and 6.3.6 (block types):
+//! identifier, length (short or extended form), printable data; and the padding block `PB`.
 
 use alloc::vec::Vec;
 
