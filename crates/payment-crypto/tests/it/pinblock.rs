@@ -475,3 +475,18 @@ proptest! {
         }
     }
 }
+
+/// Format 1 layout (ISO 9564-1:2017 9.3.3): control 1, PIN length, PIN digits, then fill nibbles
+/// taken from the random source. Built by hand from the standard's layout, no published vector.
+#[test]
+fn format1_layout() {
+    let pin = ClearPin::new("123456").unwrap();
+    let mut rng = FixedBytes::new(&[0x00, 0x07]);
+    let plain = pinblock::encode(PinBlockFormat::Iso1, &pin, None, &mut rng).unwrap();
+    // 0x0007 % 16 = 7 for every fill digit.
+    assert_eq!(plain.expose_secret(), hex!("1612345677777777"));
+    assert_eq!(
+        pinblock::decode(PinBlockFormat::Iso1, &plain, None).unwrap(),
+        pin
+    );
+}
