@@ -57,7 +57,7 @@ impl BlockCipher {
     }
 
     fn check_aligned(&self, data: &[u8]) -> Result<(), NotBlockAligned> {
-        if data.len() % self.block_len() == 0 {
+        if data.len().is_multiple_of(self.block_len()) {
             Ok(())
         } else {
             Err(NotBlockAligned)
