@@ -1,0 +1,35 @@
+//! EMV contactless level 2 kernel for SUNBAY SoftPOS.
+//!
+//! What it owns:
+//! - BER-TLV ([`tlv`]), the data element dictionary ([`tags`]), Data Object Lists ([`dol`]) and
+//!   APDUs ([`apdu`]): EMV 4.4 Book 3 Annex A and B, section 5.4, section 6.
+//!
+//! What it deliberately does not do: I/O. The kernel never talks to a card, reads a clock or draws
+//! random numbers. The host creates a transaction with the amount, currency, date, unpredictable
+//! number and terminal configuration, sends the command APDUs the kernel returns, and feeds back the
+//! card's responses, until the kernel returns an outcome. It therefore builds unchanged for
+//! `wasm32-unknown-unknown` and embedded targets.
+//!
+//! # Robustness
+//! Card data is hostile input: every parser returns a typed error and nothing here panics on data
+//! from a card. Errors carry offsets and tags, never card data.
+#![no_std]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+pub mod apdu;
+pub mod dol;
+pub mod tags;
+pub mod tlv;
+
+pub use tlv::Tag;
+
+/// A stable, machine-readable code for an error, e.g. `"tlv_truncated_value"`.
+///
+/// Every error type of this crate implements it, so adapters (WASM ABI, host, server) can map errors
+/// without matching on their text.
+pub trait ErrorCode {
+    /// The code: lowercase snake case, never changed once published.
+    fn code(&self) -> &'static str;
+}

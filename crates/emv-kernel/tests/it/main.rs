@@ -1,0 +1,6 @@
+//! Integration tests of `emv-kernel`: published examples first (each cites its source), then our
+//! own regression cases and property tests.
+
+mod apdu;
+mod dol;
+mod tlv;
