@@ -3,4 +3,6 @@
 
 mod apdu;
 mod dol;
+mod oda;
+mod oda_keys;
 mod tlv;
