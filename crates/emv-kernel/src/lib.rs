@@ -6,6 +6,9 @@
 //! - Offline data authentication ([`oda`]): CA key table, issuer and ICC key recovery, SDA, DDA,
 //!   fDDA and CDA (EMV 4.4 Book 2 sections 5 and 6, Book C-3), with the AFL ([`afl`]) and dates
 //!   ([`date`]) they need. RSA recovery uses `crypto-bigint`, SHA-1 RustCrypto's `sha1`.
+//! - Cardholder verification ([`cvm`]: CVM List processing, Kernel 2 and Kernel 3 CVM selection),
+//!   the TVR and TSI ([`tvr`]) and the outcome with its reason and authorisation data
+//!   ([`outcome`]).
 //!
 //! What it deliberately does not do: I/O. The kernel never talks to a card, reads a clock or draws
 //! random numbers. The host creates a transaction with the amount, currency, date, unpredictable
@@ -23,12 +26,15 @@ extern crate alloc;
 
 pub mod afl;
 pub mod apdu;
+pub mod cvm;
 pub mod date;
 pub mod dol;
 pub mod oda;
+pub mod outcome;
 mod rsa;
 pub mod tags;
 pub mod tlv;
+pub mod tvr;
 
 pub use date::Date;
 pub use tlv::Tag;

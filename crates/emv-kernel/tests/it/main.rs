@@ -2,6 +2,7 @@
 //! own regression cases and property tests.
 
 mod apdu;
+mod cvm;
 mod dol;
 mod oda;
 mod oda_keys;
