@@ -9,6 +9,8 @@
 //! - Cardholder verification ([`cvm`]: CVM List processing, Kernel 2 and Kernel 3 CVM selection),
 //!   the TVR and TSI ([`tvr`]) and the outcome with its reason and authorisation data
 //!   ([`outcome`]).
+//! - Entry Point ([`entry_point`], EMV Contactless Book B), the Kernel 2 and Kernel 3 flows
+//!   ([`kernel::c2`], [`kernel::c3`]) and the [`Transaction`] state machine that drives them.
 //!
 //! What it deliberately does not do: I/O. The kernel never talks to a card, reads a clock or draws
 //! random numbers. The host creates a transaction with the amount, currency, date, unpredictable
@@ -29,15 +31,21 @@ pub mod apdu;
 pub mod cvm;
 pub mod date;
 pub mod dol;
+pub mod entry_point;
+pub mod kernel;
 pub mod oda;
 pub mod outcome;
 mod rsa;
 pub mod tags;
 pub mod tlv;
+pub mod transaction;
 pub mod tvr;
 
 pub use date::Date;
+pub use kernel::{TerminalConfig, TransactionParams};
+pub use outcome::{Outcome, OutcomeKind};
 pub use tlv::Tag;
+pub use transaction::{Step, Transaction};
 
 /// A stable, machine-readable code for an error, e.g. `"tlv_truncated_value"`.
 ///

@@ -34,11 +34,13 @@ pub enum OutcomeKind {
     TryAnotherInterface,
     /// The transaction ended without a result (card error, removed card, no application).
     EndApplication,
+    /// Present the card again (the card asked for it, e.g. status `6986` "see phone").
+    TryAgain,
 }
 
-/// The processing step where something happened.
+/// The processing phase where something happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
+pub enum Phase {
     /// SELECT of the PPSE.
     SelectPpse,
     /// SELECT of an application.
@@ -53,7 +55,7 @@ pub enum Step {
     Processing,
 }
 
-impl Step {
+impl Phase {
     /// A stable lowercase name.
     #[must_use]
     pub const fn name(self) -> &'static str {
@@ -84,22 +86,22 @@ pub enum Reason {
     OnlineNotPossible,
     /// The card answered a command with an error status word.
     CardError {
-        /// The step.
-        step: Step,
+        /// The phase.
+        phase: Phase,
         /// The status word.
         sw: StatusWord,
     },
     /// The card's response could not be parsed or broke the rules.
     MalformedResponse {
-        /// The step.
-        step: Step,
+        /// The phase.
+        phase: Phase,
         /// The stable code of the parsing error.
         error: &'static str,
     },
     /// A mandatory data object is missing.
     MissingData {
-        /// The step.
-        step: Step,
+        /// The phase.
+        phase: Phase,
         /// The missing tag.
         tag: Tag,
     },
@@ -124,8 +126,12 @@ pub enum Reason {
     InvalidCryptogramType(u8),
     /// The application has expired and the card did not allow going online.
     ApplicationExpired,
-    /// The card sent more commands' worth of data than the kernel accepts.
+    /// The exchange needed more commands than the kernel allows.
     TooManyCommands,
+    /// The card only supports the magnetic stripe mode of the kernel, which is out of scope.
+    MagstripeModeOnly,
+    /// The transaction parameters are invalid (amount too large for `n 12`, bad currency code).
+    InvalidParameters,
 }
 
 impl ErrorCode for Reason {
@@ -149,6 +155,8 @@ impl ErrorCode for Reason {
             Self::InvalidCryptogramType(_) => "invalid_cryptogram_type",
             Self::ApplicationExpired => "application_expired",
             Self::TooManyCommands => "too_many_commands",
+            Self::InvalidParameters => "invalid_parameters",
+            Self::MagstripeModeOnly => "magstripe_mode_only",
         }
     }
 }

@@ -2,8 +2,10 @@
 //! own regression cases and property tests.
 
 mod apdu;
+mod card;
 mod cvm;
 mod dol;
 mod oda;
 mod oda_keys;
 mod tlv;
+mod transaction;
