@@ -18,9 +18,18 @@
 //! card's responses, until the kernel returns an outcome. It therefore builds unchanged for
 //! `wasm32-unknown-unknown` and embedded targets.
 //!
+//! Out of scope: magnetic-stripe modes, Kernel 2 relay resistance, Data Storage and the second
+//! GENERATE AC, Kernels 1 and 4 to 7, issuer scripts, exception files.
+//!
 //! # Robustness
 //! Card data is hostile input: every parser returns a typed error and nothing here panics on data
-//! from a card. Errors carry offsets and tags, never card data.
+//! from a card. Errors carry offsets and tags, never card data. A transaction sends at most
+//! [`transaction::MAX_COMMANDS`] commands.
+//!
+//! # Security
+//! The kernel holds no secret: it only performs public-key operations. The outcome carries the
+//! clear PAN and Track 2 for the host to encrypt under its DUKPT data key; `Debug` output of the
+//! outcome masks the PAN and hides the other cardholder data.
 #![no_std]
 #![forbid(unsafe_code)]
 

@@ -271,8 +271,10 @@ impl C3 {
         }
     }
 
-    /// The CID from `9F27`, or from the Issuer Application Data (CVR byte 2 bits b6-b5 of the
-    /// Visa IAD format, byte 5 of `9F10`) when the card leaves `9F27` out (C-3 5.4).
+    /// The CID from `9F27`, or, when the card leaves `9F27` out (C-3 5.4), from the Issuer
+    /// Application Data: in the Visa IAD format (length, DKI, CVN, CVR length, CVR...) byte 5 is
+    /// CVR byte 1, whose bits b6-b5 give the cryptogram type of the first GENERATE AC
+    /// (`00` AAC, `01` TC, `10` ARQC).
     fn cryptogram_information(&self) -> Option<u8> {
         if let Some(&[cid]) = self.data.card(Tag::CryptogramInformationData) {
             return Some(cid);

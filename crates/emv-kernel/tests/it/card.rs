@@ -6,6 +6,7 @@
 //! encoder and the SHA-1 helper).
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use crypto_bigint::modular::{BoxedMontyForm, BoxedMontyParams};
 use crypto_bigint::{BoxedUint, Odd};
@@ -106,6 +107,7 @@ pub(crate) enum Decision {
 }
 
 /// A scripted card. `overrides` replaces the answer to the n-th command (0-based).
+#[derive(Clone)]
 pub(crate) struct Card {
     pub(crate) aid: Vec<u8>,
     pub(crate) ppse: Vec<u8>,
@@ -160,8 +162,27 @@ pub(crate) const MC_CDOL1: [u8; 33] =
     hex!("9F0206 9F0306 9F1A02 9505 5F2A02 9A03 9C01 9F3704 9F3501 9F4502 9F4C08 9F3403");
 
 impl Card {
-    /// A Kernel 3 (qVSDC) card.
+    /// A Kernel 3 (qVSDC) card. Certificates are signed once and the card cloned afterwards.
     pub(crate) fn visa(decision: Decision) -> Self {
+        static TEMPLATE: OnceLock<Card> = OnceLock::new();
+        let mut card = TEMPLATE
+            .get_or_init(|| Self::build_visa(Decision::Online))
+            .clone();
+        card.decision = decision;
+        card
+    }
+
+    /// A Kernel 2 (M/Chip) card with CDA.
+    pub(crate) fn mastercard(decision: Decision) -> Self {
+        static TEMPLATE: OnceLock<Card> = OnceLock::new();
+        let mut card = TEMPLATE
+            .get_or_init(|| Self::build_mastercard(Decision::Online))
+            .clone();
+        card.decision = decision;
+        card
+    }
+
+    fn build_visa(decision: Decision) -> Self {
         let aip = hex!("2000");
         let oda_record = tlv(|b| {
             b.template(Tag::ReadRecordResponseTemplate, |b| {
@@ -212,8 +233,7 @@ impl Card {
         }
     }
 
-    /// A Kernel 2 (M/Chip) card with CDA.
-    pub(crate) fn mastercard(decision: Decision) -> Self {
+    fn build_mastercard(decision: Decision) -> Self {
         let aip = hex!("3980");
         let oda_record = tlv(|b| {
             b.template(Tag::ReadRecordResponseTemplate, |b| {
