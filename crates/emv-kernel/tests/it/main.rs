@@ -5,6 +5,7 @@ mod apdu;
 mod card;
 mod cvm;
 mod dol;
+mod entry_point;
 mod oda;
 mod oda_keys;
 mod tlv;

@@ -311,3 +311,57 @@ proptest! {
         prop_assert!(transaction.outcome().is_some());
     }
 }
+
+#[test]
+fn visa_without_pdol_ends_the_application() {
+    let mut card = Card::visa(Decision::Online);
+    card.fci = hex!("6F 0B 8407A0000000031010 A500").to_vec();
+    let outcome = run(&mut card, params(1_000));
+    assert_eq!(outcome.kind, OutcomeKind::EndApplication);
+    assert!(matches!(
+        outcome.reason,
+        Reason::MissingData { tag: Tag::Pdol, .. }
+    ));
+}
+
+#[test]
+fn visa_format_1_gpo_is_not_qvsdc() {
+    let mut card = Card::visa(Decision::Online);
+    card.overrides
+        .insert(2, hex!("8006 2000 08010100 9000").to_vec());
+    let outcome = run(&mut card, params(1_000));
+    assert_eq!(outcome.kind, OutcomeKind::EndApplication);
+    assert_eq!(outcome.reason, Reason::MagstripeModeOnly);
+}
+
+#[test]
+fn visa_expired_card_offline_is_declined() {
+    let mut card = Card::visa(Decision::Offline);
+    let mut params = params(1_000);
+    params.date = emv_kernel::Date::new(2031, 1, 15).unwrap();
+    let outcome = run(&mut card, params);
+    assert_eq!(outcome.kind, OutcomeKind::Declined, "{outcome:?}");
+    assert_eq!(outcome.reason, Reason::ApplicationExpired);
+    assert!(outcome.tvr.is_set(TvrBit::ExpiredApplication));
+}
+
+#[test]
+fn visa_cvm_required_but_not_agreed_is_declined() {
+    let mut card = Card::visa(Decision::Online);
+    let mut params = params(4_000);
+    // Reader without online PIN or signature; the card asks for online PIN.
+    params.config.aids[0].ttq = hex!("20004000");
+    let outcome = run(&mut card, params);
+    assert_eq!(outcome.kind, OutcomeKind::Declined, "{outcome:?}");
+    assert_eq!(outcome.reason, Reason::CvmNotSatisfied);
+}
+
+#[test]
+fn offline_only_reader_declines_an_arqc() {
+    let mut card = Card::visa(Decision::Online);
+    let mut params = params(1_000);
+    params.config.online_capable = false;
+    let outcome = run(&mut card, params);
+    assert_eq!(outcome.kind, OutcomeKind::Declined);
+    assert_eq!(outcome.reason, Reason::OnlineNotPossible);
+}
