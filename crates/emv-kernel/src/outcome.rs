@@ -312,6 +312,64 @@ impl fmt::Debug for Hex<'_> {
     }
 }
 
+/// A standard message for the cardholder display (EMV Contactless Book A, section 9.4, Message
+/// Identifier).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UiMessage {
+    /// `03` "Approved".
+    Approved,
+    /// `07` "Not Authorised".
+    NotAuthorised,
+    /// `09` "Please Enter Your PIN".
+    EnterPin,
+    /// `0F` "Processing Error".
+    ProcessingError,
+    /// `1A` "Approved – Please Sign".
+    ApprovedPleaseSign,
+    /// `1B` "Authorising Please Wait".
+    AuthorisingPleaseWait,
+    /// `1C` "Insert, Swipe or Try Another Card".
+    TryAnotherCard,
+    /// `20` "See Phone for Instructions".
+    SeePhone,
+    /// `21` "Present Card Again".
+    PresentCardAgain,
+}
+
+impl UiMessage {
+    /// The Message Identifier byte.
+    #[must_use]
+    pub const fn identifier(self) -> u8 {
+        match self {
+            Self::Approved => 0x03,
+            Self::NotAuthorised => 0x07,
+            Self::EnterPin => 0x09,
+            Self::ProcessingError => 0x0F,
+            Self::ApprovedPleaseSign => 0x1A,
+            Self::AuthorisingPleaseWait => 0x1B,
+            Self::TryAnotherCard => 0x1C,
+            Self::SeePhone => 0x20,
+            Self::PresentCardAgain => 0x21,
+        }
+    }
+
+    /// The English text.
+    #[must_use]
+    pub const fn text(self) -> &'static str {
+        match self {
+            Self::Approved => "Approved",
+            Self::NotAuthorised => "Not Authorised",
+            Self::EnterPin => "Please Enter Your PIN",
+            Self::ProcessingError => "Processing Error",
+            Self::ApprovedPleaseSign => "Approved - Please Sign",
+            Self::AuthorisingPleaseWait => "Authorising Please Wait",
+            Self::TryAnotherCard => "Insert, Swipe or Try Another Card",
+            Self::SeePhone => "See Phone for Instructions",
+            Self::PresentCardAgain => "Present Card Again",
+        }
+    }
+}
+
 /// The final result of a transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
@@ -336,6 +394,26 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// The message to show the cardholder for this outcome.
+    #[must_use]
+    pub fn ui_message(&self) -> UiMessage {
+        match self.kind {
+            OutcomeKind::Approved if self.cvm == Some(Cvm::Signature) => {
+                UiMessage::ApprovedPleaseSign
+            }
+            OutcomeKind::Approved => UiMessage::Approved,
+            OutcomeKind::Declined => UiMessage::NotAuthorised,
+            OutcomeKind::OnlineRequest if self.cvm == Some(Cvm::OnlinePin) => UiMessage::EnterPin,
+            OutcomeKind::OnlineRequest => UiMessage::AuthorisingPleaseWait,
+            OutcomeKind::TryAnotherInterface => UiMessage::TryAnotherCard,
+            OutcomeKind::EndApplication => UiMessage::ProcessingError,
+            OutcomeKind::TryAgain => match self.reason {
+                Reason::CardError { sw, .. } if sw.0 == 0x6986 => UiMessage::SeePhone,
+                _ => UiMessage::PresentCardAgain,
+            },
+        }
+    }
+
     /// An outcome without card data (selection failures, errors before GPO).
     #[must_use]
     pub fn without_data(kind: OutcomeKind, reason: Reason) -> Self {

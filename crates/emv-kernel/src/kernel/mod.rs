@@ -213,7 +213,9 @@ pub(crate) fn terminal_data(
         Tag::ApplicationVersionNumberTerminal,
         &config.application_version,
     );
-    put(Tag::TerminalTransactionQualifiers, &pre.ttq);
+    if config.kernel == crate::entry_point::Kernel::C3 {
+        put(Tag::TerminalTransactionQualifiers, &pre.ttq);
+    }
     put(Tag::AidTerminal, adf_name);
     put(Tag::PosEntryMode, &[0x07]);
     put(Tag::TerminalActionCodeDefault, &config.tac_default);

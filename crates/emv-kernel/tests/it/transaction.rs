@@ -365,3 +365,18 @@ fn offline_only_reader_declines_an_arqc() {
     assert_eq!(outcome.kind, OutcomeKind::Declined);
     assert_eq!(outcome.reason, Reason::OnlineNotPossible);
 }
+
+#[test]
+fn outcomes_carry_display_messages() {
+    use emv_kernel::outcome::UiMessage;
+    let outcome = run(&mut Card::visa(Decision::Online), params(4_000));
+    assert_eq!(outcome.ui_message(), UiMessage::EnterPin);
+    let outcome = run(&mut Card::visa(Decision::Offline), params(1_000));
+    assert_eq!(outcome.ui_message(), UiMessage::Approved);
+    assert_eq!(outcome.ui_message().identifier(), 0x03);
+    let mut card = Card::visa(Decision::Online);
+    card.overrides.insert(2, hex!("6986").to_vec());
+    let outcome = run(&mut card, params(1_000));
+    assert_eq!(outcome.kind, OutcomeKind::TryAgain);
+    assert_eq!(outcome.ui_message(), UiMessage::SeePhone);
+}
