@@ -271,8 +271,11 @@ impl C2 {
             None
         };
 
-        // CVM selection (C-2 7.5).
-        let above_cvm_limit = self.pre.cvm_required_limit_exceeded;
+        // CVM selection (C-2 7.5). Kernel 2 compares strictly: above the Reader CVM Required
+        // Limit, the "CVM Required" capability applies.
+        let above_cvm_limit = config
+            .cvm_required_limit
+            .is_some_and(|limit| params.amount > limit);
         let capability = if above_cvm_limit {
             config.c2.cvm_capability_cvm_required
         } else {
