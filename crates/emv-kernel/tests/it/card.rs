@@ -176,7 +176,7 @@ impl Card {
     pub(crate) fn mastercard(decision: Decision) -> Self {
         static TEMPLATE: OnceLock<Card> = OnceLock::new();
         let mut card = TEMPLATE
-            .get_or_init(|| Self::build_mastercard(Decision::Online))
+            .get_or_init(|| Self::build_mastercard(Decision::Online, hex!("3980")))
             .clone();
         card.decision = decision;
         card
@@ -233,8 +233,12 @@ impl Card {
         }
     }
 
-    fn build_mastercard(decision: Decision) -> Self {
-        let aip = hex!("3980");
+    /// A Kernel 2 card with another AIP (certificates signed for it; slower).
+    pub(crate) fn mastercard_with_aip(decision: Decision, aip: [u8; 2]) -> Self {
+        Self::build_mastercard(decision, aip)
+    }
+
+    fn build_mastercard(decision: Decision, aip: [u8; 2]) -> Self {
         let oda_record = tlv(|b| {
             b.template(Tag::ReadRecordResponseTemplate, |b| {
                 b.primitive(Tag::ApplicationPan, &MC_PAN);

@@ -380,3 +380,14 @@ fn outcomes_carry_display_messages() {
     assert_eq!(outcome.kind, OutcomeKind::TryAgain);
     assert_eq!(outcome.ui_message(), UiMessage::SeePhone);
 }
+
+#[test]
+fn mastercard_on_device_cvm_above_the_limit() {
+    // AIP byte 1 b2: on-device cardholder verification (a phone wallet); the reader supports it.
+    let mut card = Card::mastercard_with_aip(Decision::Online, hex!("3B80"));
+    let outcome = run(&mut card, params(4_000));
+    assert_eq!(outcome.kind, OutcomeKind::OnlineRequest, "{outcome:?}");
+    assert_eq!(outcome.oda, OdaStatus::Succeeded(OdaMethod::Cda));
+    assert_eq!(outcome.cvm, Some(Cvm::ConfirmationCodeVerified));
+    assert_eq!(outcome.cvm_results, Some(CvmResults(hex!("010002"))));
+}
