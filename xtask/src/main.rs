@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use xshell::{Shell, cmd};
 
 /// Crates that must build without `std` for the browser and embedded targets.
-const NO_STD_CRATES: &[&str] = &["payment-crypto"];
+const NO_STD_CRATES: &[&str] = &["payment-crypto", "emv-kernel"];
 
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 
