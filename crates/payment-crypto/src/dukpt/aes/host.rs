@@ -1,0 +1,145 @@
+//! The receiving (host) side: derive any transaction's keys from the BDK or the initial key
+//! (X9.24-3:2017, 6.3 and Annex A `Derive_Initial_Key` / `Host_Derive_Working_Key`).
+
+use super::derivation::{check_derivation_key, check_working_key_type};
+use super::ksn::validate_counter;
+use super::{AesDukptError, DerivationData, InitialKeyId, KeyUsage, Ksn, WorkingKeyUsage};
+use crate::key::{KeyAlgorithm, SecretKey};
+use crate::primitives::BlockCipher;
+
+/// Derives a device's initial key from the BDK (Annex A `Derive_Initial_Key`): the initial key
+/// has the BDK's type and is derived with usage `8001` over the whole initial key ID.
+///
+/// # Errors
+/// [`AesDukptError::NotAesDerivationKey`] if `bdk` is not an AES key.
+pub fn derive_initial_key(
+    bdk: &SecretKey,
+    initial_key_id: &InitialKeyId,
+) -> Result<SecretKey, AesDukptError> {
+    let key_type = check_derivation_key(bdk)?;
+    Ok(DerivationData::initial_key(key_type, initial_key_id)
+        .derive(&BlockCipher::new(bdk), key_type))
+}
+
+/// Derives the intermediate derivation key for `counter` from the initial key: starting from the
+/// initial key, one derivation (usage `8000`) per one-bit of the counter, most significant first,
+/// each over the counter's bits seen so far (Annex A `Host_Derive_Working_Key`, first loop).
+///
+/// This is the key an originator holds in a register when it reaches `counter`.
+///
+/// # Errors
+/// [`AesDukptError::NotAesDerivationKey`] if `initial_key` is not AES;
+/// [`AesDukptError::ZeroCounter`] or [`AesDukptError::TooManyOneBits`] for an invalid counter.
+pub fn derive_intermediate_key(
+    initial_key: &SecretKey,
+    initial_key_id: &InitialKeyId,
+    counter: u32,
+) -> Result<SecretKey, AesDukptError> {
+    let key_type = check_derivation_key(initial_key)?;
+    validate_counter(counter)?;
+    Ok(walk_counter(initial_key, key_type, initial_key_id, counter))
+}
+
+/// Derives the working key of `usage` and `key_type` for `ksn` from the BDK
+/// (Annex A `Host_Derive_Working_Key`).
+///
+/// # Errors
+/// [`AesDukptError::NotAesDerivationKey`] if `bdk` is not AES;
+/// [`AesDukptError::ZeroCounter`] / [`AesDukptError::TooManyOneBits`] if the KSN's counter names
+/// no transaction; [`AesDukptError::WorkingKeyTooStrong`] if `key_type` is stronger than the BDK.
+pub fn derive_working_key(
+    bdk: &SecretKey,
+    ksn: &Ksn,
+    usage: WorkingKeyUsage,
+    key_type: KeyAlgorithm,
+) -> Result<SecretKey, AesDukptError> {
+    let derivation_type = check_derivation_key(bdk)?;
+    check_request(derivation_type, ksn, key_type)?;
+    let initial_key = DerivationData::initial_key(derivation_type, ksn.initial_key_id())
+        .derive(&BlockCipher::new(bdk), derivation_type);
+    Ok(working_key_from_initial(
+        &initial_key,
+        derivation_type,
+        ksn,
+        usage,
+        key_type,
+    ))
+}
+
+/// Derives the working key of `usage` and `key_type` for `ksn` from the device's initial key,
+/// for hosts that store initial keys rather than BDKs.
+///
+/// # Errors
+/// As [`derive_working_key`], with `initial_key` in place of the BDK.
+pub fn derive_working_key_from_initial_key(
+    initial_key: &SecretKey,
+    ksn: &Ksn,
+    usage: WorkingKeyUsage,
+    key_type: KeyAlgorithm,
+) -> Result<SecretKey, AesDukptError> {
+    let derivation_type = check_derivation_key(initial_key)?;
+    check_request(derivation_type, ksn, key_type)?;
+    Ok(working_key_from_initial(
+        initial_key,
+        derivation_type,
+        ksn,
+        usage,
+        key_type,
+    ))
+}
+
+fn check_request(
+    derivation_type: KeyAlgorithm,
+    ksn: &Ksn,
+    key_type: KeyAlgorithm,
+) -> Result<(), AesDukptError> {
+    validate_counter(ksn.counter())?;
+    check_working_key_type(derivation_type, key_type)
+}
+
+/// Both checks done: walk the counter from the initial key, then derive the working key from the
+/// intermediate derivation key with the working key's own usage and type (Annex A, last step).
+fn working_key_from_initial(
+    initial_key: &SecretKey,
+    derivation_type: KeyAlgorithm,
+    ksn: &Ksn,
+    usage: WorkingKeyUsage,
+    key_type: KeyAlgorithm,
+) -> SecretKey {
+    let intermediate = walk_counter(
+        initial_key,
+        derivation_type,
+        ksn.initial_key_id(),
+        ksn.counter(),
+    );
+    DerivationData::new(usage.into(), key_type, ksn.initial_key_id(), ksn.counter())
+        .derive(&BlockCipher::new(&intermediate), key_type)
+}
+
+/// The first loop of Annex A `Host_Derive_Working_Key`: for each one-bit of `counter`, most
+/// significant first, derive the next intermediate key (usage `8000`, the derivation key's type)
+/// over the counter bits set so far. Each key is dropped (and zeroized) once the next exists.
+/// Counter 0 yields the initial key itself, which is what the originator's walk starts from.
+fn walk_counter(
+    initial_key: &SecretKey,
+    derivation_type: KeyAlgorithm,
+    initial_key_id: &InitialKeyId,
+    counter: u32,
+) -> SecretKey {
+    let mut key = initial_key.clone();
+    let mut working_counter = 0u32;
+    let mut remaining = counter;
+    while remaining != 0 {
+        let bit = 1u32 << (31 - remaining.leading_zeros());
+        remaining &= !bit;
+        working_counter |= bit;
+        key = DerivationData::new(
+            KeyUsage::KeyDerivation,
+            derivation_type,
+            initial_key_id,
+            working_counter,
+        )
+        .derive(&BlockCipher::new(&key), derivation_type);
+    }
+    key
+}
