@@ -56,9 +56,9 @@ pub enum AesDukptError {
     /// Saved originator state's register map does not match its counter.
     #[error("originator state's register map does not match its counter")]
     StateRegisters,
-    /// A saved register's check value does not match its key: the state is corrupt.
-    #[error("originator state register {0} fails its check value")]
-    StateCheckValue(u8),
+    /// Saved originator state fails its checksum: its bytes are corrupt.
+    #[error("originator state fails its checksum")]
+    StateChecksum,
 }
 
 impl ErrorCode for AesDukptError {
@@ -77,7 +77,7 @@ impl ErrorCode for AesDukptError {
             Self::StateKeyType(_) => "dukpt_aes_state_key_type",
             Self::StateCounter => "dukpt_aes_state_counter",
             Self::StateRegisters => "dukpt_aes_state_registers",
-            Self::StateCheckValue(_) => "dukpt_aes_state_check_value",
+            Self::StateChecksum => "dukpt_aes_state_checksum",
         }
     }
 }

@@ -10,6 +10,7 @@
 
 use core::fmt;
 
+use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::derivation::{
@@ -17,9 +18,8 @@ use super::derivation::{
 };
 use super::ksn::{MAX_COUNTER_ONE_BITS, validate_counter};
 use super::{AesDukptError, DerivationData, InitialKeyId, KeyUsage, Ksn, WorkingKeyUsage};
-use crate::kcv::{self, Kcv, KcvMethod};
 use crate::key::{KeyAlgorithm, SecretKey};
-use crate::primitives::BlockCipher;
+use crate::primitives::{self, BlockCipher};
 
 /// Number of intermediate derivation key registers: one per counter bit (Annex A `NUMREG`).
 pub const REGISTER_COUNT: usize = 32;
@@ -30,11 +30,11 @@ const STATE_VERSION: u8 = 1;
 /// Header of the exported state: version, key type, initial key ID, counter, register map.
 const STATE_HEADER_LEN: usize = 1 + 1 + 8 + 4 + 4;
 
-/// Length of the CMAC check value stored after each register's key.
-const STATE_KCV_LEN: usize = 5;
+/// Length of the checksum that ends the exported state.
+const STATE_CHECKSUM_LEN: usize = 16;
 
 /// Longest exported state: every register in use with AES-256 keys.
-const MAX_STATE_LEN: usize = STATE_HEADER_LEN + REGISTER_COUNT * (32 + STATE_KCV_LEN);
+const MAX_STATE_LEN: usize = STATE_HEADER_LEN + REGISTER_COUNT * 32 + STATE_CHECKSUM_LEN;
 
 /// An exported originator state (see [`Originator::export_state`]). It holds key bytes: the
 /// buffer is zeroized on drop, `Debug` prints only its length, and the device must store it
@@ -230,9 +230,10 @@ impl Originator {
     ///
     /// Format (version 1): version `01`, derivation key algorithm indicator (X9.24-3 table 4),
     /// initial key ID (8 bytes), next counter (4 bytes, big-endian, 0 once exhausted), map of
-    /// registers in use (4 bytes, bit `i` for register `i`), then for each register in use in
-    /// ascending order its key followed by the leftmost 5 bytes of its CMAC check value
-    /// (X9.24-1:2017 Annex A.3), which lets [`Originator::import_state`] detect corruption.
+    /// registers in use (4 bytes, bit `i` for register `i`), the key of each register in use in
+    /// ascending order, and a 16-byte checksum: the AES-CMAC, under the all-zero AES-128 key, of
+    /// everything before it. The checksum key is public, so the checksum detects corruption, not
+    /// tampering: authenticity at rest is the job of the device's encryption of this state.
     #[must_use]
     pub fn export_state(&self) -> OriginatorState {
         let mut state = OriginatorState {
@@ -247,19 +248,20 @@ impl Originator {
         state.push(&self.register_map().to_be_bytes());
         for key in self.registers.iter().flatten() {
             state.push(key.expose_secret());
-            state.push(&register_check_value(key));
         }
+        let checksum = state_checksum(state.as_bytes());
+        state.push(&checksum);
         state
     }
 
     /// Restores a state written by [`Originator::export_state`], checking it fully: version, key
     /// type, a counter with at most 16 one-bits, a register map that matches the counter, the
-    /// exact length, and every register's check value.
+    /// exact length, and the checksum.
     ///
     /// # Errors
     /// [`AesDukptError::StateLength`], [`AesDukptError::StateVersion`],
     /// [`AesDukptError::StateKeyType`], [`AesDukptError::StateCounter`],
-    /// [`AesDukptError::StateRegisters`] or [`AesDukptError::StateCheckValue`].
+    /// [`AesDukptError::StateRegisters`] or [`AesDukptError::StateChecksum`].
     pub fn import_state(state: &[u8]) -> Result<Self, AesDukptError> {
         let (header, body) =
             state
@@ -297,13 +299,19 @@ impl Originator {
         if in_use != expected_register_map(next_counter) {
             return Err(AesDukptError::StateRegisters);
         }
-        let entry_len = derivation_type.key_len() + STATE_KCV_LEN;
-        let expected = STATE_HEADER_LEN + in_use.count_ones() as usize * entry_len;
+        let key_len = derivation_type.key_len();
+        let expected =
+            STATE_HEADER_LEN + in_use.count_ones() as usize * key_len + STATE_CHECKSUM_LEN;
         if state.len() != expected {
             return Err(AesDukptError::StateLength {
                 expected,
                 actual: state.len(),
             });
+        }
+        let (keys, checksum) = body.split_at(body.len() - STATE_CHECKSUM_LEN);
+        let computed = state_checksum(&state[..expected - STATE_CHECKSUM_LEN]);
+        if !bool::from(computed.ct_eq(checksum)) {
+            return Err(AesDukptError::StateChecksum);
         }
         let mut originator = Self {
             derivation_type,
@@ -311,28 +319,13 @@ impl Originator {
             registers: Default::default(),
             next_counter,
         };
-        let mut entries = body.chunks_exact(entry_len);
+        let mut key_bytes = keys.chunks_exact(key_len);
         for (index, register) in originator.registers.iter_mut().enumerate() {
-            if in_use & (1 << index) == 0 {
-                continue;
+            if in_use & (1 << index) != 0 {
+                *register = key_bytes
+                    .next()
+                    .and_then(|bytes| SecretKey::new(derivation_type, bytes).ok());
             }
-            let entry = entries.next().ok_or(AesDukptError::StateLength {
-                expected,
-                actual: state.len(),
-            })?;
-            let (key_bytes, check_value) = entry.split_at(derivation_type.key_len());
-            let key = SecretKey::new(derivation_type, key_bytes).map_err(|_| {
-                AesDukptError::StateLength {
-                    expected,
-                    actual: state.len(),
-                }
-            })?;
-            let stored = Kcv::from_bytes(check_value)
-                .map_err(|_| AesDukptError::StateCheckValue(index as u8))?;
-            if !kcv::verify(&key, KcvMethod::Cmac, &stored) {
-                return Err(AesDukptError::StateCheckValue(index as u8));
-            }
-            *register = Some(key);
         }
         Ok(originator)
     }
@@ -361,12 +354,12 @@ fn expected_register_map(next_counter: Option<u32>) -> u32 {
     }
 }
 
-/// The leftmost 5 bytes of the register key's CMAC check value.
-fn register_check_value(key: &SecretKey) -> [u8; STATE_KCV_LEN] {
-    let check = kcv::kcv(key, KcvMethod::Cmac);
-    let mut out = [0u8; STATE_KCV_LEN];
-    out.copy_from_slice(&check.as_bytes()[..STATE_KCV_LEN]);
-    out
+/// AES-CMAC of `data` under the all-zero AES-128 key: a corruption check (see
+/// [`Originator::export_state`]).
+fn state_checksum(data: &[u8]) -> [u8; STATE_CHECKSUM_LEN] {
+    let checksum_key = SecretKey::new(KeyAlgorithm::Aes128, &[0; 16])
+        .unwrap_or_else(|_| unreachable!("16 bytes is an AES-128 key"));
+    primitives::cmac(&checksum_key, data).0
 }
 
 impl fmt::Debug for Originator {
