@@ -157,7 +157,7 @@ impl FromStr for Kcv {
     /// Parses a KCV from 4 to 16 hex digits, upper or lower case.
     fn from_str(hex: &str) -> Result<Self, KcvError> {
         let digits = hex.as_bytes();
-        if digits.len() % 2 != 0 {
+        if !digits.len().is_multiple_of(2) {
             return Err(KcvError::OddHexLength);
         }
         check_len(digits.len() / 2)?;
