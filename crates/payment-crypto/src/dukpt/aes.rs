@@ -24,6 +24,7 @@
 //! Every key, intermediate ones included, is a zeroizing [`SecretKey`](crate::SecretKey); the
 //! originator's registers are erased the moment a transaction no longer needs them.
 
+mod cipher;
 mod derivation;
 mod error;
 mod host;

@@ -2,9 +2,9 @@
 
 use zeroize::Zeroizing;
 
+use super::cipher::DerivationCipher;
 use super::{AesDukptError, InitialKeyId};
 use crate::key::{KeyAlgorithm, SecretKey};
-use crate::primitives::BlockCipher;
 
 /// Version byte of the derivation data (X9.24-3:2017, 6.3.2, table 2).
 const DERIVATION_DATA_VERSION: u8 = 0x01;
@@ -229,23 +229,31 @@ impl DerivationData {
 
     /// Annex A `Derive_Key`: ECB-encrypts the derivation data under `derivation_key` once per
     /// 128 bits of output, the key block counter (byte 1) counting 1, 2; the output is the
-    /// leftmost `key_type.key_len()` bytes.
-    pub(super) fn derive(&self, derivation_key: &BlockCipher, key_type: KeyAlgorithm) -> SecretKey {
-        let key_len = key_type.key_len();
-        let mut output = Zeroizing::new([0u8; 2 * BLOCK_LEN]);
-        let blocks = key_len.div_ceil(BLOCK_LEN);
-        for (block_index, block) in output[..blocks * BLOCK_LEN]
-            .chunks_exact_mut(BLOCK_LEN)
-            .enumerate()
-        {
-            block.copy_from_slice(&self.0);
-            // At most 2 blocks (256 bits), so the counter fits in the byte.
-            block[1] = (block_index + 1) as u8;
-            derivation_key
-                .encrypt_ecb(block)
-                .unwrap_or_else(|_| unreachable!("derivation keys are AES; blocks are 16 bytes"));
+    /// leftmost `key_type.key_len()` bytes of `output`.
+    pub(super) fn derive_into(
+        &self,
+        derivation_key: &DerivationCipher,
+        key_type: KeyAlgorithm,
+        output: &mut [u8; 2 * BLOCK_LEN],
+    ) {
+        let blocks = key_type.key_len().div_ceil(BLOCK_LEN);
+        for (block_counter, chunk) in (1u8..).zip(output.chunks_exact_mut(BLOCK_LEN).take(blocks)) {
+            let mut block = self.0;
+            block[1] = block_counter;
+            derivation_key.encrypt(&mut block);
+            chunk.copy_from_slice(&block);
         }
-        SecretKey::new(key_type, &output[..key_len])
+    }
+
+    /// [`DerivationData::derive_into`], returning the derived key as a [`SecretKey`].
+    pub(super) fn derive(
+        &self,
+        derivation_key: &DerivationCipher,
+        key_type: KeyAlgorithm,
+    ) -> SecretKey {
+        let mut output = Zeroizing::new([0u8; 2 * BLOCK_LEN]);
+        self.derive_into(derivation_key, key_type, &mut output);
+        SecretKey::new(key_type, &output[..key_type.key_len()])
             .unwrap_or_else(|_| unreachable!("output is cut to the key type's length"))
     }
 }

@@ -1,11 +1,12 @@
 //! The receiving (host) side: derive any transaction's keys from the BDK or the initial key
 //! (X9.24-3:2017, 6.3 and Annex A `Derive_Initial_Key` / `Host_Derive_Working_Key`).
 
+use super::cipher::DerivationCipher;
 use super::derivation::{check_derivation_key, check_working_key_type};
 use super::ksn::validate_counter;
 use super::{AesDukptError, DerivationData, InitialKeyId, KeyUsage, Ksn, WorkingKeyUsage};
 use crate::key::{KeyAlgorithm, SecretKey};
-use crate::primitives::BlockCipher;
+use zeroize::Zeroizing;
 
 /// Derives a device's initial key from the BDK (Annex A `Derive_Initial_Key`): the initial key
 /// has the BDK's type and is derived with usage `8001` over the whole initial key ID.
@@ -18,7 +19,7 @@ pub fn derive_initial_key(
 ) -> Result<SecretKey, AesDukptError> {
     let key_type = check_derivation_key(bdk)?;
     Ok(DerivationData::initial_key(key_type, initial_key_id)
-        .derive(&BlockCipher::new(bdk), key_type))
+        .derive(&DerivationCipher::new(bdk.expose_secret()), key_type))
 }
 
 /// Derives the intermediate derivation key for `counter` from the initial key: starting from the
@@ -37,7 +38,12 @@ pub fn derive_intermediate_key(
 ) -> Result<SecretKey, AesDukptError> {
     let key_type = check_derivation_key(initial_key)?;
     validate_counter(counter)?;
-    Ok(walk_counter(initial_key, key_type, initial_key_id, counter))
+    let mut key = Zeroizing::new([0u8; 32]);
+    let key_len = key_type.key_len();
+    key[..key_len].copy_from_slice(initial_key.expose_secret());
+    walk_counter(&mut key, key_type, initial_key_id, counter);
+    Ok(SecretKey::new(key_type, &key[..key_len])
+        .unwrap_or_else(|_| unreachable!("the buffer is cut to the key type's length")))
 }
 
 /// Derives the working key of `usage` and `key_type` for `ksn` from the BDK
@@ -55,10 +61,16 @@ pub fn derive_working_key(
 ) -> Result<SecretKey, AesDukptError> {
     let derivation_type = check_derivation_key(bdk)?;
     check_request(derivation_type, ksn, key_type)?;
-    let initial_key = DerivationData::initial_key(derivation_type, ksn.initial_key_id())
-        .derive(&BlockCipher::new(bdk), derivation_type);
+    // Annex A `Derive_Initial_Key`, kept in a zeroizing buffer rather than a `SecretKey`: it
+    // only feeds the next derivation.
+    let mut key = Zeroizing::new([0u8; 32]);
+    DerivationData::initial_key(derivation_type, ksn.initial_key_id()).derive_into(
+        &DerivationCipher::new(bdk.expose_secret()),
+        derivation_type,
+        &mut key,
+    );
     Ok(working_key_from_initial(
-        &initial_key,
+        key,
         derivation_type,
         ksn,
         usage,
@@ -79,8 +91,10 @@ pub fn derive_working_key_from_initial_key(
 ) -> Result<SecretKey, AesDukptError> {
     let derivation_type = check_derivation_key(initial_key)?;
     check_request(derivation_type, ksn, key_type)?;
+    let mut key = Zeroizing::new([0u8; 32]);
+    key[..derivation_type.key_len()].copy_from_slice(initial_key.expose_secret());
     Ok(working_key_from_initial(
-        initial_key,
+        key,
         derivation_type,
         ksn,
         usage,
@@ -97,49 +111,53 @@ fn check_request(
     check_working_key_type(derivation_type, key_type)
 }
 
-/// Both checks done: walk the counter from the initial key, then derive the working key from the
-/// intermediate derivation key with the working key's own usage and type (Annex A, last step).
+/// Both checks done: walk the counter from the initial key (in `key`), then derive the working
+/// key from the intermediate derivation key with the working key's own usage and type (Annex A,
+/// last step).
 fn working_key_from_initial(
-    initial_key: &SecretKey,
+    mut key: Zeroizing<[u8; 32]>,
     derivation_type: KeyAlgorithm,
     ksn: &Ksn,
     usage: WorkingKeyUsage,
     key_type: KeyAlgorithm,
 ) -> SecretKey {
-    let intermediate = walk_counter(
-        initial_key,
+    walk_counter(
+        &mut key,
         derivation_type,
         ksn.initial_key_id(),
         ksn.counter(),
     );
-    DerivationData::new(usage.into(), key_type, ksn.initial_key_id(), ksn.counter())
-        .derive(&BlockCipher::new(&intermediate), key_type)
+    DerivationData::new(usage.into(), key_type, ksn.initial_key_id(), ksn.counter()).derive(
+        &DerivationCipher::new(&key[..derivation_type.key_len()]),
+        key_type,
+    )
 }
 
 /// The first loop of Annex A `Host_Derive_Working_Key`: for each one-bit of `counter`, most
 /// significant first, derive the next intermediate key (usage `8000`, the derivation key's type)
-/// over the counter bits set so far. Each key is dropped (and zeroized) once the next exists.
-/// Counter 0 yields the initial key itself, which is what the originator's walk starts from.
+/// over the counter bits set so far. `key` holds the initial key on entry and the intermediate
+/// derivation key of `counter` on return; each key overwrites the one it came from, and the
+/// buffer is zeroized when its owner drops it. Counter 0 leaves the initial key in place.
 fn walk_counter(
-    initial_key: &SecretKey,
+    key: &mut Zeroizing<[u8; 32]>,
     derivation_type: KeyAlgorithm,
     initial_key_id: &InitialKeyId,
     counter: u32,
-) -> SecretKey {
-    let mut key = initial_key.clone();
+) {
+    let key_len = derivation_type.key_len();
     let mut working_counter = 0u32;
     let mut remaining = counter;
     while remaining != 0 {
         let bit = 1u32 << (31 - remaining.leading_zeros());
         remaining &= !bit;
         working_counter |= bit;
-        key = DerivationData::new(
+        let cipher = DerivationCipher::new(&key[..key_len]);
+        DerivationData::new(
             KeyUsage::KeyDerivation,
             derivation_type,
             initial_key_id,
             working_counter,
         )
-        .derive(&BlockCipher::new(&key), derivation_type);
+        .derive_into(&cipher, derivation_type, key);
     }
-    key
 }

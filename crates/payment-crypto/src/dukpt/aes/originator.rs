@@ -13,13 +13,14 @@ use core::fmt;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
+use super::cipher::DerivationCipher;
 use super::derivation::{
     aes_type_for_indicator, algorithm_indicator, check_derivation_key, check_working_key_type,
 };
 use super::ksn::{MAX_COUNTER_ONE_BITS, validate_counter};
 use super::{AesDukptError, DerivationData, InitialKeyId, KeyUsage, Ksn, WorkingKeyUsage};
 use crate::key::{KeyAlgorithm, SecretKey};
-use crate::primitives::{self, BlockCipher};
+use crate::primitives;
 
 /// Number of intermediate derivation key registers: one per counter bit (Annex A `NUMREG`).
 pub const REGISTER_COUNT: usize = 32;
@@ -101,7 +102,11 @@ impl Originator {
             registers: Default::default(),
             next_counter: Some(1),
         };
-        originator.fill_registers_below(REGISTER_COUNT, 0, &BlockCipher::new(initial_key));
+        originator.fill_registers_below(
+            REGISTER_COUNT,
+            0,
+            &DerivationCipher::new(initial_key.expose_secret()),
+        );
         Ok(originator)
     }
 
@@ -155,7 +160,7 @@ impl Originator {
         let register = self.current_register(counter);
         Ok(
             DerivationData::new(usage.into(), key_type, &self.initial_key_id, counter)
-                .derive(&BlockCipher::new(register), key_type),
+                .derive(&DerivationCipher::new(register.expose_secret()), key_type),
         )
     }
 
@@ -174,7 +179,11 @@ impl Originator {
         self.next_counter = if counter.count_ones() < MAX_COUNTER_ONE_BITS {
             // Counters c | 2^j for j below the current bit have at most 16 one-bits: derive their
             // keys now, from the current key, which is then erased (dropped) for good.
-            self.fill_registers_below(current, counter, &BlockCipher::new(&base));
+            self.fill_registers_below(
+                current,
+                counter,
+                &DerivationCipher::new(base.expose_secret()),
+            );
             // c + 1 cannot overflow: c has fewer than 16 one-bits, so it is not 0xFFFFFFFF.
             Some(counter + 1)
         } else {
@@ -211,7 +220,7 @@ impl Originator {
 
     /// Annex A `Update_Derivation_Keys`: registers `below - 1` down to 0 get the keys of
     /// `counter | 2^j`, derived (usage `8000`) from `base`, the key of `counter`.
-    fn fill_registers_below(&mut self, below: usize, counter: u32, base: &BlockCipher) {
+    fn fill_registers_below(&mut self, below: usize, counter: u32, base: &DerivationCipher) {
         for (index, register) in self.registers.iter_mut().enumerate().take(below) {
             let future_counter = counter | (1 << index);
             *register = Some(
