@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use payment_crypto::dukpt::aes::{InitialKeyId, Ksn, WorkingKeyUsage, derive_working_key};
+use payment_crypto::dukpt::aes::{HostBdk, InitialKeyId, Ksn, WorkingKeyUsage, derive_working_key};
 use payment_crypto::{KeyAlgorithm, SecretKey};
 
 /// Counters with at most 16 one-bits, spread over the first 2^20 transactions of a device by a
@@ -36,6 +36,15 @@ fn thread_cpu_time() -> Option<Duration> {
     None
 }
 
+/// CPU time this thread spends running `work` `iterations` times.
+fn cpu_time_of(iterations: u64, mut work: impl FnMut()) -> Duration {
+    let start = thread_cpu_time().unwrap_or_default();
+    for _ in 0..iterations {
+        work();
+    }
+    thread_cpu_time().unwrap_or_default().saturating_sub(start)
+}
+
 fn host_derivation(c: &mut Criterion) {
     let bdk = SecretKey::aes(&[
         0xFE, 0xDC, 0xBA, 0x98, 0x76, 0x54, 0x32, 0x10, 0xF1, 0xF1, 0xF1, 0xF1, 0xF1, 0xF1, 0xF1,
@@ -60,7 +69,7 @@ fn host_derivation(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("dukpt_aes");
     group.throughput(Throughput::Elements(ksns.len() as u64));
-    let derive_all = |ksns: &[Ksn]| {
+    let from_bdk = |ksns: &[Ksn]| {
         for ksn in ksns {
             let key = derive_working_key(
                 black_box(&bdk),
@@ -72,20 +81,33 @@ fn host_derivation(c: &mut Criterion) {
             black_box(key);
         }
     };
+    let prepared = HostBdk::new(&bdk).unwrap();
+    let from_prepared_bdk = |ksns: &[Ksn]| {
+        for ksn in ksns {
+            let key = black_box(&prepared)
+                .derive_working_key(
+                    black_box(ksn),
+                    WorkingKeyUsage::PinEncryption,
+                    KeyAlgorithm::Aes128,
+                )
+                .unwrap();
+            black_box(key);
+        }
+    };
     group.bench_function("host_pin_key_aes128_from_bdk", |b| {
-        b.iter(|| derive_all(&ksns));
+        b.iter(|| from_bdk(&ksns));
+    });
+    group.bench_function("host_pin_key_aes128_prepared_bdk", |b| {
+        b.iter(|| from_prepared_bdk(&ksns));
     });
     // The same work timed in this thread's CPU time, so that other processes competing for the
     // machine's two cores do not count against the single-thread figure.
     if thread_cpu_time().is_some() {
         group.bench_function("host_pin_key_aes128_from_bdk_cpu_time", |b| {
-            b.iter_custom(|iterations| {
-                let start = thread_cpu_time().unwrap_or_default();
-                for _ in 0..iterations {
-                    derive_all(&ksns);
-                }
-                thread_cpu_time().unwrap_or_default().saturating_sub(start)
-            });
+            b.iter_custom(|iterations| cpu_time_of(iterations, || from_bdk(&ksns)));
+        });
+        group.bench_function("host_pin_key_aes128_prepared_bdk_cpu_time", |b| {
+            b.iter_custom(|iterations| cpu_time_of(iterations, || from_prepared_bdk(&ksns)));
         });
     }
     group.finish();

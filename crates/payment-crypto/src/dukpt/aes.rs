@@ -7,8 +7,8 @@
 //!   the standard defines, and the key derivation function of Annex A (`Derive_Key`: AES-ECB of
 //!   the derivation data under the derivation key, one block per 128 output bits).
 //! - Host side ([`derive_initial_key`], [`derive_intermediate_key`], [`derive_working_key`],
-//!   [`derive_working_key_from_initial_key`]): Annex A `Derive_Initial_Key` and
-//!   `Host_Derive_Working_Key`.
+//!   [`derive_working_key_from_initial_key`], and [`HostBdk`] for a BDK prepared once): Annex A
+//!   `Derive_Initial_Key` and `Host_Derive_Working_Key`.
 //! - Terminal side ([`Originator`]): Annex A `Load_Initial_Key`, `Generate_Working_Keys`,
 //!   `Update_State_for_next_Transaction`, with 32 intermediate derivation key registers, counters
 //!   with more than 16 one-bits skipped, and exhaustion after counter `FFFF0000`.
@@ -36,7 +36,7 @@ pub use derivation::{
 };
 pub use error::AesDukptError;
 pub use host::{
-    derive_initial_key, derive_intermediate_key, derive_working_key,
+    HostBdk, derive_initial_key, derive_intermediate_key, derive_working_key,
     derive_working_key_from_initial_key,
 };
 pub use ksn::{InitialKeyId, Ksn, MAX_COUNTER_ONE_BITS, validate_counter};

@@ -5,8 +5,8 @@
 
 use hex_literal::hex;
 use payment_crypto::dukpt::aes::{
-    AesDukptError, DerivationData, InitialKeyId, KeyUsage, Ksn, Originator, WorkingKeyUsage,
-    derive_initial_key, derive_intermediate_key, derive_working_key,
+    AesDukptError, DerivationData, HostBdk, InitialKeyId, KeyUsage, Ksn, Originator,
+    WorkingKeyUsage, derive_initial_key, derive_intermediate_key, derive_working_key,
     derive_working_key_from_initial_key, validate_counter,
 };
 use payment_crypto::{ErrorCode, KeyAlgorithm, SecretKey};
@@ -920,9 +920,49 @@ fn state_import_rejects_each_kind_of_bad_state() {
 }
 
 #[test]
+fn prepared_bdk_matches_the_free_functions() {
+    let bdk = aes(&BDK_128);
+    let prepared = HostBdk::new(&bdk).unwrap();
+    assert_eq!(prepared.derivation_key_type(), KeyAlgorithm::Aes128);
+    assert_eq!(
+        prepared.derive_initial_key(&INITIAL_KEY_ID).expose_secret(),
+        IK_128
+    );
+    for v in PIN_VECTORS_128 {
+        let key = prepared
+            .derive_working_key(
+                &ksn(v.counter),
+                WorkingKeyUsage::PinEncryption,
+                KeyAlgorithm::Aes128,
+            )
+            .unwrap();
+        assert_eq!(key.expose_secret(), v.pin_key);
+    }
+    assert_eq!(
+        prepared
+            .derive_working_key(
+                &ksn(0),
+                WorkingKeyUsage::PinEncryption,
+                KeyAlgorithm::Aes128
+            )
+            .unwrap_err(),
+        AesDukptError::ZeroCounter
+    );
+    assert_eq!(
+        HostBdk::new(&SecretKey::tdes(&[1; 24]).unwrap()).unwrap_err(),
+        AesDukptError::NotAesDerivationKey(KeyAlgorithm::Tdes3)
+    );
+}
+
+#[test]
 fn debug_output_never_shows_keys() {
     let originator = Originator::load_initial_key(&aes(&IK_128), INITIAL_KEY_ID).unwrap();
-    let printed = format!("{originator:?} {:?}", originator.export_state());
+    let prepared = HostBdk::new(&aes(&BDK_128)).unwrap();
+    let printed = format!(
+        "{originator:?} {:?} {prepared:?}",
+        originator.export_state()
+    );
+    assert!(printed.contains("Aes128"), "{printed}");
     assert!(!printed.to_lowercase().contains("4f21b5"), "{printed}");
 }
 

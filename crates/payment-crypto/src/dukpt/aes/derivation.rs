@@ -2,7 +2,7 @@
 
 use zeroize::Zeroizing;
 
-use super::cipher::DerivationCipher;
+use super::cipher::EncryptBlock;
 use super::{AesDukptError, InitialKeyId};
 use crate::key::{KeyAlgorithm, SecretKey};
 
@@ -232,7 +232,7 @@ impl DerivationData {
     /// leftmost `key_type.key_len()` bytes of `output`.
     pub(super) fn derive_into(
         &self,
-        derivation_key: &DerivationCipher,
+        derivation_key: &impl EncryptBlock,
         key_type: KeyAlgorithm,
         output: &mut [u8; 2 * BLOCK_LEN],
     ) {
@@ -248,7 +248,7 @@ impl DerivationData {
     /// [`DerivationData::derive_into`], returning the derived key as a [`SecretKey`].
     pub(super) fn derive(
         &self,
-        derivation_key: &DerivationCipher,
+        derivation_key: &impl EncryptBlock,
         key_type: KeyAlgorithm,
     ) -> SecretKey {
         let mut output = Zeroizing::new([0u8; 2 * BLOCK_LEN]);

@@ -1,12 +1,92 @@
 //! The receiving (host) side: derive any transaction's keys from the BDK or the initial key
 //! (X9.24-3:2017, 6.3 and Annex A `Derive_Initial_Key` / `Host_Derive_Working_Key`).
 
-use super::cipher::DerivationCipher;
+use super::cipher::{DerivationCipher, EncryptBlock, keyed};
 use super::derivation::{check_derivation_key, check_working_key_type};
 use super::ksn::validate_counter;
 use super::{AesDukptError, DerivationData, InitialKeyId, KeyUsage, Ksn, WorkingKeyUsage};
 use crate::key::{KeyAlgorithm, SecretKey};
+use aes::{Aes128Enc, Aes192Enc, Aes256Enc};
+use cipher::KeyInit;
+use core::fmt;
+
 use zeroize::Zeroizing;
+
+/// A BDK prepared for host derivations: checked to be AES once, its key schedule expanded once.
+///
+/// A host that serves many devices under one BDK keeps one `HostBdk` and saves a key schedule
+/// per transaction over [`derive_working_key`]. The schedule is zeroized on drop and `Debug`
+/// shows only the key type.
+pub struct HostBdk {
+    derivation_type: KeyAlgorithm,
+    cipher: DerivationCipher,
+}
+
+impl HostBdk {
+    /// Prepares `bdk`.
+    ///
+    /// # Errors
+    /// [`AesDukptError::NotAesDerivationKey`] if `bdk` is not an AES key.
+    pub fn new(bdk: &SecretKey) -> Result<Self, AesDukptError> {
+        Ok(Self {
+            derivation_type: check_derivation_key(bdk)?,
+            cipher: DerivationCipher::new(bdk.expose_secret()),
+        })
+    }
+
+    /// The BDK's type, which is also the type of every initial and intermediate key under it.
+    #[must_use]
+    pub fn derivation_key_type(&self) -> KeyAlgorithm {
+        self.derivation_type
+    }
+
+    /// Derives a device's initial key (Annex A `Derive_Initial_Key`): the BDK's type, usage
+    /// `8001`, over the whole initial key ID.
+    #[must_use]
+    pub fn derive_initial_key(&self, initial_key_id: &InitialKeyId) -> SecretKey {
+        DerivationData::initial_key(self.derivation_type, initial_key_id)
+            .derive(&self.cipher, self.derivation_type)
+    }
+
+    /// Derives the working key of `usage` and `key_type` for `ksn` (Annex A
+    /// `Host_Derive_Working_Key`).
+    ///
+    /// # Errors
+    /// [`AesDukptError::ZeroCounter`] / [`AesDukptError::TooManyOneBits`] if the KSN's counter
+    /// names no transaction; [`AesDukptError::WorkingKeyTooStrong`] if `key_type` is stronger
+    /// than the BDK.
+    pub fn derive_working_key(
+        &self,
+        ksn: &Ksn,
+        usage: WorkingKeyUsage,
+        key_type: KeyAlgorithm,
+    ) -> Result<SecretKey, AesDukptError> {
+        check_request(self.derivation_type, ksn, key_type)?;
+        // Annex A `Derive_Initial_Key`, kept in a zeroizing buffer rather than a `SecretKey`: it
+        // only feeds the next derivation.
+        let mut key = Zeroizing::new([0u8; 32]);
+        DerivationData::initial_key(self.derivation_type, ksn.initial_key_id()).derive_into(
+            &self.cipher,
+            self.derivation_type,
+            &mut key,
+        );
+        Ok(working_key_from_initial(
+            key,
+            self.derivation_type,
+            ksn,
+            usage,
+            key_type,
+        ))
+    }
+}
+
+impl fmt::Debug for HostBdk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HostBdk")
+            .field("derivation_type", &self.derivation_type)
+            .finish_non_exhaustive()
+    }
+}
 
 /// Derives a device's initial key from the BDK (Annex A `Derive_Initial_Key`): the initial key
 /// has the BDK's type and is derived with usage `8001` over the whole initial key ID.
@@ -17,9 +97,7 @@ pub fn derive_initial_key(
     bdk: &SecretKey,
     initial_key_id: &InitialKeyId,
 ) -> Result<SecretKey, AesDukptError> {
-    let key_type = check_derivation_key(bdk)?;
-    Ok(DerivationData::initial_key(key_type, initial_key_id)
-        .derive(&DerivationCipher::new(bdk.expose_secret()), key_type))
+    Ok(HostBdk::new(bdk)?.derive_initial_key(initial_key_id))
 }
 
 /// Derives the intermediate derivation key for `counter` from the initial key: starting from the
@@ -59,23 +137,7 @@ pub fn derive_working_key(
     usage: WorkingKeyUsage,
     key_type: KeyAlgorithm,
 ) -> Result<SecretKey, AesDukptError> {
-    let derivation_type = check_derivation_key(bdk)?;
-    check_request(derivation_type, ksn, key_type)?;
-    // Annex A `Derive_Initial_Key`, kept in a zeroizing buffer rather than a `SecretKey`: it
-    // only feeds the next derivation.
-    let mut key = Zeroizing::new([0u8; 32]);
-    DerivationData::initial_key(derivation_type, ksn.initial_key_id()).derive_into(
-        &DerivationCipher::new(bdk.expose_secret()),
-        derivation_type,
-        &mut key,
-    );
-    Ok(working_key_from_initial(
-        key,
-        derivation_type,
-        ksn,
-        usage,
-        key_type,
-    ))
+    HostBdk::new(bdk)?.derive_working_key(ksn, usage, key_type)
 }
 
 /// Derives the working key of `usage` and `key_type` for `ksn` from the device's initial key,
@@ -144,6 +206,20 @@ fn walk_counter(
     initial_key_id: &InitialKeyId,
     counter: u32,
 ) {
+    // One monomorphic loop per AES size, so each step keys its cipher in place.
+    match derivation_type.key_len() {
+        16 => walk_counter_with::<Aes128Enc>(key, derivation_type, initial_key_id, counter),
+        24 => walk_counter_with::<Aes192Enc>(key, derivation_type, initial_key_id, counter),
+        _ => walk_counter_with::<Aes256Enc>(key, derivation_type, initial_key_id, counter),
+    }
+}
+
+fn walk_counter_with<C: KeyInit + EncryptBlock>(
+    key: &mut Zeroizing<[u8; 32]>,
+    derivation_type: KeyAlgorithm,
+    initial_key_id: &InitialKeyId,
+    counter: u32,
+) {
     let key_len = derivation_type.key_len();
     let mut working_counter = 0u32;
     let mut remaining = counter;
@@ -151,7 +227,7 @@ fn walk_counter(
         let bit = 1u32 << (31 - remaining.leading_zeros());
         remaining &= !bit;
         working_counter |= bit;
-        let cipher = DerivationCipher::new(&key[..key_len]);
+        let cipher: C = keyed(&key[..key_len]);
         DerivationData::new(
             KeyUsage::KeyDerivation,
             derivation_type,
