@@ -3,9 +3,9 @@
 //! What it owns:
 //! - The 12-byte [`Ksn`] (8-byte [`InitialKeyId`] + 32-bit transaction counter, section 6.1) and
 //!   the counter rule: never 0, never more than 16 one-bits ([`validate_counter`]).
-//! - The 16-byte [`DerivationData`] block (6.3.2) with every [`KeyUsage`] and algorithm indicator
+//! - The 16-byte [`DerivationData`] block (6.3.2, tables 2 and 3; built as in 6.3.3) with every [`KeyUsage`] and algorithm indicator
 //!   the standard defines, and the key derivation function of Annex A (`Derive_Key`: AES-ECB of
-//!   the derivation data under the derivation key, one block per 128 output bits).
+//!   the derivation data under the derivation key, one block per 128 output bits; 6.3.1).
 //! - Host side ([`derive_initial_key`], [`derive_intermediate_key`], [`derive_working_key`],
 //!   [`derive_working_key_from_initial_key`], and [`HostBdk`] for a BDK prepared once): Annex A
 //!   `Derive_Initial_Key` and `Host_Derive_Working_Key`.
@@ -14,8 +14,8 @@
 //!   with more than 16 one-bits skipped, and exhaustion after counter `FFFF0000`.
 //!
 //! Derivation keys (BDK, initial key, intermediate derivation keys) are AES-128, AES-192 or
-//! AES-256 (6.2). Working keys may be 2TDEA, 3TDEA or AES of any size, but never stronger than the
-//! derivation key (6.3): an AES-128 BDK cannot yield AES-192 or AES-256 working keys.
+//! AES-256 (6.3.1). Working keys may be 2TDEA, 3TDEA or AES of any size, but never stronger than
+//! the derivation key (6.1.3): an AES-128 BDK cannot yield AES-192 or AES-256 working keys.
 //!
 //! What it does not do: choose the BDK from the BDK ID, or use the working keys (PIN blocks, MACs
 //! and data encryption live in their own modules).

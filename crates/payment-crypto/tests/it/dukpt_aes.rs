@@ -810,7 +810,7 @@ fn invalid_counters_are_rejected() {
     );
 }
 
-/// X9.24-3:2017 6.3: a working key is never stronger than its derivation key.
+/// X9.24-3:2017 6.1.3: a working key is never stronger than its derivation key.
 #[test]
 fn working_keys_stronger_than_the_bdk_are_rejected() {
     use KeyAlgorithm::{Aes128, Aes192, Aes256, Tdes2, Tdes3};

@@ -1,4 +1,5 @@
-//! Derivation data and the key derivation function of X9.24-3:2017, 6.3 and Annex A.
+//! Derivation data (X9.24-3:2017, 6.3.2 and 6.3.3) and the key derivation function (6.3.1 and
+//! Annex A).
 
 use zeroize::Zeroizing;
 
@@ -6,13 +7,13 @@ use super::cipher::EncryptBlock;
 use super::{AesDukptError, InitialKeyId};
 use crate::key::{KeyAlgorithm, SecretKey};
 
-/// Version byte of the derivation data (X9.24-3:2017, 6.3.2, table 2).
+/// Version byte of the derivation data (X9.24-3:2017, 6.3.2, tables 2 and 3).
 const DERIVATION_DATA_VERSION: u8 = 0x01;
 
 /// AES block length: one derivation data block is one AES block.
 const BLOCK_LEN: usize = 16;
 
-/// Key usage indicators of the derivation data (X9.24-3:2017, 6.3.2, table 3).
+/// Key usage indicators of the derivation data (X9.24-3:2017, 6.3.2, tables 2 and 3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum KeyUsage {
@@ -109,7 +110,8 @@ impl From<WorkingKeyUsage> for KeyUsage {
     }
 }
 
-/// The algorithm indicator of the derivation data (X9.24-3:2017, 6.3.2, table 4).
+/// The algorithm indicator of the derivation data (X9.24-3:2017, 6.3.2, tables 2 and 3; the key
+/// type sets the algorithm and length, 6.2.2).
 #[must_use]
 pub const fn algorithm_indicator(key_type: KeyAlgorithm) -> u16 {
     match key_type {
@@ -121,7 +123,7 @@ pub const fn algorithm_indicator(key_type: KeyAlgorithm) -> u16 {
     }
 }
 
-/// The key length in bits that the derivation data carries (X9.24-3:2017, 6.3.2, table 2).
+/// The key length in bits that the derivation data carries (X9.24-3:2017, 6.3.2, tables 2 and 3).
 #[must_use]
 pub const fn key_length_bits(key_type: KeyAlgorithm) -> u16 {
     match key_type {
@@ -155,7 +157,7 @@ const fn strength_bits(key_type: KeyAlgorithm) -> u16 {
 }
 
 /// Checks that `key` can serve as an AES DUKPT derivation key (BDK, initial key or intermediate
-/// derivation key): X9.24-3:2017, 6.2 allows AES-128, AES-192 and AES-256 only.
+/// derivation key): only AES-128, AES-192 and AES-256 keys derive (X9.24-3:2017, 6.3.1).
 pub(super) fn check_derivation_key(key: &SecretKey) -> Result<KeyAlgorithm, AesDukptError> {
     let algorithm = key.algorithm();
     if algorithm.is_tdes() {
@@ -164,7 +166,7 @@ pub(super) fn check_derivation_key(key: &SecretKey) -> Result<KeyAlgorithm, AesD
     Ok(algorithm)
 }
 
-/// Checks the rule of X9.24-3:2017, 6.3: a working key is never stronger than the derivation key
+/// Checks the rule of X9.24-3:2017, 6.1.3: a working key is never stronger than the derivation key
 /// it comes from (e.g. an AES-128 BDK derives 2TDEA, 3TDEA and AES-128 keys, not AES-192 or
 /// AES-256).
 pub(super) fn check_working_key_type(
@@ -180,7 +182,8 @@ pub(super) fn check_working_key_type(
     Ok(())
 }
 
-/// The 16-byte derivation data block of X9.24-3:2017, 6.3.2 (Annex A `Create_Derivation_Data`).
+/// The 16-byte derivation data block of X9.24-3:2017, 6.3.2 (tables 2 and 3), built as 6.3.3 and
+/// Annex A `Create_Derivation_Data` build it.
 ///
 /// Layout: version `01`, key block counter `01`, key usage indicator (2 bytes), algorithm indicator
 /// (2 bytes), key length in bits (2 bytes), then either the whole initial key ID (initial key
@@ -237,11 +240,12 @@ impl DerivationData {
         output: &mut [u8; 2 * BLOCK_LEN],
     ) {
         let blocks = key_type.key_len().div_ceil(BLOCK_LEN);
-        for (block_counter, chunk) in (1u8..).zip(output.chunks_exact_mut(BLOCK_LEN).take(blocks)) {
-            let mut block = self.0;
+        let (chunks, _) = output.as_chunks_mut::<BLOCK_LEN>();
+        // Encrypt in place in the caller's (zeroizing) buffer, so no key bytes stay on the stack.
+        for (block_counter, block) in (1u8..).zip(chunks.iter_mut().take(blocks)) {
+            *block = self.0;
             block[1] = block_counter;
-            derivation_key.encrypt(&mut block);
-            chunk.copy_from_slice(&block);
+            derivation_key.encrypt(block);
         }
     }
 

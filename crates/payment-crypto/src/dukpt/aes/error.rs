@@ -22,10 +22,10 @@ pub enum AesDukptError {
     /// A transaction counter with more than 16 one-bits is never used (X9.24-3:2017, 6.1).
     #[error("transaction counter has {0} one-bits; at most 16 are allowed")]
     TooManyOneBits(u32),
-    /// BDKs, initial keys and intermediate derivation keys are AES keys (X9.24-3:2017, 6.2).
+    /// BDKs, initial keys and intermediate derivation keys are AES keys (X9.24-3:2017, 6.3.1).
     #[error("an AES DUKPT derivation key must be AES, got {0:?}")]
     NotAesDerivationKey(KeyAlgorithm),
-    /// A working key may not be stronger than the key it derives from (X9.24-3:2017, 6.3).
+    /// A working key may not be stronger than the key it derives from (X9.24-3:2017, 6.1.3).
     #[error("a {working:?} working key cannot be derived from a {derivation:?} derivation key")]
     WorkingKeyTooStrong {
         /// The derivation (BDK / initial key) type.

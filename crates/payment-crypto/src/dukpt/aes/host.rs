@@ -1,5 +1,5 @@
 //! The receiving (host) side: derive any transaction's keys from the BDK or the initial key
-//! (X9.24-3:2017, 6.3 and Annex A `Derive_Initial_Key` / `Host_Derive_Working_Key`).
+//! (X9.24-3:2017, 6.3.1 and 6.4, Annex A `Derive_Initial_Key` / `Host_Derive_Working_Key`).
 
 use super::cipher::{DerivationCipher, EncryptBlock, keyed};
 use super::derivation::{check_derivation_key, check_working_key_type};

@@ -1,5 +1,5 @@
 //! The originating (terminal) side: intermediate derivation key registers and the transaction
-//! counter (X9.24-3:2017, 6.4 and Annex A `Load_Initial_Key`, `Generate_Working_Keys`,
+//! counter (X9.24-3:2017, 6.5 and Annex A `Load_Initial_Key`, `Generate_Working_Keys`,
 //! `Update_State_for_next_Transaction`).
 //!
 //! Invariant, for a next counter `c` whose lowest one-bit is bit `k`: register `k` holds the
@@ -237,7 +237,7 @@ impl Originator {
 
     /// Serialises the state for the device to persist (encrypted: it holds key bytes).
     ///
-    /// Format (version 1): version `01`, derivation key algorithm indicator (X9.24-3 table 4),
+    /// Format (version 1): version `01`, derivation key algorithm indicator (X9.24-3:2017 6.3.2),
     /// initial key ID (8 bytes), next counter (4 bytes, big-endian, 0 once exhausted), map of
     /// registers in use (4 bytes, bit `i` for register `i`), the key of each register in use in
     /// ascending order, and a 16-byte checksum: the AES-CMAC, under the all-zero AES-128 key, of
