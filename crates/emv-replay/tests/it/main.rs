@@ -12,6 +12,7 @@ mod card;
 mod oda_keys;
 
 mod ca_keys;
+mod card_source;
 mod generated;
 mod parser;
 mod real_cards;
