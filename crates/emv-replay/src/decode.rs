@@ -15,7 +15,7 @@ use emv_kernel::cvm::{CvmCode, CvmCondition, CvmList};
 use emv_kernel::outcome::mask_pan;
 use emv_kernel::tlv::{self, Tag};
 
-use crate::run::ReplayStep;
+use crate::replay::ReplayStep;
 
 /// One rule of a CVM list, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]

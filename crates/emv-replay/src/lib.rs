@@ -6,7 +6,7 @@
 //!   typed errors that name the line, and the writer used to record sessions.
 //! - [`card`]: [`ReplayCard`], a card source that answers SELECT by the selected name, READ RECORD
 //!   by P1/P2 and every other command by its INS in recorded order.
-//! - [`run`]: [`replay`] drives an [`emv_kernel::Transaction`] against a [`ReplayCard`] and returns
+//! - [`replay`](mod@replay): [`replay()`] drives an [`emv_kernel::Transaction`] against a [`ReplayCard`] and returns
 //!   the outcome with the exchanged APDUs; a command the transcript cannot answer ends the run
 //!   with [`ReplayError::MissingAnswer`] naming it.
 //! - [`decode`]: the card data a run read (AID, label, masked PAN, expiry, AIP, AFL, CVM list,
@@ -28,11 +28,11 @@
 pub mod ca_keys;
 pub mod card;
 pub mod decode;
-pub mod run;
+pub mod replay;
 pub mod transcript;
 
 pub use ca_keys::{CaKeyError, CaSet};
 pub use card::{Answer, AnswerSource, ReplayCard};
 pub use decode::CardData;
-pub use run::{ReplayError, ReplayRun, ReplayStep, command_name, replay};
+pub use replay::{ReplayError, ReplayRun, ReplayStep, command_name, replay};
 pub use transcript::{Exchange, ParseError, ParseErrorKind, Transcript};

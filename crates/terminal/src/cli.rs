@@ -57,12 +57,17 @@ pub fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 };
             }
+            // clap's message spans several lines (the problem, the argument, usage): keep the
+            // lines before the usage, on one line.
             let rendered = error.to_string();
             let first = rendered
                 .lines()
-                .next()
-                .unwrap_or_default()
-                .trim_start_matches("error: ");
+                .take_while(|line| !line.starts_with("Usage:"))
+                .map(str::trim)
+                .filter(|line| !line.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+            let first = first.trim_start_matches("error: ");
             eprintln!(
                 "{}",
                 CliError::bad_input("invalid_arguments", format!("{first} (see --help)"))
