@@ -98,12 +98,12 @@ fn visa_debit_goes_online_with_every_command_as_recorded() {
     assert!(!format!("{:?}", run.outcome).contains("4921828094896752"));
 }
 
-/// The recorded fDDA signature verifies under Visa production key 09: issuer certificate, ICC
-/// certificate and the Signed Dynamic Application Data over the recorded UN, amount, currency and
-/// Card Authentication Related Data (Book 2 5.3, 6.4, 6.5.2; Book C-3 fDDA version 01).
-#[test]
-fn visa_debit_fdda_signature_verifies_with_production_key() {
-    let run = replay(&transcript("visa-debit-qvsdc.txt"), recorded_params()).unwrap();
+/// Checks a recorded qVSDC fDDA signature under Visa production key 09 with the kernel's public
+/// ODA functions: issuer certificate, ICC certificate over `static_data`, then the Signed Dynamic
+/// Application Data over the recorded UN, amount, currency and Card Authentication Related Data
+/// (Book 2 5.3, 6.4, 6.5.2; Book C-3 fDDA version 01). Returns the Signed Data Format byte.
+fn check_visa_fdda(file: &str, static_data: &[u8]) -> u8 {
+    let run = replay(&transcript(file), recorded_params()).unwrap();
     let steps = &run.steps;
     let params = recorded_params();
     let today = params.date;
@@ -127,9 +127,6 @@ fn visa_debit_fdda_signature_verifies_with_production_key() {
         &[],
     )
     .unwrap();
-    // No record is signed for ODA (AFL 10030600) and there is no tag list.
-    let static_data =
-        oda::static_data_to_authenticate(&[] as &[OdaRecord<'_>], None, &hex!("2000")).unwrap();
     let icc_certificate = card_value(steps, Tag::IccPublicKeyCertificate);
     let icc_exponent = card_value(steps, Tag::IccPublicKeyExponent);
     let icc = oda::recover_icc_key(
@@ -140,7 +137,7 @@ fn visa_debit_fdda_signature_verifies_with_production_key() {
             exponent: &icc_exponent,
         },
         &pan,
-        &static_data,
+        static_data,
         today,
     )
     .unwrap();
@@ -154,17 +151,19 @@ fn visa_debit_fdda_signature_verifies_with_production_key() {
     ]
     .concat();
     // The signature itself, checked step by step (Book 2 6.5.2): header 6A, trailer BC, and the
-    // SHA-1 over the signed data and the terminal data. The card signs with Signed Data Format
-    // 95, not the 05 of DDA.
+    // SHA-1 over the signed data and the terminal data.
     let recovered = icc.key.recover(&sdad).unwrap();
     let (first, last) = (recovered[0], recovered[recovered.len() - 1]);
-    assert_eq!((first, last), (0x6A, 0xBC));
-    assert_eq!(recovered[1], 0x95, "Signed Data Format");
+    assert_eq!((first, last), (0x6A, 0xBC), "{file}");
     let hash_start = recovered.len() - 21;
     let computed = oda::sha1(&[&recovered[1..hash_start], &terminal_data]);
-    assert_eq!(&computed[..], &recovered[hash_start..recovered.len() - 1]);
-    // emv-kernel's fDDA check insists on format 05, so it refuses this real card's signature.
-    // Reported to the kernel's owner; this assertion flips when the kernel accepts format 95.
+    assert_eq!(
+        &computed[..],
+        &recovered[hash_start..recovered.len() - 1],
+        "{file}"
+    );
+    // emv-kernel's fDDA check insists on format 05, so it refuses these real cards' signatures
+    // (format 95). Reported to the kernel's owner; this flips when the kernel accepts 95.
     let kernel_result = oda::verify_fdda(
         &icc,
         &sdad,
@@ -175,7 +174,55 @@ fn visa_debit_fdda_signature_verifies_with_production_key() {
             card_authentication_related_data: Some(&card_auth),
         },
     );
-    assert_eq!(kernel_result.unwrap_err(), oda::OdaError::Format(0x95));
+    assert_eq!(
+        kernel_result.unwrap_err(),
+        oda::OdaError::Format(recovered[1]),
+        "{file}"
+    );
+    recovered[1]
+}
+
+/// Both real Visa cards sign fDDA with Signed Data Format 95 (not the 05 of DDA), and the
+/// signatures verify under the published production key.
+#[test]
+fn visa_fdda_signatures_verify_with_production_key() {
+    // No record is signed for ODA (AFL 10030600) and there is no tag list: empty static data.
+    let static_data =
+        oda::static_data_to_authenticate(&[] as &[OdaRecord<'_>], None, &hex!("2000")).unwrap();
+    assert_eq!(check_visa_fdda("visa-debit-qvsdc.txt", &static_data), 0x95);
+    // AFL 10020400 signs no record, the tag list 82 adds the AIP.
+    let static_data =
+        oda::static_data_to_authenticate(&[] as &[OdaRecord<'_>], Some(&[0x82]), &hex!("2000"))
+            .unwrap();
+    assert_eq!(
+        check_visa_fdda("visa-dkb-credit-qvsdc.txt", &static_data),
+        0x95
+    );
+}
+
+#[test]
+fn visa_dkb_credit_goes_online() {
+    let run = replay(&transcript("visa-dkb-credit-qvsdc.txt"), recorded_params()).unwrap();
+    assert_eq!(
+        run.outcome.kind,
+        OutcomeKind::OnlineRequest,
+        "{:?}",
+        run.outcome
+    );
+    assert_eq!(run.steps.len(), 6);
+    assert!(run.steps.iter().all(|step| matches!(
+        step.source,
+        AnswerSource::Recorded {
+            command_matches: true,
+            ..
+        }
+    )));
+    let data = CardData::from_steps(&run.steps, run.outcome.kernel);
+    assert_eq!(data.label.as_deref(), Some("VISA DKB"));
+    assert_eq!(data.masked_pan.as_deref(), Some("493000******3985"));
+    assert_eq!(data.expiry.as_deref(), Some("2026-09-30"));
+    assert_eq!(data.ctq.as_deref(), Some("3800"));
+    assert!(!format!("{data:?}").contains("4930005025003985"));
 }
 
 fn mastercard_error() -> ReplayError {
