@@ -1,0 +1,3 @@
+//! One module per command group of `softpos-terminal`.
+
+pub mod kernel;

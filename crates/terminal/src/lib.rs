@@ -1,0 +1,27 @@
+//! SUNBAY SoftPOS terminal core and the `softpos-terminal` command-line tool.
+//!
+//! Today it holds the first command of the tool, `softpos-terminal kernel replay FILE`, which runs
+//! the EMV kernel against a recorded card session (see the `emv-replay` crate) with the
+//! transaction parameters the recording used, and prints the outcome, the offline data
+//! authentication result and the card data read.
+//! The terminal core of issue 7 (secure store, DUKPT, health checks, back-end client, payment
+//! orchestration, fleet simulator) will grow here.
+//!
+//! Layout: [`cli`] parses arguments and turns errors into one-line messages and exit codes;
+//! [`commands`] holds one module per command group; [`money`] and [`params`] read amounts,
+//! currencies, dates and the other transaction parameters.
+//!
+//! # Security
+//! Replayed transcripts of real cards hold the PAN and Track 2 in clear. No output of this crate
+//! shows them: the PAN is always masked to its first six and last four digits, Track 2 and the
+//! response data are never printed.
+
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod money;
+pub mod params;
+
+pub use error::CliError;
