@@ -3,6 +3,12 @@
 //! What it owns:
 //! - BER-TLV ([`tlv`]), the data element dictionary ([`tags`]), Data Object Lists ([`dol`]) and
 //!   APDUs ([`apdu`]): EMV 4.4 Book 3 Annex A and B, section 5.4, section 6.
+//! - Offline data authentication ([`oda`]): CA key table, issuer and ICC key recovery, SDA, DDA,
+//!   fDDA and CDA (EMV 4.4 Book 2 sections 5 and 6, Book C-3), with the AFL ([`afl`]) and dates
+//!   ([`date`]) they need. RSA recovery uses `crypto-bigint`, SHA-1 RustCrypto's `sha1`.
+//! - Cardholder verification ([`cvm`]: CVM List processing, Kernel 2 and Kernel 3 CVM selection),
+//!   the TVR and TSI ([`tvr`]) and the outcome with its reason and authorisation data
+//!   ([`outcome`]).
 //!
 //! What it deliberately does not do: I/O. The kernel never talks to a card, reads a clock or draws
 //! random numbers. The host creates a transaction with the amount, currency, date, unpredictable
@@ -18,11 +24,19 @@
 
 extern crate alloc;
 
+pub mod afl;
 pub mod apdu;
+pub mod cvm;
+pub mod date;
 pub mod dol;
+pub mod oda;
+pub mod outcome;
+mod rsa;
 pub mod tags;
 pub mod tlv;
+pub mod tvr;
 
+pub use date::Date;
 pub use tlv::Tag;
 
 /// A stable, machine-readable code for an error, e.g. `"tlv_truncated_value"`.

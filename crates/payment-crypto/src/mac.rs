@@ -196,9 +196,11 @@ pub fn verify_mac(
     compute_mac(algorithm, key, data, received.len())?.verify(received)
 }
 
-/// `data` padded to a whole number of `block_len` blocks (ISO/IEC 9797-1 §6.3).
+/// `data` padded to a whole number of blocks of `cipher` (8 bytes for TDES, 16 for AES;
+/// ISO/IEC 9797-1 §6.3).
 #[must_use]
-pub fn pad(data: &[u8], block_len: usize, padding: Padding) -> Vec<u8> {
+pub fn pad(data: &[u8], cipher: KeyAlgorithm, padding: Padding) -> Vec<u8> {
+    let block_len = cipher.block_len();
     let mut padded = Vec::with_capacity(data.len() + block_len);
     padded.extend_from_slice(data);
     if padding == Padding::Method2 {
@@ -237,7 +239,7 @@ fn check_len(mac_len: usize, block_len: usize) -> Result<(), MacError> {
 fn cbc_mac_block(key: &SecretKey, data: &[u8], padding: Padding) -> [u8; 16] {
     let cipher = BlockCipher::new(key);
     let block_len = cipher.block_len();
-    let mut padded = pad(data, block_len, padding);
+    let mut padded = pad(data, key.algorithm(), padding);
     let iv = [0u8; 16];
     // `pad` returns whole blocks and the IV is one block, so CBC cannot refuse them.
     if cipher.encrypt_cbc(&iv[..block_len], &mut padded).is_err() {
@@ -254,7 +256,7 @@ fn cbc_mac_block(key: &SecretKey, data: &[u8], padding: Padding) -> [u8; 16] {
 /// iteration of §7.1); output transformation 3 then decrypts the last chaining value with `K'`
 /// and encrypts it again with `K`.
 fn retail_mac_block(key: &SecretKey, data: &[u8], padding: Padding) -> [u8; 16] {
-    let padded = pad(data, 8, padding);
+    let padded = pad(data, KeyAlgorithm::Tdes2, padding);
     let mut k = Zeroizing::new([0u8; 8]);
     let mut k_prime = Zeroizing::new([0u8; 8]);
     k.copy_from_slice(&key.expose_secret()[..8]);
@@ -281,15 +283,21 @@ mod tests {
 
     #[test]
     fn padding_method_1_keeps_aligned_data_and_fills_empty_input() {
-        assert_eq!(pad(&[1; 8], 8, Padding::Method1), [1; 8]);
-        assert_eq!(pad(&[], 8, Padding::Method1), [0; 8]);
-        assert_eq!(pad(&[1; 3], 8, Padding::Method1), [1, 1, 1, 0, 0, 0, 0, 0]);
+        assert_eq!(pad(&[1; 8], KeyAlgorithm::Tdes2, Padding::Method1), [1; 8]);
+        assert_eq!(pad(&[], KeyAlgorithm::Tdes2, Padding::Method1), [0; 8]);
+        assert_eq!(
+            pad(&[1; 3], KeyAlgorithm::Tdes2, Padding::Method1),
+            [1, 1, 1, 0, 0, 0, 0, 0]
+        );
     }
 
     #[test]
     fn padding_method_2_always_adds_a_byte() {
-        assert_eq!(pad(&[], 8, Padding::Method2), [0x80, 0, 0, 0, 0, 0, 0, 0]);
-        let aligned = pad(&[1; 16], 16, Padding::Method2);
+        assert_eq!(
+            pad(&[], KeyAlgorithm::Tdes2, Padding::Method2),
+            [0x80, 0, 0, 0, 0, 0, 0, 0]
+        );
+        let aligned = pad(&[1; 16], KeyAlgorithm::Aes128, Padding::Method2);
         assert_eq!(aligned.len(), 32);
         assert_eq!(aligned[16], 0x80);
     }

@@ -2,5 +2,8 @@
 //! own regression cases and property tests.
 
 mod apdu;
+mod cvm;
 mod dol;
+mod oda;
+mod oda_keys;
 mod tlv;

@@ -291,7 +291,10 @@ fn cbc_mac_of_one_aes_block_is_the_fips_197_ciphertext() {
 #[test]
 fn padding_method_1_of_empty_input_is_one_zero_block() {
     // ISO/IEC 9797-1 §6.3.1: the padded string must be a positive multiple of the block length.
-    assert_eq!(mac::pad(&[], 8, Padding::Method1), [0u8; 8]);
+    assert_eq!(
+        mac::pad(&[], KeyAlgorithm::Tdes2, Padding::Method1),
+        [0u8; 8]
+    );
     let key = tdes(&hex!("0123456789ABCDEFFEDCBA9876543210"));
     for algorithm in [
         MacAlgorithm::CbcMac(Padding::Method1),
@@ -439,9 +442,10 @@ proptest! {
         aes_blocks in any::<bool>(),
         method2 in any::<bool>(),
     ) {
-        let block_len = if aes_blocks { 16 } else { 8 };
+        let cipher = if aes_blocks { KeyAlgorithm::Aes128 } else { KeyAlgorithm::Tdes2 };
+        let block_len = cipher.block_len();
         let padding = if method2 { Padding::Method2 } else { Padding::Method1 };
-        let padded = mac::pad(&data, block_len, padding);
+        let padded = mac::pad(&data, cipher, padding);
         prop_assert_eq!(padded.len() % block_len, 0);
         prop_assert!(!padded.is_empty());
         prop_assert_eq!(&padded[..data.len()], &data[..]);
