@@ -170,7 +170,7 @@ pub(crate) fn decode_hex(text: &str) -> Vec<u8> {
 /// Whether `text` is an even number of hex digits.
 #[cfg(test)]
 pub(crate) fn is_hex(text: &str) -> bool {
-    text.len() % 2 == 0 && text.bytes().all(|c| c.is_ascii_hexdigit())
+    text.len().is_multiple_of(2) && text.bytes().all(|c| c.is_ascii_hexdigit())
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use payment_crypto::emv::{
 use crate::{Session, Terminal, run_session};
 
 /// The issuer's view: keys derived from the issuer master key the card names.
-fn issuer_keys(card: &Card) -> CardKeys {
+pub(crate) fn issuer_keys(card: &Card) -> CardKeys {
     let imk = issuer_master_key(card.issuer_master_key_id()).unwrap();
     let psn = card.pan_sequence_number();
     CardKeys::derive(
@@ -29,7 +29,11 @@ fn issuer_keys(card: &Card) -> CardKeys {
 
 /// The MAC input written out by hand (Book 2 Table 26 data, AIP, ATC, then the IAD for Visa or
 /// the CVR for M/Chip), independently of `emv_cards::cryptogram`.
-fn expected_input(version: CryptogramVersion, terminal: &Terminal, session: &Session) -> Vec<u8> {
+pub(crate) fn expected_input(
+    version: CryptogramVersion,
+    terminal: &Terminal,
+    session: &Session,
+) -> Vec<u8> {
     let data = terminal.data();
     let mut input = Vec::new();
     for tag in [

@@ -2,6 +2,7 @@
 //! status words for wrong commands, the ARQC cross-check with payment-crypto, and property tests.
 
 mod arqc;
+mod oda;
 mod props;
 mod sequence;
 mod status_words;
@@ -14,14 +15,14 @@ use emv_kernel::dol::Dol;
 use emv_kernel::tlv::{self, Tag};
 
 /// Sends `command` and splits the answer into data and status word.
-pub fn send(card: &mut Card, command: &[u8]) -> (Vec<u8>, u16) {
+pub(crate) fn send(card: &mut Card, command: &[u8]) -> (Vec<u8>, u16) {
     let response = card.transmit(command);
     let parsed = Response::parse(&response).expect("every answer carries a status word");
     (parsed.data.to_vec(), parsed.sw.0)
 }
 
 /// Sends `command` and expects `9000`.
-pub fn send_ok(card: &mut Card, command: &Command) -> Vec<u8> {
+pub(crate) fn send_ok(card: &mut Card, command: &Command) -> Vec<u8> {
     let (data, sw) = send(card, &command.to_bytes());
     assert_eq!(sw, 0x9000, "{} answered {sw:04X}", command_name(command));
     data
@@ -33,13 +34,13 @@ fn command_name(command: &Command) -> &'static str {
 
 /// What a test terminal sends, in minor units of US dollars on 26 November 2026.
 #[derive(Debug, Clone)]
-pub struct Terminal {
-    pub amount_minor: u64,
-    pub ttq: [u8; 4],
-    pub unpredictable_number: [u8; 4],
-    pub cryptogram: CryptogramType,
-    pub cda: bool,
-    pub cvm_results: [u8; 3],
+pub(crate) struct Terminal {
+    pub(crate) amount_minor: u64,
+    pub(crate) ttq: [u8; 4],
+    pub(crate) unpredictable_number: [u8; 4],
+    pub(crate) cryptogram: CryptogramType,
+    pub(crate) cda: bool,
+    pub(crate) cvm_results: [u8; 3],
 }
 
 impl Default for Terminal {
@@ -58,7 +59,7 @@ impl Default for Terminal {
 
 impl Terminal {
     /// The terminal data the cards' PDOLs and CDOL1 ask for.
-    pub fn data(&self) -> BTreeMap<Tag, Vec<u8>> {
+    pub(crate) fn data(&self) -> BTreeMap<Tag, Vec<u8>> {
         let amount = bcd12(self.amount_minor);
         BTreeMap::from([
             (Tag::TerminalTransactionQualifiers, self.ttq.to_vec()),
@@ -77,7 +78,7 @@ impl Terminal {
 }
 
 /// An amount as `n 12` BCD.
-pub fn bcd12(amount: u64) -> [u8; 6] {
+pub(crate) fn bcd12(amount: u64) -> [u8; 6] {
     let digits = format!("{amount:012}");
     let bytes = hex::decode(digits).expect("decimal digits are hex");
     bytes.try_into().expect("12 digits")
@@ -85,23 +86,23 @@ pub fn bcd12(amount: u64) -> [u8; 6] {
 
 /// Everything a terminal learns from one run of the standard sequence.
 #[derive(Debug, Default)]
-pub struct Session {
-    pub ppse: Vec<u8>,
-    pub fci: Vec<u8>,
-    pub aid: Vec<u8>,
-    pub pdol_data: Vec<u8>,
-    pub gpo: Vec<u8>,
-    pub aip: Vec<u8>,
-    pub afl: Vec<u8>,
+pub(crate) struct Session {
+    pub(crate) ppse: Vec<u8>,
+    pub(crate) fci: Vec<u8>,
+    pub(crate) aid: Vec<u8>,
+    pub(crate) pdol_data: Vec<u8>,
+    pub(crate) gpo: Vec<u8>,
+    pub(crate) aip: Vec<u8>,
+    pub(crate) afl: Vec<u8>,
     /// (SFI, record number, response data) in AFL order.
-    pub records: Vec<(u8, u8, Vec<u8>)>,
-    pub cdol1_data: Option<Vec<u8>>,
-    pub generate_ac: Option<Vec<u8>>,
+    pub(crate) records: Vec<(u8, u8, Vec<u8>)>,
+    pub(crate) cdol1_data: Option<Vec<u8>>,
+    pub(crate) generate_ac: Option<Vec<u8>>,
 }
 
 impl Session {
     /// The first value of `tag` in the GPO response, the records or the GENERATE AC response.
-    pub fn value(&self, tag: Tag) -> Option<Vec<u8>> {
+    pub(crate) fn value(&self, tag: Tag) -> Option<Vec<u8>> {
         let sources = [&self.gpo]
             .into_iter()
             .chain(self.records.iter().map(|(_, _, data)| data))
@@ -117,7 +118,7 @@ impl Session {
 
 /// Runs PPSE, SELECT, GPO, READ RECORD along the AFL and, for cards that have a CDOL1,
 /// GENERATE AC, checking every answer parses as TLV.
-pub fn run_session(card: &mut Card, terminal: &Terminal) -> Session {
+pub(crate) fn run_session(card: &mut Card, terminal: &Terminal) -> Session {
     let mut session = Session {
         ppse: send_ok(card, &Command::select_ppse()),
         ..Session::default()
