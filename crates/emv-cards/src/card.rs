@@ -177,13 +177,11 @@ impl Card {
         self.profile.pan
     }
 
-    /// The PAN Sequence Number (`5F34`) as two digits, e.g. `"01"`.
+    /// The PAN Sequence Number (`5F34`) as the card stores it: one byte of BCD, e.g. `0x01`
+    /// (read it with `payment_crypto::emv::PanSequenceNumber::from_bcd`).
     #[must_use]
-    pub fn pan_sequence_number(&self) -> [u8; 2] {
-        [
-            b'0' + (self.profile.psn >> 4),
-            b'0' + (self.profile.psn & 0x0F),
-        ]
+    pub fn pan_sequence_number(&self) -> u8 {
+        self.profile.psn
     }
 
     /// The Application Expiration Date (`5F24`), YYMMDD in BCD.
@@ -399,7 +397,7 @@ impl Card {
         };
         let atc = self.atc.to_be_bytes();
         let iad = [0x06, 0x01, 0x12, 0x03, cvr_ac_bits(cryptogram), 0x00, 0x00];
-        let ac = self.cryptogram(pdol_values, &iad, cryptogram)?;
+        let ac = self.cryptogram(pdol_values, &iad)?;
         let un = value_of(pdol_values, Tag::UnpredictableNumber);
         let mut response = TlvBuilder::new();
         let mut body = TlvBuilder::new();
@@ -477,7 +475,7 @@ impl Card {
         iad[0] = 0x01;
         iad[1] = 0x10;
         iad[2] = cvr_ac_bits(cryptogram);
-        let ac = self.cryptogram(&values, &iad, cryptogram)?;
+        let ac = self.cryptogram(&values, &iad)?;
         if let Selected::Application(transaction) = &mut self.selected {
             transaction.cryptogram_done = true;
         }
@@ -523,12 +521,7 @@ impl Card {
 
     /// The application cryptogram over the transaction's data (see [`crate::cryptogram`]), under
     /// the session key of the card's cryptogram version. An AAC is computed the same way.
-    fn cryptogram(
-        &self,
-        values: &[(Tag, &[u8])],
-        iad: &[u8],
-        _cryptogram: CryptogramType,
-    ) -> Result<[u8; 8], StatusWord> {
+    fn cryptogram(&self, values: &[(Tag, &[u8])], iad: &[u8]) -> Result<[u8; 8], StatusWord> {
         let atc = self.atc.to_be_bytes();
         let mut data: Vec<(Tag, &[u8])> = values.to_vec();
         data.push((Tag::ApplicationInterchangeProfile, &self.profile.aip));

@@ -17,12 +17,11 @@ use crate::{Session, Terminal, run_session};
 /// The issuer's view: keys derived from the issuer master key the card names.
 pub(crate) fn issuer_keys(card: &Card) -> CardKeys {
     let imk = issuer_master_key(card.issuer_master_key_id()).unwrap();
-    let psn = card.pan_sequence_number();
     CardKeys::derive(
         card.cryptogram_version(),
         &imk,
         &Pan::from_digits(card.pan()).unwrap(),
-        PanSequenceNumber::from_digits(std::str::from_utf8(&psn).unwrap()).unwrap(),
+        PanSequenceNumber::from_bcd(card.pan_sequence_number()).unwrap(),
     )
     .unwrap()
 }
