@@ -19,7 +19,7 @@ use payment_crypto::emv::{
 use crate::cert::{self, CertificateFields, CertifiedKey};
 use crate::cryptogram::cryptogram_input;
 use crate::profile::{self, CARD_CURRENCY, Fault, Flow, GpoFormat, ISSUER_COUNTRY, Profile};
-use crate::rsa::SignError;
+use crate::rsa::{SignError, SigningKey};
 
 /// Response of a command: data with `9000`, or an error status word.
 type Answer = Result<Vec<u8>, StatusWord>;
@@ -92,7 +92,10 @@ struct Record {
 ///
 /// It answers C-APDUs through [`Card::transmit`] and keeps its state (selection, transaction,
 /// ATC) between them, as a card in the field does. Everything is deterministic: two cards of the
-/// same profile given the same commands give the same answers.
+/// same profile given the same commands give the same answers. Cloning a card copies its state,
+/// which is the cheap way to start many runs from a fresh card (personalisation signs
+/// certificates; a clone does not).
+#[derive(Clone)]
 pub struct Card {
     profile: Profile,
     ppse_fci: Vec<u8>,
@@ -102,6 +105,8 @@ pub struct Card {
     afl: Vec<u8>,
     records: Vec<Record>,
     keys: CardKeys,
+    /// The key the card signs dynamic data with (prepared once; a cloned card's is uncertified).
+    signing_key: Option<SigningKey>,
     atc: u16,
     selected: Selected,
 }
@@ -410,7 +415,7 @@ impl Card {
             .primitive(Tag::CardTransactionQualifiers, &self.profile.ctq);
         let signs = self.profile.aip[0] & AIP_DDA != 0
             && (cryptogram == CryptogramType::Tc || ttq(0) & TTQ1_ODA_FOR_ONLINE != 0);
-        if let (true, Some(pki)) = (signs, self.profile.pki) {
+        if let (true, Some(signing_key)) = (signs, &self.signing_key) {
             let card_un = self.card_random(b"card unpredictable number", un);
             let mut card_data = alloc::vec![FDDA_VERSION];
             card_data.extend_from_slice(&card_un[..4]);
@@ -418,7 +423,7 @@ impl Card {
             let mut dynamic_data = alloc::vec![0x08];
             dynamic_data.extend_from_slice(&self.card_random(b"icc dynamic number", un)[..8]);
             let sdad = cert::signed_dynamic_data(
-                &pki.signing,
+                signing_key,
                 &dynamic_data,
                 &[
                     un,
@@ -485,8 +490,8 @@ impl Card {
         let mut body = TlvBuilder::new();
         body.primitive(Tag::CryptogramInformationData, &[cid])
             .primitive(Tag::ApplicationTransactionCounter, &atc);
-        let body = match (cda, self.profile.pki) {
-            (true, Some(pki)) => {
+        let body = match (cda, &self.signing_key) {
+            (true, Some(signing_key)) => {
                 let un = value_of(&values, Tag::UnpredictableNumber);
                 let mut iad_tlv = Vec::new();
                 tlv::encode(Tag::IssuerApplicationData, &iad, &mut iad_tlv);
@@ -502,7 +507,7 @@ impl Card {
                 dynamic_data.push(cid);
                 dynamic_data.extend_from_slice(&ac);
                 dynamic_data.extend_from_slice(&hash_code);
-                let sdad = cert::signed_dynamic_data(&pki.signing, &dynamic_data, &[un])
+                let sdad = cert::signed_dynamic_data(signing_key, &dynamic_data, &[un])
                     .map_err(internal)?;
                 body.primitive(Tag::SignedDynamicApplicationData, &sdad)
                     .raw(&iad_tlv);
@@ -824,6 +829,11 @@ fn personalise(profile: Profile) -> Result<Card, PersoError> {
         afl,
         records,
         keys,
+        signing_key: profile
+            .pki
+            .map(|pki| pki.signing.prepare())
+            .transpose()
+            .map_err(|_| PersoError::Sign)?,
         atc: profile.initial_atc,
         selected: Selected::Nothing,
     })
