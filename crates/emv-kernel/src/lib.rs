@@ -9,6 +9,8 @@
 //! - Cardholder verification ([`cvm`]: CVM List processing, Kernel 2 and Kernel 3 CVM selection),
 //!   the TVR and TSI ([`tvr`]) and the outcome with its reason and authorisation data
 //!   ([`outcome`]).
+//! - Entry Point ([`entry_point`], EMV Contactless Book B), the Kernel 2 and Kernel 3 flows
+//!   ([`kernel::c2`], [`kernel::c3`]) and the [`Transaction`] state machine that drives them.
 //!
 //! What it deliberately does not do: I/O. The kernel never talks to a card, reads a clock or draws
 //! random numbers. The host creates a transaction with the amount, currency, date, unpredictable
@@ -16,9 +18,18 @@
 //! card's responses, until the kernel returns an outcome. It therefore builds unchanged for
 //! `wasm32-unknown-unknown` and embedded targets.
 //!
+//! Out of scope: magnetic-stripe modes, Kernel 2 relay resistance, Data Storage and the second
+//! GENERATE AC, Kernels 1 and 4 to 7, issuer scripts, exception files.
+//!
 //! # Robustness
 //! Card data is hostile input: every parser returns a typed error and nothing here panics on data
-//! from a card. Errors carry offsets and tags, never card data.
+//! from a card. Errors carry offsets and tags, never card data. A transaction sends at most
+//! [`transaction::MAX_COMMANDS`] commands.
+//!
+//! # Security
+//! The kernel holds no secret: it only performs public-key operations. The outcome carries the
+//! clear PAN and Track 2 for the host to encrypt under its DUKPT data key; `Debug` output of the
+//! outcome masks the PAN and hides the other cardholder data.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -29,15 +40,21 @@ pub mod apdu;
 pub mod cvm;
 pub mod date;
 pub mod dol;
+pub mod entry_point;
+pub mod kernel;
 pub mod oda;
 pub mod outcome;
 mod rsa;
 pub mod tags;
 pub mod tlv;
+pub mod transaction;
 pub mod tvr;
 
 pub use date::Date;
+pub use kernel::{TerminalConfig, TransactionParams};
+pub use outcome::{Outcome, OutcomeKind};
 pub use tlv::Tag;
+pub use transaction::{Step, Transaction};
 
 /// A stable, machine-readable code for an error, e.g. `"tlv_truncated_value"`.
 ///

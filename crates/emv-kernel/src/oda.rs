@@ -110,6 +110,12 @@ pub enum OdaError {
     /// Card data needed for the step is malformed.
     #[error("malformed card data: {0}")]
     Tlv(#[from] TlvError),
+    /// A data object the method needs is missing (certificate, exponent, signature, CA index).
+    #[error("data object {0} needed for offline data authentication is missing")]
+    MissingData(Tag),
+    /// The card does not support the method the transaction requires (AIP).
+    #[error("offline data authentication not supported by the card")]
+    NotSupported,
 }
 
 impl ErrorCode for OdaError {
@@ -138,6 +144,8 @@ impl ErrorCode for OdaError {
             Self::CidMismatch => "oda_cid_mismatch",
             Self::TransactionDataHash => "oda_transaction_data_hash",
             Self::Tlv(_) => "oda_malformed_data",
+            Self::MissingData(_) => "oda_missing_data",
+            Self::NotSupported => "oda_not_supported",
         }
     }
 }

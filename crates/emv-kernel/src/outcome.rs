@@ -34,11 +34,13 @@ pub enum OutcomeKind {
     TryAnotherInterface,
     /// The transaction ended without a result (card error, removed card, no application).
     EndApplication,
+    /// Present the card again (the card asked for it, e.g. status `6986` "see phone").
+    TryAgain,
 }
 
-/// The processing step where something happened.
+/// The processing phase where something happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
+pub enum Phase {
     /// SELECT of the PPSE.
     SelectPpse,
     /// SELECT of an application.
@@ -53,7 +55,7 @@ pub enum Step {
     Processing,
 }
 
-impl Step {
+impl Phase {
     /// A stable lowercase name.
     #[must_use]
     pub const fn name(self) -> &'static str {
@@ -84,22 +86,22 @@ pub enum Reason {
     OnlineNotPossible,
     /// The card answered a command with an error status word.
     CardError {
-        /// The step.
-        step: Step,
+        /// The phase.
+        phase: Phase,
         /// The status word.
         sw: StatusWord,
     },
     /// The card's response could not be parsed or broke the rules.
     MalformedResponse {
-        /// The step.
-        step: Step,
+        /// The phase.
+        phase: Phase,
         /// The stable code of the parsing error.
         error: &'static str,
     },
     /// A mandatory data object is missing.
     MissingData {
-        /// The step.
-        step: Step,
+        /// The phase.
+        phase: Phase,
         /// The missing tag.
         tag: Tag,
     },
@@ -124,8 +126,12 @@ pub enum Reason {
     InvalidCryptogramType(u8),
     /// The application has expired and the card did not allow going online.
     ApplicationExpired,
-    /// The card sent more commands' worth of data than the kernel accepts.
+    /// The exchange needed more commands than the kernel allows.
     TooManyCommands,
+    /// The card only supports the magnetic stripe mode of the kernel, which is out of scope.
+    MagstripeModeOnly,
+    /// The transaction parameters are invalid (amount too large for `n 12`, bad currency code).
+    InvalidParameters,
 }
 
 impl ErrorCode for Reason {
@@ -149,6 +155,8 @@ impl ErrorCode for Reason {
             Self::InvalidCryptogramType(_) => "invalid_cryptogram_type",
             Self::ApplicationExpired => "application_expired",
             Self::TooManyCommands => "too_many_commands",
+            Self::InvalidParameters => "invalid_parameters",
+            Self::MagstripeModeOnly => "magstripe_mode_only",
         }
     }
 }
@@ -304,6 +312,64 @@ impl fmt::Debug for Hex<'_> {
     }
 }
 
+/// A standard message for the cardholder display (EMV Contactless Book A, section 9.4, Message
+/// Identifier).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UiMessage {
+    /// `03` "Approved".
+    Approved,
+    /// `07` "Not Authorised".
+    NotAuthorised,
+    /// `09` "Please Enter Your PIN".
+    EnterPin,
+    /// `0F` "Processing Error".
+    ProcessingError,
+    /// `1A` "Approved – Please Sign".
+    ApprovedPleaseSign,
+    /// `1B` "Authorising Please Wait".
+    AuthorisingPleaseWait,
+    /// `1C` "Insert, Swipe or Try Another Card".
+    TryAnotherCard,
+    /// `20` "See Phone for Instructions".
+    SeePhone,
+    /// `21` "Present Card Again".
+    PresentCardAgain,
+}
+
+impl UiMessage {
+    /// The Message Identifier byte.
+    #[must_use]
+    pub const fn identifier(self) -> u8 {
+        match self {
+            Self::Approved => 0x03,
+            Self::NotAuthorised => 0x07,
+            Self::EnterPin => 0x09,
+            Self::ProcessingError => 0x0F,
+            Self::ApprovedPleaseSign => 0x1A,
+            Self::AuthorisingPleaseWait => 0x1B,
+            Self::TryAnotherCard => 0x1C,
+            Self::SeePhone => 0x20,
+            Self::PresentCardAgain => 0x21,
+        }
+    }
+
+    /// The English text.
+    #[must_use]
+    pub const fn text(self) -> &'static str {
+        match self {
+            Self::Approved => "Approved",
+            Self::NotAuthorised => "Not Authorised",
+            Self::EnterPin => "Please Enter Your PIN",
+            Self::ProcessingError => "Processing Error",
+            Self::ApprovedPleaseSign => "Approved - Please Sign",
+            Self::AuthorisingPleaseWait => "Authorising Please Wait",
+            Self::TryAnotherCard => "Insert, Swipe or Try Another Card",
+            Self::SeePhone => "See Phone for Instructions",
+            Self::PresentCardAgain => "Present Card Again",
+        }
+    }
+}
+
 /// The final result of a transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
@@ -328,6 +394,26 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// The message to show the cardholder for this outcome.
+    #[must_use]
+    pub fn ui_message(&self) -> UiMessage {
+        match self.kind {
+            OutcomeKind::Approved if self.cvm == Some(Cvm::Signature) => {
+                UiMessage::ApprovedPleaseSign
+            }
+            OutcomeKind::Approved => UiMessage::Approved,
+            OutcomeKind::Declined => UiMessage::NotAuthorised,
+            OutcomeKind::OnlineRequest if self.cvm == Some(Cvm::OnlinePin) => UiMessage::EnterPin,
+            OutcomeKind::OnlineRequest => UiMessage::AuthorisingPleaseWait,
+            OutcomeKind::TryAnotherInterface => UiMessage::TryAnotherCard,
+            OutcomeKind::EndApplication => UiMessage::ProcessingError,
+            OutcomeKind::TryAgain => match self.reason {
+                Reason::CardError { sw, .. } if sw.0 == 0x6986 => UiMessage::SeePhone,
+                _ => UiMessage::PresentCardAgain,
+            },
+        }
+    }
+
     /// An outcome without card data (selection failures, errors before GPO).
     #[must_use]
     pub fn without_data(kind: OutcomeKind, reason: Reason) -> Self {

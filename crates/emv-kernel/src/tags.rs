@@ -217,7 +217,7 @@ dictionary! {
     MerchantNameAndLocation = 0x9F4E, "Merchant Name and Location", Ans, 0..=252, Terminal;
     LogFormat = 0x9F4F, "Log Format", B, 0..=252, Icc;
     TransactionCategoryCode = 0x9F53, "Transaction Category Code", An, 1..=1, Terminal;
-    AvailableOfflineSpendingAmount = 0x9F5D, "Available Offline Spending Amount", B, 6..=6, Icc;
+    AvailableOfflineSpendingAmount = 0x9F5D, "Available Offline Spending Amount", N, 6..=6, Icc;
     TerminalTransactionQualifiers = 0x9F66, "Terminal Transaction Qualifiers (TTQ)", B, 4..=4, Terminal;
     CardAuthenticationRelatedData = 0x9F69, "Card Authentication Related Data", B, 5..=16, Icc;
     CardTransactionQualifiers = 0x9F6C, "Card Transaction Qualifiers (CTQ)", B, 2..=2, Icc;

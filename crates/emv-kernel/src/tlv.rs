@@ -221,6 +221,12 @@ pub enum TlvError {
     /// Constructed templates nest deeper than [`MAX_DEPTH`].
     #[error("templates nest deeper than {MAX_DEPTH} levels")]
     TooDeep,
+    /// Data follows the single object expected (e.g. after a response template).
+    #[error("unexpected data after the object, at offset {offset}")]
+    TrailingData {
+        /// Offset of the first byte after the object.
+        offset: usize,
+    },
     /// A primitive object was expected to be a template.
     #[error("tag {tag} is not a constructed template")]
     NotConstructed {
@@ -240,6 +246,7 @@ impl ErrorCode for TlvError {
             Self::TruncatedValue { .. } => "tlv_truncated_value",
             Self::TooDeep => "tlv_too_deep",
             Self::NotConstructed { .. } => "tlv_not_constructed",
+            Self::TrailingData { .. } => "tlv_trailing_data",
         }
     }
 }
@@ -441,6 +448,9 @@ fn shift(error: TlvError, by: usize) -> TlvError {
             declared,
             available,
         },
+        TlvError::TrailingData { offset } => TlvError::TrailingData {
+            offset: offset + by,
+        },
         other => other,
     }
 }
@@ -456,16 +466,12 @@ pub fn parse_all(input: &[u8]) -> Result<Vec<Tlv<'_>>, TlvError> {
 /// Parses `input` as exactly one object (padding around it allowed), e.g. a whole R-APDU body.
 ///
 /// # Errors
-/// A [`TlvError`] for malformed input; [`TlvError::TruncatedTag`] when `input` holds no object.
-/// Bytes after the object that are not padding are checked as further objects and must be
-/// well-formed; they are otherwise ignored.
+/// A [`TlvError`] for malformed input; [`TlvError::TruncatedTag`] when `input` holds no object;
+/// [`TlvError::TrailingData`] when another object follows the first.
 pub fn parse_single(input: &[u8]) -> Result<Tlv<'_>, TlvError> {
-    let mut iter = TlvIter::new(input);
-    let first = iter
-        .next()
-        .unwrap_or(Err(TlvError::TruncatedTag { offset: 0 }))?;
-    for rest in iter {
-        rest?;
+    let (first, used) = Tlv::parse_one(input)?.ok_or(TlvError::TruncatedTag { offset: 0 })?;
+    if input[used..].iter().any(|&byte| byte != 0x00) {
+        return Err(TlvError::TrailingData { offset: used });
     }
     Ok(first)
 }

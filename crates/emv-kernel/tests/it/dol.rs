@@ -94,3 +94,34 @@ fn malformed_dols_are_rejected() {
     );
     assert!(Dol::parse(&[]).unwrap().is_empty());
 }
+
+/// The CDOL1 of the Mastercard test card in emv-tools `cda_test.c` (tag `8C` in its static data)
+/// and the CDOL1 data the terminal sent for it (`c_crm1`): amounts 0, country and currency 0643,
+/// TVR zero, date 14-09-25, type 50, UN 12345779, terminal type 23, DAC and ICC dynamic number
+/// unknown to the terminal (zeros), CVM Results 1E0300.
+#[test]
+fn published_cdol1_data_is_rebuilt() {
+    let cdol1 = Dol::parse(&hex!(
+        "9F0206 9F0306 9F1A02 9505 5F2A02 9A03 9C01 9F3704 9F3501 9F4502 9F4C08 9F3403"
+    ))
+    .unwrap();
+    let source: &[(Tag, &[u8])] = &[
+        (Tag::AmountAuthorised, &hex!("000000000000")),
+        (Tag::AmountOther, &hex!("000000000000")),
+        (Tag::TerminalCountryCode, &hex!("0643")),
+        (Tag::TerminalVerificationResults, &hex!("0000000000")),
+        (Tag::TransactionCurrencyCode, &hex!("0643")),
+        (Tag::TransactionDate, &hex!("140925")),
+        (Tag::TransactionType, &hex!("50")),
+        (Tag::UnpredictableNumber, &hex!("12345779")),
+        (Tag::TerminalType, &hex!("23")),
+        (Tag::CvmResults, &hex!("1E0300")),
+    ];
+    assert_eq!(
+        cdol1.build(source),
+        hex!(
+            "000000000000 000000000000 0643 0000000000 0643 140925 50 12345779 23 0000"
+            "0000000000000000 1E0300"
+        )
+    );
+}

@@ -216,3 +216,13 @@ proptest! {
         prop_assert_eq!(object.value, &value[..]);
     }
 }
+
+#[test]
+fn single_object_means_exactly_one() {
+    assert!(parse_single(&hex!("77 03 9F3600 0000")).is_ok());
+    assert_eq!(
+        parse_single(&hex!("77 03 9F3600 5A00")),
+        Err(TlvError::TrailingData { offset: 5 })
+    );
+    assert_eq!(parse_single(&[]), Err(TlvError::TruncatedTag { offset: 0 }));
+}
