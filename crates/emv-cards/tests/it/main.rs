@@ -2,6 +2,7 @@
 //! status words for wrong commands, the ARQC cross-check with payment-crypto, and property tests.
 
 mod arqc;
+mod kernel;
 mod oda;
 mod props;
 mod sequence;
