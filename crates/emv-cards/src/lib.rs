@@ -46,5 +46,6 @@ pub mod keys;
 mod profile;
 mod rsa;
 mod test_keys;
+pub mod transcript;
 
 pub use card::{Card, ProfileInfo, profiles};

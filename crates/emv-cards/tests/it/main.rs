@@ -7,6 +7,7 @@ mod oda;
 mod props;
 mod sequence;
 mod status_words;
+mod transcript;
 
 use std::collections::BTreeMap;
 
