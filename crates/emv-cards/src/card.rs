@@ -247,7 +247,8 @@ impl Card {
         }
     }
 
-    /// SELECT by DF name (Book 1 section 11.3). A new selection ends any transaction.
+    /// SELECT by DF name (Book 1 section 11.3). A successful selection ends any transaction; a
+    /// failed one leaves the current selection as it was (ISO/IEC 7816-4 7.1.1).
     fn select(&mut self, command: &Command) -> Answer {
         if command.p1 != 0x04 || (command.p2 != 0x00 && command.p2 != 0x02) {
             return Err(StatusWord::INCORRECT_P1_P2);
@@ -255,7 +256,6 @@ impl Card {
         if command.data.is_empty() {
             return Err(StatusWord::WRONG_LENGTH);
         }
-        self.selected = Selected::Nothing;
         if command.data == apdu::PPSE_NAME && command.p2 == 0x00 {
             self.selected = Selected::Ppse;
             return Ok(self.ppse_fci.clone());
