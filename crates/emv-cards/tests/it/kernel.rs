@@ -164,3 +164,17 @@ fn malformed_card_ends_with_a_malformed_response() {
         "{outcome:?}"
     );
 }
+
+#[test]
+fn entry_point_skips_the_unsupported_application_of_a_multi_application_card() {
+    let outcome = run("multi-app", 2_000);
+    assert_eq!(outcome.kernel, Some(2), "{outcome:?}");
+    assert_eq!(
+        (outcome.kind, outcome.oda.clone()),
+        (
+            OutcomeKind::OnlineRequest,
+            OdaStatus::Succeeded(OdaMethod::Cda)
+        ),
+        "{outcome:?}"
+    );
+}
