@@ -140,7 +140,10 @@ pub struct ProfileInfo {
 }
 
 /// One application on a card, as an issuer simulator needs it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// Its `Debug` output masks the PAN (first six and last four digits) and hides the PIN, so it is
+/// safe to log even though the values are test data.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Application {
     /// The AID (`4F`, `84`).
     pub aid: &'static [u8],
@@ -156,6 +159,35 @@ pub struct Application {
     pub issuer_master_key_id: &'static str,
     /// How the application's keys derive and its cryptograms verify.
     pub cryptogram_version: CryptogramVersion,
+}
+
+impl fmt::Debug for Application {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let pan = self.pan;
+        let masked_len = pan.len().saturating_sub(10);
+        let (head, tail) = (
+            pan.get(..6).unwrap_or_default(),
+            pan.get(pan.len().saturating_sub(4)..).unwrap_or_default(),
+        );
+        f.debug_struct("Application")
+            .field("aid", &HexBytes(self.aid))
+            .field("label", &self.label)
+            .field("pan", &format_args!("{head}{:*<masked_len$}{tail}", ""))
+            .field("pan_sequence_number", &self.pan_sequence_number)
+            .field("test_pin", &"<redacted>")
+            .field("issuer_master_key_id", &self.issuer_master_key_id)
+            .field("cryptogram_version", &self.cryptogram_version)
+            .finish()
+    }
+}
+
+/// Upper-case hex in `Debug`.
+struct HexBytes<'a>(&'a [u8]);
+
+impl fmt::Debug for HexBytes<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|byte| write!(f, "{byte:02X}"))
+    }
 }
 
 /// Every card profile.
