@@ -550,6 +550,7 @@ impl App {
             dynamic_data.extend_from_slice(&self.card_random(b"icc dynamic number", un)[..8]);
             let sdad = cert::signed_dynamic_data(
                 signing_key,
+                cert::FORMAT_FDDA_SDAD,
                 &dynamic_data,
                 &[
                     un,
@@ -628,8 +629,9 @@ impl App {
                 dynamic_data.push(cid);
                 dynamic_data.extend_from_slice(&ac);
                 dynamic_data.extend_from_slice(&hash_code);
-                let sdad = cert::signed_dynamic_data(signing_key, &dynamic_data, &[un])
-                    .map_err(internal)?;
+                let sdad =
+                    cert::signed_dynamic_data(signing_key, cert::FORMAT_SDAD, &dynamic_data, &[un])
+                        .map_err(internal)?;
                 body.primitive(Tag::SignedDynamicApplicationData, &sdad)
                     .raw(&iad_tlv);
                 body

@@ -105,21 +105,29 @@ fn certify(
     })
 }
 
-/// Signed Dynamic Application Data (Book 2 Table 17): `icc_dynamic_data` padded with `BB`, with
-/// the hash over it and the terminal dynamic data (`terminal_data`, concatenated).
+/// Signed Data Format of the DDA and CDA Signed Dynamic Application Data (Book 2 Tables 17, 19).
+pub(crate) const FORMAT_SDAD: u8 = 0x05;
+/// Signed Data Format of the fDDA Signed Dynamic Application Data (Book C-3 fDDA, as real Visa
+/// cards sign it: the Table 17 layout with `95` in place of `05`).
+pub(crate) const FORMAT_FDDA_SDAD: u8 = 0x95;
+
+/// Signed Dynamic Application Data (Book 2 Table 17) of Signed Data Format `format`
+/// ([`FORMAT_SDAD`] or [`FORMAT_FDDA_SDAD`]): `icc_dynamic_data` padded with `BB`, with the hash
+/// over it and the terminal dynamic data (`terminal_data`, concatenated).
 pub(crate) fn signed_dynamic_data(
     icc: &SigningKey,
+    format: u8,
     icc_dynamic_data: &[u8],
     terminal_data: &[&[u8]],
 ) -> Result<Vec<u8>, SignError> {
     let n_icc = icc.len();
     let ldd = u8::try_from(icc_dynamic_data.len()).map_err(|_| SignError::Message)?;
-    // 6A | 05 | hash alg | LDD | dynamic data | BB... | hash (20) | BC
+    // 6A | format | hash alg | LDD | dynamic data | BB... | hash (20) | BC
     let pad_len = n_icc
         .checked_sub(icc_dynamic_data.len() + 25)
         .ok_or(SignError::Message)?;
     let mut body = Vec::with_capacity(n_icc);
-    body.extend_from_slice(&[0x05, HASH_SHA1, ldd]);
+    body.extend_from_slice(&[format, HASH_SHA1, ldd]);
     body.extend_from_slice(icc_dynamic_data);
     body.resize(body.len() + pad_len, PAD);
     let mut hasher = Sha1::new();

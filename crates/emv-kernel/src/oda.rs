@@ -28,7 +28,12 @@ const TRAILER: u8 = 0xBC;
 const FORMAT_ISSUER_CERT: u8 = 0x02;
 const FORMAT_SSAD: u8 = 0x03;
 const FORMAT_ICC_CERT: u8 = 0x04;
+/// Signed Dynamic Application Data of DDA and CDA (Book 2 Tables 17 and 19).
 const FORMAT_SDAD: u8 = 0x05;
+/// Signed Dynamic Application Data of fDDA (Book C-3, fDDA; Visa Contactless Payment
+/// Specification): the Book 2 DDA layout with format `95` instead of `05`. Both real Visa cards
+/// in `emv-replay`'s transcripts sign fDDA this way and verify under Visa production CA key 09.
+const FORMAT_FDDA_SDAD: u8 = 0x95;
 /// Hash algorithm indicator for SHA-1 (Book 2 Annex B3).
 const HASH_SHA1: u8 = 0x01;
 /// Public key algorithm indicator for RSA (Book 2 Annex B2).
@@ -648,15 +653,17 @@ pub struct DynamicData {
     pub icc_dynamic_data: Vec<u8>,
 }
 
-/// Recovers a Signed Dynamic Application Data and checks it against `terminal_dynamic_data`
-/// (Book 2 6.5.2 steps 1-8, Table 17). Returns the ICC Dynamic Data.
+/// Recovers a Signed Dynamic Application Data of the given Signed Data Format (`05` for DDA and
+/// CDA, `95` for fDDA) and checks it against `terminal_dynamic_data` (Book 2 6.5.2 steps 1-8,
+/// Table 17). Returns the ICC Dynamic Data.
 fn verify_sdad(
     icc: &IccPublicKey,
     sdad: &[u8],
+    format: u8,
     terminal_dynamic_data: &[&[u8]],
 ) -> Result<Vec<u8>, OdaError> {
-    let recovered = icc.key.recover_framed(sdad, FORMAT_SDAD)?;
-    // Table 17: 6A | 05 | hash alg | LDD | ICC dynamic data (LDD) | pad BB | hash (20) | BC
+    let recovered = icc.key.recover_framed(sdad, format)?;
+    // Table 17: 6A | format | hash alg | LDD | ICC dynamic data (LDD) | pad BB | hash (20) | BC
     if recovered[2] != HASH_SHA1 {
         return Err(OdaError::HashAlgorithm(recovered[2]));
     }
@@ -698,7 +705,7 @@ pub fn verify_dda(
     sdad: &[u8],
     ddol_data: &[u8],
 ) -> Result<DynamicData, OdaError> {
-    let dynamic_data = verify_sdad(icc, sdad, &[ddol_data])?;
+    let dynamic_data = verify_sdad(icc, sdad, FORMAT_SDAD, &[ddol_data])?;
     let (number, _) = split_dynamic_number(&dynamic_data)?;
     Ok(DynamicData {
         icc_dynamic_number: number.to_vec(),
@@ -722,7 +729,9 @@ pub struct FddaInput<'a> {
     pub card_authentication_related_data: Option<&'a [u8]>,
 }
 
-/// Verifies fDDA: the SDAD of a qVSDC GPO or record response (Book C-3).
+/// Verifies fDDA: the SDAD of a qVSDC GPO or record response (Book C-3). The signature has the
+/// Book 2 Table 17 layout with Signed Data Format `95`, the fDDA format; a DDA signature (format
+/// `05`) is refused with [`OdaError::Format`], and so is an fDDA signature offered as DDA or CDA.
 ///
 /// # Errors
 /// The [`OdaError`] of the first check that fails.
@@ -738,6 +747,7 @@ pub fn verify_fdda(
     let dynamic_data = verify_sdad(
         icc,
         sdad,
+        FORMAT_FDDA_SDAD,
         &[
             input.unpredictable_number,
             input.amount_authorised,
@@ -811,7 +821,7 @@ pub fn verify_cda(
     sdad: &[u8],
     input: &CdaInput<'_>,
 ) -> Result<CdaResult, OdaError> {
-    let dynamic_data = verify_sdad(icc, sdad, &[input.unpredictable_number])?;
+    let dynamic_data = verify_sdad(icc, sdad, FORMAT_SDAD, &[input.unpredictable_number])?;
     // Table 18: IDN length | IDN | CID | AC (8) | Transaction Data Hash Code (20)
     let (number, rest) = split_dynamic_number(&dynamic_data)?;
     if rest.len() < 1 + 8 + HASH_LEN {

@@ -185,7 +185,9 @@ impl Transaction {
         self.send_keep_state(command, phase)
     }
 
-    /// Book B 3.3.2: the PPSE directory and the candidate list.
+    /// Book B 3.3.2: the PPSE directory and the candidate list. Contactless Entry Point has no
+    /// list-of-AIDs method (that is the contact interface's, Book 1 12.3.3): a SELECT PPSE that
+    /// fails leaves no candidate, and the transaction ends here.
     fn on_ppse(&mut self, response: &Response<'_>) -> Step {
         if !response.sw.is_success() {
             return self.finish(Outcome::without_data(

@@ -6,7 +6,9 @@
 //! GPO status `6984` try another interface, `6985` select next, `6986` try again), 5.3 (read
 //! application data), 5.4 (the card's decision and the data the online request needs), 5.5
 //! (offline data authentication: fDDA over UN, amount, currency and, from version `01`, the Card
-//! Authentication Related Data), 5.6 (processing restrictions: expired application with the CTQ
+//! Authentication Related Data, in a signature of Signed Data Format `95`; for offline approvals,
+//! and for online authorisations when the TTQ says "offline data authentication for online
+//! authorisations supported" and the card returned a signature), 5.6 (processing restrictions: expired application with the CTQ
 //! "go online if expired"), 5.7 (cardholder verification from CTQ and TTQ).
 //! The magnetic-stripe path (MSD) is out of scope: a card that answers with format 1 ends the
 //! transaction.
@@ -30,6 +32,8 @@ const KERNEL_ID: u8 = 3;
 
 /// TTQ byte 1 b5: EMV contact chip supported.
 const TTQ_CONTACT_CHIP: (usize, u8) = (0, 0x10);
+/// TTQ byte 1 b1: offline data authentication for online authorisations supported.
+const TTQ_ODA_FOR_ONLINE: (usize, u8) = (0, 0x01);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
@@ -261,7 +265,30 @@ impl C3 {
                 if !online_capable {
                     return self.done(OutcomeKind::Declined, Reason::OnlineNotPossible);
                 }
-                self.online(ctq.as_deref(), contact_chip, Reason::CardRequestedOnline)
+                // C-3 5.5: with "offline data authentication for online authorisations
+                // supported" in the TTQ, a signature the card returns with its ARQC is verified
+                // like the one of an offline approval, and a failure is handled the same way.
+                let oda = if cvm::has_bit(&self.ttq, TTQ_ODA_FOR_ONLINE)
+                    && self.data.card(Tag::SignedDynamicApplicationData).is_some()
+                {
+                    match self.fdda(params) {
+                        Ok(()) => {
+                            self.tsi.set(TsiBit::OdaPerformed);
+                            OdaStatus::Succeeded(OdaMethod::Fdda)
+                        }
+                        Err(error) => {
+                            return self.fdda_failed(error, params, ctq.as_deref(), contact_chip);
+                        }
+                    }
+                } else {
+                    OdaStatus::NotPerformed
+                };
+                self.online(
+                    ctq.as_deref(),
+                    contact_chip,
+                    Reason::CardRequestedOnline,
+                    oda,
+                )
             }
             Some(CryptogramType::Tc) => self.offline(params, ctq.as_deref(), contact_chip),
             None => self.done(
@@ -284,27 +311,59 @@ impl C3 {
         Some((cvr_byte2 & 0x30) << 2)
     }
 
-    fn online(&mut self, ctq: Option<&[u8]>, contact_chip: bool, reason: Reason) -> KernelStep {
+    /// An Online Request with the CVM of C-3 5.7 and `oda`, the result of fDDA if it ran.
+    fn online(
+        &mut self,
+        ctq: Option<&[u8]>,
+        contact_chip: bool,
+        reason: Reason,
+        oda: OdaStatus,
+    ) -> KernelStep {
         let Some(selected) = cvm::select_c3(&self.ttq, ctq, true) else {
-            return self.no_cvm(contact_chip);
+            return self.no_cvm(contact_chip, oda);
         };
         self.tsi.set(TsiBit::CardholderVerificationPerformed);
-        self.finish(
-            OutcomeKind::OnlineRequest,
-            reason,
-            Some(selected),
-            OdaStatus::NotPerformed,
-        )
+        self.finish(OutcomeKind::OnlineRequest, reason, Some(selected), oda)
     }
 
-    fn no_cvm(&mut self, contact_chip: bool) -> KernelStep {
+    fn no_cvm(&mut self, contact_chip: bool, oda: OdaStatus) -> KernelStep {
         self.tvr.set(TvrBit::CardholderVerificationNotSuccessful);
         let kind = if contact_chip {
             OutcomeKind::TryAnotherInterface
         } else {
             OutcomeKind::Declined
         };
-        self.done(kind, Reason::CvmNotSatisfied)
+        self.finish(kind, Reason::CvmNotSatisfied, None, oda)
+    }
+
+    /// fDDA failed (C-3 5.5): TVR "DDA failed" (and "ICC data missing" when a data object was
+    /// missing), TSI "offline data authentication performed", then the CTQ decides: online if the
+    /// card asks for it and the reader is online capable, another interface if the card asks
+    /// for it and the reader has a contact chip, otherwise declined. Every outcome carries
+    /// `OdaStatus::Failed(Fdda, error)`, so `oda`, the reason and the TVR agree.
+    fn fdda_failed(
+        &mut self,
+        error: OdaError,
+        params: &TransactionParams,
+        ctq: Option<&[u8]>,
+        contact_chip: bool,
+    ) -> KernelStep {
+        self.tsi.set(TsiBit::OdaPerformed);
+        self.tvr.set(TvrBit::DdaFailed);
+        if matches!(error, OdaError::MissingData(_)) {
+            self.tvr.set(TvrBit::IccDataMissing);
+        }
+        let oda = OdaStatus::Failed(OdaMethod::Fdda, error);
+        let ctq_bit = |bit| ctq.is_some_and(|ctq| cvm::has_bit(ctq, bit));
+        if ctq_bit(cvm::ctq::ONLINE_IF_ODA_FAILS) && params.config.online_capable {
+            return self.online(ctq, contact_chip, Reason::OdaFailed(error), oda);
+        }
+        let kind = if ctq_bit(cvm::ctq::SWITCH_INTERFACE_IF_ODA_FAILS) && contact_chip {
+            OutcomeKind::TryAnotherInterface
+        } else {
+            OutcomeKind::Declined
+        };
+        self.finish(kind, Reason::OdaFailed(error), None, oda)
     }
 
     fn offline(
@@ -319,7 +378,12 @@ impl C3 {
             if ctq.is_some_and(|ctq| cvm::has_bit(ctq, cvm::ctq::ONLINE_IF_EXPIRED))
                 && online_capable
             {
-                return self.online(ctq, contact_chip, Reason::ApplicationExpired);
+                return self.online(
+                    ctq,
+                    contact_chip,
+                    Reason::ApplicationExpired,
+                    OdaStatus::NotPerformed,
+                );
             }
             return self.done(OutcomeKind::Declined, Reason::ApplicationExpired);
         }
@@ -328,29 +392,10 @@ impl C3 {
                 self.tsi.set(TsiBit::OdaPerformed);
                 OdaStatus::Succeeded(OdaMethod::Fdda)
             }
-            Err(error) => {
-                self.tsi.set(TsiBit::OdaPerformed);
-                self.tvr.set(TvrBit::DdaFailed);
-                if matches!(error, OdaError::MissingData(_)) {
-                    self.tvr.set(TvrBit::IccDataMissing);
-                }
-                let ctq_bit = |bit| ctq.is_some_and(|ctq| cvm::has_bit(ctq, bit));
-                if ctq_bit(cvm::ctq::ONLINE_IF_ODA_FAILS) && online_capable {
-                    return self.online(ctq, contact_chip, Reason::OdaFailed(error));
-                }
-                if ctq_bit(cvm::ctq::SWITCH_INTERFACE_IF_ODA_FAILS) && contact_chip {
-                    return self.done(OutcomeKind::TryAnotherInterface, Reason::OdaFailed(error));
-                }
-                return self.finish(
-                    OutcomeKind::Declined,
-                    Reason::OdaFailed(error),
-                    None,
-                    OdaStatus::Failed(OdaMethod::Fdda, error),
-                );
-            }
+            Err(error) => return self.fdda_failed(error, params, ctq, contact_chip),
         };
         let Some(selected) = cvm::select_c3(&self.ttq, ctq, false) else {
-            return self.no_cvm(contact_chip);
+            return self.no_cvm(contact_chip, oda);
         };
         if selected != Cvm::NoCvm {
             self.tsi.set(TsiBit::CardholderVerificationPerformed);

@@ -80,9 +80,14 @@ fn icc_certificate(pan: &[u8], static_data: &[u8]) -> (Vec<u8>, Vec<u8>) {
     )
 }
 
-/// Signed Dynamic Application Data with the test ICC key.
-pub(crate) fn sdad(icc_dynamic_data: &[u8], terminal_data: &[u8]) -> Vec<u8> {
-    let mut body = vec![0x05, 0x01, icc_dynamic_data.len() as u8];
+/// Signed Data Format of a DDA or CDA signature (Book 2 Tables 17 and 19).
+pub(crate) const FORMAT_DDA: u8 = 0x05;
+/// Signed Data Format of an fDDA signature (Book C-3), as real Visa cards sign it.
+pub(crate) const FORMAT_FDDA: u8 = 0x95;
+
+/// Signed Dynamic Application Data of Signed Data Format `format` with the test ICC key.
+pub(crate) fn sdad(format: u8, icc_dynamic_data: &[u8], terminal_data: &[u8]) -> Vec<u8> {
+    let mut body = vec![format, 0x01, icc_dynamic_data.len() as u8];
     body.extend_from_slice(icc_dynamic_data);
     body.resize(ICC_MODULUS.len() - 22, 0xBB);
     signed(&body, terminal_data, &ICC_PRIVATE_EXPONENT, &ICC_MODULUS)
@@ -119,6 +124,8 @@ pub(crate) struct Card {
     pub(crate) overrides: BTreeMap<usize, Vec<u8>>,
     pub(crate) commands: Vec<Vec<u8>>,
     pub(crate) aip: [u8; 2],
+    /// Card Transaction Qualifiers a Kernel 3 card returns (`8000`: online PIN required).
+    pub(crate) ctq: [u8; 2],
     pub(crate) pdol_data: Vec<u8>,
 }
 
@@ -229,6 +236,7 @@ impl Card {
             overrides: BTreeMap::new(),
             commands: Vec::new(),
             aip,
+            ctq: hex!("8000"),
             pdol_data: Vec::new(),
         }
     }
@@ -286,6 +294,7 @@ impl Card {
             overrides: BTreeMap::new(),
             commands: Vec::new(),
             aip,
+            ctq: hex!("8000"),
             pdol_data: Vec::new(),
         }
     }
@@ -341,15 +350,24 @@ impl Card {
             Decision::Offline => 0x40,
             Decision::Decline => 0x00,
         };
+        // A qVSDC card signs for an offline approval, and for an online authorisation when the
+        // TTQ says "offline data authentication for online authorisations supported" (byte 1
+        // b1), as real Visa cards do (Book C-3).
+        let oda_for_online = pdol[0] & 0x01 != 0;
+        let signs = match self.decision {
+            Decision::Offline => true,
+            Decision::Online => oda_for_online,
+            Decision::Decline => false,
+        };
         ok(&tlv(|b| {
             b.template(Tag::ResponseMessageTemplateFormat2, |b| {
                 b.primitive(Tag::ApplicationInterchangeProfile, &self.aip);
-                if self.decision == Decision::Offline {
+                if signs {
                     b.primitive(Tag::ApplicationFileLocator, &hex!("08010101 10010200"));
                     let terminal = [un, amount, currency, &card_auth_data].concat();
                     b.primitive(
                         Tag::SignedDynamicApplicationData,
-                        &sdad(&hex!("02 ABCD"), &terminal),
+                        &sdad(FORMAT_FDDA, &hex!("02 ABCD"), &terminal),
                     );
                     b.primitive(Tag::CardAuthenticationRelatedData, &card_auth_data);
                 } else {
@@ -363,7 +381,7 @@ impl Card {
                 b.primitive(Tag::CryptogramInformationData, &[cid]);
                 b.primitive(Tag::ApplicationTransactionCounter, &hex!("0042"));
                 b.primitive(Tag::IssuerApplicationData, &hex!("06011203A00000"));
-                b.primitive(Tag::CardTransactionQualifiers, &hex!("8000"));
+                b.primitive(Tag::CardTransactionQualifiers, &self.ctq);
                 b.primitive(Tag::FormFactorIndicator, &hex!("00000000"));
                 b.raw(&self.gpo_extra);
             });
@@ -391,7 +409,7 @@ impl Card {
             emv_kernel::tlv::encode(Tag::IssuerApplicationData, &iad, &mut tail);
             let hash = sha1(&[&self.pdol_data, cdol1_data, &head, &tail]);
             let dynamic = [&hex!("08 0102030405060708")[..], &[cid], &ac, &hash].concat();
-            let signature = sdad(&dynamic, un);
+            let signature = sdad(FORMAT_DDA, &dynamic, un);
             let mut template = head.clone();
             emv_kernel::tlv::encode(Tag::SignedDynamicApplicationData, &signature, &mut template);
             template.extend_from_slice(&tail);

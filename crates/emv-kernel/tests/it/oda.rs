@@ -605,13 +605,52 @@ fn icc_certificate_checks_pan_and_static_data() {
     );
 }
 
-/// Signed Dynamic Application Data (Table 17) with the test ICC key.
-fn sdad(icc_dynamic_data: &[u8], terminal_data: &[u8]) -> Vec<u8> {
+/// Signed Data Format of DDA and CDA (Book 2 Tables 17 and 19).
+const FORMAT_DDA: u8 = 0x05;
+/// Signed Data Format of fDDA (Book C-3), as the real Visa cards in emv-replay sign it.
+const FORMAT_FDDA: u8 = 0x95;
+
+/// Signed Dynamic Application Data (Table 17 layout) of `format` with the test ICC key.
+fn sdad_of(format: u8, icc_dynamic_data: &[u8], terminal_data: &[u8]) -> Vec<u8> {
     let n = ICC_MODULUS.len();
-    let mut body = vec![0x05, 0x01, icc_dynamic_data.len() as u8];
+    let mut body = vec![format, 0x01, icc_dynamic_data.len() as u8];
     body.extend_from_slice(icc_dynamic_data);
     body.resize(n - 22, 0xBB);
     signed(&body, terminal_data, &ICC_PRIVATE_EXPONENT, &ICC_MODULUS)
+}
+
+/// An fDDA signature (format `95`).
+fn sdad(icc_dynamic_data: &[u8], terminal_data: &[u8]) -> Vec<u8> {
+    sdad_of(FORMAT_FDDA, icc_dynamic_data, terminal_data)
+}
+
+/// fDDA signs with Signed Data Format `95`, DDA with `05`; neither accepts the other's format, so
+/// a DDA signature cannot be replayed as fDDA or the other way round.
+#[test]
+fn fdda_requires_format_95_and_dda_format_05() {
+    let icc = test_icc(&hex!("3900"));
+    let un = hex!("0A0B0C0D");
+    let amount = hex!("000000001000");
+    let currency = hex!("0978");
+    let terminal = [&un[..], &amount, &currency].concat();
+    let input = FddaInput {
+        unpredictable_number: &un,
+        amount_authorised: &amount,
+        currency_code: &currency,
+        card_authentication_related_data: None,
+    };
+    let fdda = sdad_of(FORMAT_FDDA, &hex!("02 1234"), &terminal);
+    assert!(oda::verify_fdda(&icc, &fdda, input).is_ok());
+    assert_eq!(
+        oda::verify_dda(&icc, &fdda, &terminal).unwrap_err(),
+        OdaError::Format(0x95)
+    );
+    let dda = sdad_of(FORMAT_DDA, &hex!("02 1234"), &terminal);
+    assert!(oda::verify_dda(&icc, &dda, &terminal).is_ok());
+    assert_eq!(
+        oda::verify_fdda(&icc, &dda, input).unwrap_err(),
+        OdaError::Format(0x05)
+    );
 }
 
 #[test]

@@ -2,9 +2,11 @@
 
 use emv_kernel::apdu::Command;
 use emv_kernel::cvm::{Cvm, CvmResults};
+use emv_kernel::entry_point::Kernel;
+use emv_kernel::oda::OdaError;
 use emv_kernel::outcome::{OdaMethod, OdaStatus, Phase, Reason};
-use emv_kernel::tvr::TvrBit;
-use emv_kernel::{OutcomeKind, Step, Tag, Transaction};
+use emv_kernel::tvr::{TsiBit, TvrBit};
+use emv_kernel::{OutcomeKind, Step, Tag, Transaction, TransactionParams};
 use hex_literal::hex;
 use proptest::prelude::*;
 
@@ -78,6 +80,137 @@ fn visa_offline_with_broken_signature_is_declined() {
         "{outcome:?}"
     );
     assert!(outcome.tvr.is_set(TvrBit::DdaFailed));
+}
+
+/// Breaks the ICC Public Key Certificate of the scripted Visa card (record SFI 2, record 2).
+fn break_icc_certificate(card: &mut Card) {
+    let record = card.records.get_mut(&(2, 2)).unwrap();
+    record[10] ^= 0x01;
+}
+
+/// The reader's Kernel 3 TTQ with "offline data authentication for online authorisations
+/// supported" (byte 1 b1) and, when `contact_chip`, "EMV contact chip supported" (byte 1 b5).
+fn visa_params(amount: u64, oda_for_online: bool, contact_chip: bool) -> TransactionParams {
+    let mut params = params(amount);
+    let visa = params
+        .config
+        .aids
+        .iter_mut()
+        .find(|aid| aid.kernel == Kernel::C3)
+        .unwrap();
+    if oda_for_online {
+        visa.ttq[0] |= 0x01;
+    }
+    if contact_chip {
+        visa.ttq[0] |= 0x10;
+    }
+    params
+}
+
+/// A failed fDDA that goes online (CTQ "go online if offline data authentication fails") says
+/// so in `oda` too, not only in the reason and the TVR (Book C-3 5.5).
+#[test]
+fn visa_fdda_failure_going_online_reports_the_failed_fdda() {
+    let mut card = Card::visa(Decision::Offline);
+    card.ctq = hex!("A000");
+    break_icc_certificate(&mut card);
+    let outcome = run(&mut card, params(1_000));
+    assert_eq!(outcome.kind, OutcomeKind::OnlineRequest, "{outcome:?}");
+    let Reason::OdaFailed(error) = outcome.reason else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(outcome.oda, OdaStatus::Failed(OdaMethod::Fdda, error));
+    assert!(outcome.tvr.is_set(TvrBit::DdaFailed));
+    assert!(outcome.tsi.is_set(TsiBit::OdaPerformed));
+}
+
+/// The same with CTQ "switch interface if offline data authentication fails" on a reader with a
+/// contact chip: Try Another Interface, with the failed fDDA in `oda`.
+#[test]
+fn visa_fdda_failure_switching_interface_reports_the_failed_fdda() {
+    let mut card = Card::visa(Decision::Offline);
+    card.ctq = hex!("9000");
+    break_icc_certificate(&mut card);
+    let outcome = run(&mut card, visa_params(1_000, false, true));
+    assert_eq!(
+        outcome.kind,
+        OutcomeKind::TryAnotherInterface,
+        "{outcome:?}"
+    );
+    let Reason::OdaFailed(error) = outcome.reason else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(outcome.oda, OdaStatus::Failed(OdaMethod::Fdda, error));
+    assert!(outcome.tvr.is_set(TvrBit::DdaFailed));
+}
+
+/// A declined offline fDDA with a missing data object also sets "ICC data missing".
+#[test]
+fn visa_fdda_missing_certificate_is_declined_as_failed_fdda() {
+    let mut card = Card::visa(Decision::Offline);
+    card.records.remove(&(2, 2));
+    card.records.insert((2, 2), hex!("7004 9F4701 03").to_vec());
+    let outcome = run(&mut card, params(1_000));
+    assert_eq!(outcome.kind, OutcomeKind::Declined, "{outcome:?}");
+    assert_eq!(
+        outcome.oda,
+        OdaStatus::Failed(
+            OdaMethod::Fdda,
+            OdaError::MissingData(Tag::IccPublicKeyCertificate)
+        )
+    );
+    assert!(outcome.tvr.is_set(TvrBit::IccDataMissing));
+}
+
+/// With "offline data authentication for online authorisations supported" in the TTQ, the card
+/// signs its ARQC answer and Kernel 3 verifies the signature (Book C-3 5.5): Online Request with
+/// fDDA succeeded.
+#[test]
+fn visa_online_with_oda_for_online_verifies_fdda() {
+    let mut card = Card::visa(Decision::Online);
+    let outcome = run(&mut card, visa_params(4_000, true, false));
+    assert_eq!(outcome.kind, OutcomeKind::OnlineRequest, "{outcome:?}");
+    assert_eq!(outcome.reason, Reason::CardRequestedOnline);
+    assert_eq!(outcome.oda, OdaStatus::Succeeded(OdaMethod::Fdda));
+    assert!(outcome.tsi.is_set(TsiBit::OdaPerformed));
+    assert!(!outcome.tvr.is_set(TvrBit::DdaFailed));
+    assert_eq!(outcome.cvm, Some(Cvm::OnlinePin));
+    // GPO then the records with the certificates.
+    assert_eq!(card.commands.len(), 6);
+}
+
+/// An online fDDA that fails is handled as an offline one: TVR "DDA failed", and the CTQ decides
+/// (declined without "go online if offline data authentication fails", online with it).
+#[test]
+fn visa_online_fdda_failure_follows_the_ctq() {
+    let mut card = Card::visa(Decision::Online);
+    break_icc_certificate(&mut card);
+    let outcome = run(&mut card, visa_params(4_000, true, false));
+    assert_eq!(outcome.kind, OutcomeKind::Declined, "{outcome:?}");
+    assert!(
+        matches!(outcome.reason, Reason::OdaFailed(_)),
+        "{outcome:?}"
+    );
+    assert!(matches!(outcome.oda, OdaStatus::Failed(OdaMethod::Fdda, _)));
+    assert!(outcome.tvr.is_set(TvrBit::DdaFailed));
+
+    let mut card = Card::visa(Decision::Online);
+    card.ctq = hex!("A000");
+    break_icc_certificate(&mut card);
+    let outcome = run(&mut card, visa_params(4_000, true, false));
+    assert_eq!(outcome.kind, OutcomeKind::OnlineRequest, "{outcome:?}");
+    assert!(matches!(outcome.oda, OdaStatus::Failed(OdaMethod::Fdda, _)));
+    assert!(outcome.tvr.is_set(TvrBit::DdaFailed));
+}
+
+/// Without the TTQ bit the kernel leaves an online transaction's ODA alone.
+#[test]
+fn visa_online_without_oda_for_online_performs_no_oda() {
+    let mut card = Card::visa(Decision::Online);
+    let outcome = run(&mut card, visa_params(4_000, false, false));
+    assert_eq!(outcome.kind, OutcomeKind::OnlineRequest, "{outcome:?}");
+    assert_eq!(outcome.oda, OdaStatus::NotPerformed);
+    assert!(!outcome.tsi.is_set(TsiBit::OdaPerformed));
 }
 
 #[test]

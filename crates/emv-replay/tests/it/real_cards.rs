@@ -4,7 +4,7 @@
 
 use emv_kernel::entry_point::{AidConfig, Kernel};
 use emv_kernel::oda::{self, Certificate, FddaInput, OdaRecord};
-use emv_kernel::outcome::{OdaStatus, Reason};
+use emv_kernel::outcome::{OdaMethod, OdaStatus, Reason};
 use emv_kernel::tlv::{self, Tag};
 use emv_kernel::{Date, OutcomeKind, TerminalConfig, TransactionParams};
 use emv_replay::{AnswerSource, CaSet, CardData, ReplayError, ReplayRun, Transcript, replay};
@@ -68,8 +68,10 @@ fn visa_debit_goes_online_with_every_command_as_recorded() {
     );
     assert_eq!(run.outcome.reason, Reason::CardRequestedOnline);
     assert_eq!(run.outcome.kernel, Some(3));
-    // Kernel 3 performs fDDA for offline approvals only.
-    assert_eq!(run.outcome.oda, OdaStatus::NotPerformed);
+    // The recording's TTQ 27000000 says "offline data authentication for online authorisations
+    // supported" (byte 1 b1) and the card signed its ARQC answer: Kernel 3 verifies that fDDA
+    // signature (Signed Data Format 95) under Visa production key 09 (Book C-3).
+    assert_eq!(run.outcome.oda, OdaStatus::Succeeded(OdaMethod::Fdda));
     assert_eq!(run.steps.len(), 7);
     for step in &run.steps {
         assert!(
@@ -162,9 +164,8 @@ fn check_visa_fdda(file: &str, static_data: &[u8]) -> u8 {
         &recovered[hash_start..recovered.len() - 1],
         "{file}"
     );
-    // emv-kernel's fDDA check insists on format 05, so it refuses these real cards' signatures
-    // (format 95). Reported to the kernel's owner; this flips when the kernel accepts 95.
-    let kernel_result = oda::verify_fdda(
+    // The kernel's fDDA check requires format 95 (Book C-3) and accepts these signatures.
+    let verified = oda::verify_fdda(
         &icc,
         &sdad,
         FddaInput {
@@ -173,10 +174,13 @@ fn check_visa_fdda(file: &str, static_data: &[u8]) -> u8 {
             currency_code: &hex!("0978"),
             card_authentication_related_data: Some(&card_auth),
         },
-    );
+    )
+    .unwrap_or_else(|error| panic!("{file}: {error:?}"));
+    assert!(!verified.icc_dynamic_number.is_empty(), "{file}");
+    // The same signature is not a DDA signature (format 05).
     assert_eq!(
-        kernel_result.unwrap_err(),
-        oda::OdaError::Format(recovered[1]),
+        oda::verify_dda(&icc, &sdad, &terminal_data),
+        Err(oda::OdaError::Format(0x95)),
         "{file}"
     );
     recovered[1]
@@ -209,6 +213,7 @@ fn visa_dkb_credit_goes_online() {
         "{:?}",
         run.outcome
     );
+    assert_eq!(run.outcome.oda, OdaStatus::Succeeded(OdaMethod::Fdda));
     assert_eq!(run.steps.len(), 6);
     assert!(run.steps.iter().all(|step| matches!(
         step.source,
@@ -325,8 +330,9 @@ fn debit_mastercard_certificates_verify_with_production_key() {
     .unwrap();
 }
 
-/// A recording that starts at SELECT AID: the PPSE SELECT gets `6A82`, and emv-kernel's Entry
-/// Point, which has no list-of-AIDs fallback, ends with Try Another Interface.
+/// A recording that starts at SELECT AID: the PPSE SELECT gets `6A82`. Contactless Entry Point
+/// builds its candidate list from the PPSE only (Book B 3.3.2; the list-of-AIDs method is the
+/// contact interface's, Book 1 12.3.3), so the kernel ends with Try Another Interface.
 #[test]
 fn recording_without_ppse_gets_6a82_and_kernel_stops() {
     let run: ReplayRun = replay(&transcript("visa-debit-no-ppse.txt"), recorded_params()).unwrap();

@@ -375,7 +375,9 @@ fn oda_view(outcome: &Outcome, card: &CardData) -> OdaView {
             error: None,
             why: match outcome.kind {
                 OutcomeKind::OnlineRequest if outcome.kernel == Some(3) => {
-                    "Kernel 3 performs fDDA for offline approvals only; this transaction went online"
+                    "Kernel 3 performs fDDA on an online authorisation only when the TTQ says \
+                     \"offline data authentication for online authorisations supported\" and the \
+                     card signed its answer (Book C-3); here one of them did not"
                         .to_owned()
                 }
                 _ if outcome.kernel.is_none() => "no application was selected".to_owned(),
@@ -460,8 +462,11 @@ fn notes(run: &ReplayRun) -> Vec<String> {
         .any(|step| step.source == AnswerSource::NoPpse)
     {
         notes.push(
-            "the transcript has no PPSE: its SELECT got 6A82, and emv-kernel's Entry Point has no \
-             list-of-AIDs fallback, so a recording that starts at SELECT AID ends at the PPSE"
+            "the transcript has no PPSE: its SELECT got 6A82. A contactless reader builds its \
+             candidate list from the PPSE only (EMV Contactless Book B 3.3.2: a SELECT PPSE \
+             answered with a status other than 9000 leaves the candidate list empty); the \
+             list-of-AIDs method is the contact interface's (EMV Book 1 12.3.3), so a recording \
+             that starts at SELECT AID ends at the PPSE"
                 .to_owned(),
         );
     }

@@ -77,7 +77,7 @@ fn human_output_of_a_real_visa_card() {
     let text = stdout(&output);
     for expected in [
         "Outcome     online_request (card_requested_online)",
-        "ODA         not_performed",
+        "ODA         succeeded (fDDA)",
         "AID         A0000000031010",
         "Label       VISA DEBIT",
         "PAN         492182******6752",
@@ -246,7 +246,8 @@ fn recording_without_ppse_explains_the_stop() {
         "{text}"
     );
     assert!(text.contains("no PPSE in transcript (6A82)"), "{text}");
-    assert!(text.contains("no list-of-AIDs fallback"), "{text}");
+    assert!(text.contains("EMV Contactless Book B 3.3.2"), "{text}");
+    assert!(text.contains("EMV Book 1 12.3.3"), "{text}");
 }
 
 #[test]
