@@ -5,8 +5,9 @@
 //!   by the CA key.
 //! - ICC Public Key Certificate (tag `9F46`): Book 2 section 6.4, Table 14, format `04`, signed by
 //!   the issuer key; its hash also covers the static data to be authenticated.
-//! - Signed Dynamic Application Data (tag `9F4B`): Book 2 section 6.5.1, Table 17, format `05`,
-//!   signed by the ICC key; used for fDDA (Book C-3) and CDA (Book 2 section 6.6.1, Table 18).
+//! - Signed Dynamic Application Data (tag `9F4B`): Book 2 section 6.5.1, Table 17, signed by the
+//!   ICC key: format `05` for CDA (Book 2 section 6.6.1, Table 18), format `95` for fDDA
+//!   (Book C-3; the format real Visa cards sign fDDA with).
 //!
 //! Hash algorithm `01` (SHA-1) and public key algorithm `01` (RSA), Book 2 Annex B.
 
