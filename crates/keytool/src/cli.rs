@@ -25,6 +25,17 @@ pub(crate) enum Command {
     /// EMV issuer cryptography: ICC master keys, session keys, ARQC, ARPC (EMV Book 2).
     #[command(subcommand)]
     Emv(EmvCommand),
+    /// Key check values.
+    Kcv(KcvArgs),
+    /// DUKPT: TDES (ANSI X9.24-1:2009) and AES (ANSI X9.24-3:2017) host-side derivations.
+    #[command(subcommand)]
+    Dukpt(DukptCommand),
+    /// ISO 9564-1 PIN blocks, formats 0, 1, 3 and 4 (test PINs only).
+    #[command(subcommand)]
+    Pin(PinCommand),
+    /// TR-31 / ANSI X9.143 key blocks, versions B (TDES KBPK) and D (AES KBPK).
+    #[command(subcommand)]
+    Tr31(Tr31Command),
 }
 
 /// A block cipher family, for keys whose length alone does not say (16 bytes).
@@ -253,4 +264,338 @@ pub(crate) struct VerifyArpcArgs {
     /// The ARPC to check, hex (8 bytes for method 1, 4 for method 2).
     #[arg(long)]
     pub(crate) arpc: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum KcvMethodArg {
+    /// Encrypt one block of zeros, keep the leftmost bytes (default 3).
+    EncryptZeros,
+    /// CMAC of one block of zeros (X9.24-1:2017 Annex A.3), leftmost bytes (default 5).
+    Cmac,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KcvArgs {
+    /// The key, hex.
+    #[arg(long)]
+    pub(crate) key: String,
+    /// Cipher of the key.
+    #[arg(long, value_enum)]
+    pub(crate) cipher: CipherArg,
+    /// Check value method.
+    #[arg(long, value_enum)]
+    pub(crate) method: KcvMethodArg,
+    /// Length in bytes, 2 to 8 (default: 3 for encrypt-zeros, 5 for CMAC).
+    #[arg(long)]
+    pub(crate) length: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DukptCommand {
+    /// TDES DUKPT (ANSI X9.24-1:2009).
+    #[command(subcommand)]
+    Tdes(TdesDukptCommand),
+    /// AES DUKPT (ANSI X9.24-3:2017).
+    #[command(subcommand)]
+    Aes(AesDukptCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TdesDukptCommand {
+    /// Derive a device's initial key (IPEK) from the BDK and a KSN (X9.24-1:2009 A.6).
+    Ipek(TdesIpekArgs),
+    /// Derive one key of the transaction a KSN names (X9.24-1:2009 A.3, A.4.1 Table A-1).
+    TransactionKey(TdesTransactionKeyArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TdesIpekArgs {
+    /// The double-length TDES base derivation key, hex.
+    #[arg(long)]
+    pub(crate) bdk: String,
+    /// A KSN of the device, 10 bytes hex (its counter bits are ignored).
+    #[arg(long)]
+    pub(crate) ksn: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum TdesKeyArg {
+    /// PIN encryption key (PIN variant).
+    Pin,
+    /// MAC key, request or both ways.
+    MacRequest,
+    /// MAC key, response.
+    MacResponse,
+    /// Data encryption key, request or both ways (variant, then the one-way function).
+    DataRequest,
+    /// Data encryption key, response (variant, then the one-way function).
+    DataResponse,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("derivation_key").required(true))]
+pub(crate) struct TdesTransactionKeyArgs {
+    /// The double-length TDES base derivation key, hex.
+    #[arg(long, group = "derivation_key")]
+    pub(crate) bdk: Option<String>,
+    /// The device's initial key (IPEK), hex (instead of --bdk).
+    #[arg(long, group = "derivation_key")]
+    pub(crate) ipek: Option<String>,
+    /// The transaction's KSN, 10 bytes hex.
+    #[arg(long)]
+    pub(crate) ksn: String,
+    /// Which key of the transaction.
+    #[arg(long, value_enum)]
+    pub(crate) key: TdesKeyArg,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AesDukptCommand {
+    /// Derive a device's initial key from the BDK and the initial key ID.
+    InitialKey(AesInitialKeyArgs),
+    /// Derive the working key of a usage and key type for a KSN.
+    WorkingKey(AesWorkingKeyArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AesInitialKeyArgs {
+    /// The AES base derivation key, hex.
+    #[arg(long)]
+    pub(crate) bdk: String,
+    /// The initial key ID (BDK ID || derivation ID), 8 bytes hex.
+    #[arg(long)]
+    pub(crate) initial_key_id: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum AesUsageArg {
+    /// Key encryption key.
+    KeyEncryption,
+    /// PIN encryption.
+    PinEncryption,
+    /// MAC generation.
+    MacGeneration,
+    /// MAC verification.
+    MacVerification,
+    /// MAC, both ways.
+    MacBothWays,
+    /// Data encryption, encrypt.
+    DataEncrypt,
+    /// Data encryption, decrypt.
+    DataDecrypt,
+    /// Data encryption, both ways.
+    DataBothWays,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum KeyTypeArg {
+    /// Double-length TDES.
+    Tdes2,
+    /// Triple-length TDES.
+    Tdes3,
+    /// AES-128.
+    Aes128,
+    /// AES-192.
+    Aes192,
+    /// AES-256.
+    Aes256,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("derivation_key").required(true))]
+pub(crate) struct AesWorkingKeyArgs {
+    /// The AES base derivation key, hex.
+    #[arg(long, group = "derivation_key")]
+    pub(crate) bdk: Option<String>,
+    /// The device's initial key, hex (instead of --bdk).
+    #[arg(long, group = "derivation_key")]
+    pub(crate) initial_key: Option<String>,
+    /// The KSN: initial key ID || 32-bit counter, 12 bytes hex.
+    #[arg(long)]
+    pub(crate) ksn: String,
+    /// What the working key is for.
+    #[arg(long, value_enum)]
+    pub(crate) usage: AesUsageArg,
+    /// Type of the working key.
+    #[arg(long, value_enum)]
+    pub(crate) key_type: KeyTypeArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum PinFormatArg {
+    /// ISO 9564-1 format 0 (TDES, PAN-bound).
+    #[value(name = "0")]
+    Iso0,
+    /// ISO 9564-1 format 1 (TDES, no PAN).
+    #[value(name = "1")]
+    Iso1,
+    /// ISO 9564-1 format 3 (TDES, PAN-bound, random fill).
+    #[value(name = "3")]
+    Iso3,
+    /// ISO 9564-1 format 4 (AES, PAN-bound).
+    #[value(name = "4")]
+    Iso4,
+}
+
+/// PIN block commands. Clear PINs go in only through `--test-pin` and come out only through
+/// `parse --reveal-test-pin`: both exist for test cards and published vectors, never for live
+/// cardholder PINs.
+#[derive(Debug, Subcommand)]
+pub(crate) enum PinCommand {
+    /// Build and encipher a PIN block from a test PIN.
+    Build(PinBuildArgs),
+    /// Decipher a PIN block and check its structure (prints the PIN length only, unless
+    /// --reveal-test-pin).
+    Parse(PinParseArgs),
+    /// Check that a PIN block holds a test PIN (exit code 1 if not).
+    Verify(PinVerifyArgs),
+    /// Re-encipher a PIN block under another key and/or format, never revealing the PIN.
+    Translate(PinTranslateArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PinBuildArgs {
+    /// PIN block format; format 4 takes an AES key, the others TDES.
+    #[arg(long, value_enum)]
+    pub(crate) format: PinFormatArg,
+    /// The PIN encryption key, hex.
+    #[arg(long)]
+    pub(crate) key: String,
+    /// TEST USE ONLY: the clear PIN, 4 to 12 digits. Never pass a live cardholder PIN.
+    #[arg(long)]
+    pub(crate) test_pin: String,
+    /// The PAN (formats 0, 3 and 4), 8 to 19 digits.
+    #[arg(long)]
+    pub(crate) pan: Option<String>,
+    /// TEST USE ONLY: fixed bytes, hex, in place of random fill (to reproduce published vectors).
+    #[arg(long)]
+    pub(crate) test_random: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PinParseArgs {
+    /// PIN block format.
+    #[arg(long, value_enum)]
+    pub(crate) format: PinFormatArg,
+    /// The PIN encryption key, hex.
+    #[arg(long)]
+    pub(crate) key: String,
+    /// The enciphered PIN block, hex.
+    #[arg(long)]
+    pub(crate) block: String,
+    /// The PAN (formats 0, 3 and 4).
+    #[arg(long)]
+    pub(crate) pan: Option<String>,
+    /// TEST USE ONLY: also print the clear PIN.
+    #[arg(long)]
+    pub(crate) reveal_test_pin: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PinVerifyArgs {
+    /// PIN block format.
+    #[arg(long, value_enum)]
+    pub(crate) format: PinFormatArg,
+    /// The PIN encryption key, hex.
+    #[arg(long)]
+    pub(crate) key: String,
+    /// The enciphered PIN block, hex.
+    #[arg(long)]
+    pub(crate) block: String,
+    /// The PAN (formats 0, 3 and 4).
+    #[arg(long)]
+    pub(crate) pan: Option<String>,
+    /// TEST USE ONLY: the PIN the block should hold.
+    #[arg(long)]
+    pub(crate) test_pin: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PinTranslateArgs {
+    /// The enciphered PIN block, hex.
+    #[arg(long)]
+    pub(crate) block: String,
+    /// Format of the incoming block.
+    #[arg(long, value_enum)]
+    pub(crate) from_format: PinFormatArg,
+    /// Key of the incoming block, hex.
+    #[arg(long)]
+    pub(crate) from_key: String,
+    /// Format of the outgoing block.
+    #[arg(long, value_enum)]
+    pub(crate) to_format: PinFormatArg,
+    /// Key of the outgoing block, hex.
+    #[arg(long)]
+    pub(crate) to_key: String,
+    /// The PAN (when either format binds it).
+    #[arg(long)]
+    pub(crate) pan: Option<String>,
+    /// TEST USE ONLY: fixed bytes, hex, in place of random fill.
+    #[arg(long)]
+    pub(crate) test_random: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Tr31Command {
+    /// Wrap a key into a key block.
+    Wrap(Tr31WrapArgs),
+    /// Unwrap and authenticate a key block; prints the key and the header fields.
+    Unwrap(Tr31UnwrapArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Tr31VersionArg {
+    /// Version B: TDES key block protection key.
+    #[value(name = "B", alias = "b")]
+    B,
+    /// Version D: AES key block protection key.
+    #[value(name = "D", alias = "d")]
+    D,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct Tr31WrapArgs {
+    /// Key block protection key, hex (TDES for version B, AES for version D).
+    #[arg(long)]
+    pub(crate) kbpk: String,
+    /// The key to wrap, hex; read as TDES or AES after --algorithm.
+    #[arg(long)]
+    pub(crate) key: String,
+    /// Key block version.
+    #[arg(long, value_enum)]
+    pub(crate) version: Tr31VersionArg,
+    /// Key usage, two characters (X9.143 Table 2), e.g. P0, B1, K0, D0.
+    #[arg(long)]
+    pub(crate) key_usage: String,
+    /// Algorithm of the wrapped key, one character: T (TDES) or A (AES).
+    #[arg(long)]
+    pub(crate) algorithm: String,
+    /// Mode of use, one character (X9.143 Table 4), e.g. E, D, B, X, N.
+    #[arg(long)]
+    pub(crate) mode_of_use: String,
+    /// Exportability, one character: E (exportable), N (non-exportable) or S (sensitive).
+    #[arg(long)]
+    pub(crate) exportability: String,
+    /// Key version number, two characters.
+    #[arg(long, default_value = "00")]
+    pub(crate) key_version: String,
+    /// Key context, one character: 0 (storage or exchange), 1 (storage), 2 (exchange).
+    #[arg(long, default_value = "0")]
+    pub(crate) key_context: String,
+    /// Mask the key length by padding the key to this many bytes.
+    #[arg(long)]
+    pub(crate) masked_length: Option<usize>,
+    /// TEST USE ONLY: fixed bytes, hex, in place of random padding.
+    #[arg(long)]
+    pub(crate) test_random: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct Tr31UnwrapArgs {
+    /// Key block protection key, hex.
+    #[arg(long)]
+    pub(crate) kbpk: String,
+    /// The key block.
+    #[arg(long)]
+    pub(crate) key_block: String,
 }

@@ -32,10 +32,10 @@ impl CliError {
     }
 
     /// A verification that ran and failed.
-    pub(crate) fn mismatch<E: ErrorCode + Display>(err: &E) -> Self {
+    pub(crate) fn mismatch(code: &'static str, message: impl Into<String>) -> Self {
         Self {
-            code: err.code(),
-            message: err.to_string(),
+            code,
+            message: message.into(),
             failure: Failure::Mismatch,
         }
     }

@@ -1,5 +1,6 @@
 //! `emv ...`: ICC master keys, session keys, application cryptograms and ARPCs (EMV Book 2).
 
+use payment_crypto::ErrorCode;
 use payment_crypto::SecretKey;
 use payment_crypto::emv::{
     self, ArpcResponse, Atc, CardKeys, Cryptogram, CryptogramVersion, EmvCryptoError,
@@ -185,7 +186,7 @@ fn verified(result: Result<(), EmvCryptoError>) -> Result<Report, CliError> {
     match result {
         Ok(()) => Ok(Report::of(&Verified { valid: true })),
         Err(err @ (EmvCryptoError::CryptogramMismatch | EmvCryptoError::ArpcMismatch)) => {
-            Err(CliError::mismatch(&err))
+            Err(CliError::mismatch(err.code(), err.to_string()))
         }
         Err(err) => Err(err.into()),
     }

@@ -1,5 +1,6 @@
 //! `mac compute` and `mac verify`: ISO/IEC 9797-1 algorithms 1 and 3, CMAC.
 
+use payment_crypto::ErrorCode;
 use payment_crypto::SecretKey;
 use payment_crypto::mac::{self, MacAlgorithm, MacError, Padding};
 use serde::Serialize;
@@ -29,7 +30,9 @@ pub(super) fn run(command: &MacCommand) -> Result<Report, CliError> {
             let received = input::bytes("--mac", &args.mac)?;
             match mac::verify_mac(algorithm, &key, &data, &received) {
                 Ok(()) => Ok(Report::of(&Verified { valid: true })),
-                Err(err @ MacError::Mismatch) => Err(CliError::mismatch(&err)),
+                Err(err @ MacError::Mismatch) => {
+                    Err(CliError::mismatch(err.code(), err.to_string()))
+                }
                 Err(err) => Err(err.into()),
             }
         }

@@ -3,8 +3,12 @@
 //! Each command is checked against published vectors (sources cited per test), for the shape of
 //! its `--json` object, and for bad input: exit code 2 and exactly one line on stderr.
 
+mod dukpt;
 mod emv;
+mod kcv;
 mod mac;
+mod pin;
+mod tr31;
 
 use std::process::{Command, Output};
 
