@@ -330,6 +330,10 @@ pub(crate) enum TdesKeyArg {
     DataRequest,
     /// Data encryption key, response (variant, then the one-way function).
     DataResponse,
+    /// The bare data request variant, without the one-way function (for systems that skip it).
+    DataRequestVariant,
+    /// The bare data response variant, without the one-way function (for systems that skip it).
+    DataResponseVariant,
 }
 
 #[derive(Debug, Args)]

@@ -2,7 +2,7 @@
 
 use payment_crypto::KeyAlgorithm;
 use payment_crypto::dukpt::aes::{self as aes_dukpt, InitialKeyId, WorkingKeyUsage};
-use payment_crypto::dukpt::tdes::{self as tdes_dukpt, TransactionKeys};
+use payment_crypto::dukpt::tdes::{self as tdes_dukpt, KeyVariant, TransactionKeys};
 use serde::Serialize;
 
 use crate::cli::{
@@ -68,6 +68,8 @@ fn tdes(command: &TdesDukptCommand) -> Result<Report, CliError> {
                 TdesKeyArg::MacResponse => keys.mac_response_key(),
                 TdesKeyArg::DataRequest => keys.data_request_key(),
                 TdesKeyArg::DataResponse => keys.data_response_key(),
+                TdesKeyArg::DataRequestVariant => keys.variant_key(KeyVariant::DataRequest),
+                TdesKeyArg::DataResponseVariant => keys.variant_key(KeyVariant::DataResponse),
             };
             Ok(Report::of(&TransactionKeyOutput {
                 key: hex::encode_upper(key.expose_secret()),

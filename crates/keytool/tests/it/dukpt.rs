@@ -64,6 +64,35 @@ fn tdes_pin_key_matches_x9_24_1() {
     );
 }
 
+/// The other keys of counter 1 (FFFF9876543210E00001): MAC request variant
+/// 042666B4918430A368DE9628D03984C9 (X9.24-1:2009 A.4 as transcribed in jmps-public
+/// `GVRlib/dukpt3.py`), MAC response variant 042666B46E84CFA368DE96282F397BC9 and one-way data
+/// request key 448D3F076D8304036A55A3D7E0055A78 (cryptoscript `DukptTdeaWorkingKeyTests`,
+/// camcima/dukpt-php `tests/DerivedKeyTest.php`).
+#[test]
+fn tdes_mac_and_data_keys_match_published_values() {
+    let key = |which| {
+        let args = [
+            "dukpt",
+            "tdes",
+            "transaction-key",
+            "--bdk",
+            TDES_BDK,
+            "--ksn",
+            "FFFF9876543210E00001",
+            "--key",
+            which,
+        ];
+        field(&ok(&args), "key")
+    };
+    assert_eq!(key("mac-request"), "042666B4918430A368DE9628D03984C9");
+    assert_eq!(key("mac-response"), "042666B46E84CFA368DE96282F397BC9");
+    assert_eq!(key("data-request"), "448D3F076D8304036A55A3D7E0055A78");
+    // The bare variant skips the one-way function, so it is a different key.
+    assert_ne!(key("data-request-variant"), key("data-request"));
+    assert_ne!(key("data-response-variant"), key("data-response"));
+}
+
 /// ANSI X9.24-3:2017 Annex B.1 and its test vector supplement: AES-128 BDK
 /// FEDCBA9876543210F1F1F1F1F1F1F1F1, initial key ID 1234567890123456, initial key
 /// 1273671EA26AC29AFA4D1084127652A1; counter 1 AES-128 PIN key AF8CB133A78F8DC2D1359F18527593FB.
