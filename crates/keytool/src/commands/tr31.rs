@@ -73,6 +73,25 @@ fn wrap(args: &Tr31WrapArgs) -> Result<Report, CliError> {
         _ => CipherArg::Aes,
     };
     let kbpk = input::key("--kbpk", &args.kbpk, kbpk_cipher)?;
+    let header = header(args, version)?;
+    // The wrapped key's own algorithm decides how its hex is read.
+    let key_cipher = match header.algorithm {
+        Algorithm::Tdes => CipherArg::Tdes,
+        Algorithm::Aes => CipherArg::Aes,
+        other => return Err(Tr31Error::UnsupportedKeyAlgorithm(other).into()),
+    };
+    let key = input::key("--key", &args.key, key_cipher)?;
+    let test_bytes = random::test_bytes(args.test_random.as_deref())?;
+    let mut rng = Randomness::new(test_bytes.as_deref())?;
+    let block = match args.masked_length {
+        Some(masked_len) => tr31::wrap_masked(&kbpk, &header, &key, masked_len, &mut rng)?,
+        None => tr31::wrap(&kbpk, &header, &key, &mut rng)?,
+    };
+    Ok(Report::of(&WrapOutput { key_block: block }))
+}
+
+/// The header from the field flags, each looked up in its X9.143 table.
+fn header(args: &Tr31WrapArgs, version: Version) -> Result<KeyBlockHeader, CliError> {
     let mut header = KeyBlockHeader::new(
         version,
         code(
@@ -118,20 +137,7 @@ fn wrap(args: &Tr31WrapArgs) -> Result<Report, CliError> {
         .map_err(|_| CliError::from(Tr31Error::InvalidKeyVersion).for_flag("--key-version"))?;
     header.key_version = KeyVersion::new(version_chars)
         .map_err(|err| CliError::from(err).for_flag("--key-version"))?;
-    // The wrapped key's own algorithm decides how its hex is read.
-    let key_cipher = match header.algorithm {
-        Algorithm::Tdes => CipherArg::Tdes,
-        Algorithm::Aes => CipherArg::Aes,
-        other => return Err(Tr31Error::UnsupportedKeyAlgorithm(other).into()),
-    };
-    let key = input::key("--key", &args.key, key_cipher)?;
-    let test_bytes = random::test_bytes(args.test_random.as_deref())?;
-    let mut rng = Randomness::new(test_bytes.as_deref())?;
-    let block = match args.masked_length {
-        Some(masked_len) => tr31::wrap_masked(&kbpk, &header, &key, masked_len, &mut rng)?,
-        None => tr31::wrap(&kbpk, &header, &key, &mut rng)?,
-    };
-    Ok(Report::of(&WrapOutput { key_block: block }))
+    Ok(header)
 }
 
 /// The table entry whose header characters are `text` (case-insensitive).
