@@ -1,0 +1,215 @@
+//! Raw RSA for personalisation and card signatures: `m^d mod n` over the recovered-data frames of
+//! EMV 4.4 Book 2 (Annex A2.1, digital signature scheme giving message recovery).
+//!
+//! EMV signatures are "raw": the signer builds the whole frame (header `6A`, format, data, hash,
+//! trailer `BC`) as long as the modulus and applies the private key to it, so no padding scheme of
+//! a general RSA library applies. The arithmetic is `crypto-bigint` (`BoxedUint` in Montgomery
+//! form), the crate the kernel uses to recover the same frames. Signing uses the Chinese remainder
+//! theorem and checks its result with the public exponent before returning it, so a faulty
+//! computation never leaves the card.
+//!
+//! Every key here is TEST ONLY data ([`crate::test_keys`]); nothing in this module is meant to
+//! protect a secret, so constant-time behaviour is not a goal.
+
+use alloc::vec::Vec;
+
+use crypto_bigint::modular::{BoxedMontyForm, BoxedMontyParams};
+use crypto_bigint::{BoxedUint, ConcatenatingMul, NonZero, Odd, Resize};
+
+/// An RSA key pair of the test PKI, as upper-case hex strings (big-endian).
+///
+/// The private parts are TEST ONLY: they are published in this repository.
+#[derive(Clone, Copy)]
+pub(crate) struct RsaTestKey {
+    pub(crate) modulus: &'static str,
+    pub(crate) public_exponent: &'static str,
+    /// Kept for completeness of the published key; signing uses the CRT parts below.
+    #[allow(dead_code)]
+    pub(crate) private_exponent: &'static str,
+    pub(crate) prime_p: &'static str,
+    pub(crate) prime_q: &'static str,
+    pub(crate) exponent_p: &'static str,
+    pub(crate) exponent_q: &'static str,
+    pub(crate) coefficient: &'static str,
+}
+
+impl core::fmt::Debug for RsaTestKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "RsaTestKey({} bits)", self.modulus.len() * 4)
+    }
+}
+
+/// Why a signature could not be produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SignError {
+    /// The frame is not as long as the modulus, or not below it.
+    Message,
+    /// The key constants are unusable (caught by the crate's tests).
+    Key,
+    /// The CRT result did not verify with the public exponent.
+    Fault,
+}
+
+impl RsaTestKey {
+    /// The modulus bytes.
+    pub(crate) fn modulus_bytes(&self) -> Vec<u8> {
+        decode_hex(self.modulus)
+    }
+
+    /// The public exponent bytes (`03` or `01 00 01`).
+    pub(crate) fn exponent_bytes(&self) -> Vec<u8> {
+        decode_hex(self.public_exponent)
+    }
+
+    /// Modulus length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.modulus.len() / 2
+    }
+
+    /// Applies the private key to `message`, a frame exactly as long as the modulus.
+    pub(crate) fn sign_raw(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
+        let modulus = self.modulus_bytes();
+        if message.len() != modulus.len() || message >= modulus.as_slice() {
+            // Equal lengths, so the byte-wise comparison is a numeric one.
+            return Err(SignError::Message);
+        }
+        let bits = precision(modulus.len());
+        let p = decode_hex(self.prime_p);
+        let q = decode_hex(self.prime_q);
+        let half_bits = precision(p.len().max(q.len()));
+        let uint = |bytes: &[u8], bits: u32| {
+            BoxedUint::from_be_slice(bytes, bits).map_err(|_| SignError::Key)
+        };
+        let m = uint(message, bits)?;
+        let p_uint = uint(&p, half_bits)?;
+        let q_uint = uint(&q, half_bits)?;
+        let p_odd = Odd::new(p_uint.clone())
+            .into_option()
+            .ok_or(SignError::Key)?;
+        let q_odd = Odd::new(q_uint.clone())
+            .into_option()
+            .ok_or(SignError::Key)?;
+        let p_nonzero = NonZero::new(p_uint).into_option().ok_or(SignError::Key)?;
+        let q_nonzero = NonZero::new(q_uint.clone())
+            .into_option()
+            .ok_or(SignError::Key)?;
+        // s_p = m^dP mod p, s_q = m^dQ mod q (PKCS #1 v2.2, RSASP1 with the CRT representation).
+        let s_p = BoxedMontyForm::new(
+            m.rem_vartime(&p_nonzero),
+            &BoxedMontyParams::new_vartime(p_odd),
+        )
+        .pow(&uint(&decode_hex(self.exponent_p), half_bits)?)
+        .retrieve();
+        let s_q = BoxedMontyForm::new(
+            m.rem_vartime(&q_nonzero),
+            &BoxedMontyParams::new_vartime(q_odd),
+        )
+        .pow(&uint(&decode_hex(self.exponent_q), half_bits)?)
+        .retrieve();
+        // h = qInv * (s_p - s_q) mod p; s = s_q + q * h.
+        let s_q_mod_p = s_q.rem_vartime(&p_nonzero);
+        let h = s_p
+            .sub_mod(&s_q_mod_p, &p_nonzero)
+            .mul_mod(&uint(&decode_hex(self.coefficient), half_bits)?, &p_nonzero);
+        let s = s_q
+            .try_resize(2 * half_bits)
+            .ok_or(SignError::Fault)?
+            .wrapping_add(h.concatenating_mul(&q_uint));
+        let signature = fit(&s.to_be_bytes(), modulus.len()).ok_or(SignError::Fault)?;
+        // Fault check: the signature must recover the message.
+        if public_op(&signature, &modulus, &self.exponent_bytes()).as_deref() != Some(message) {
+            return Err(SignError::Fault);
+        }
+        Ok(signature)
+    }
+}
+
+/// `signature^e mod n`, for the self-check after signing.
+fn public_op(signature: &[u8], modulus: &[u8], exponent: &[u8]) -> Option<Vec<u8>> {
+    let bits = precision(modulus.len());
+    let n = Odd::new(BoxedUint::from_be_slice(modulus, bits).ok()?).into_option()?;
+    let base = BoxedUint::from_be_slice(signature, bits).ok()?;
+    let exponent = BoxedUint::from_be_slice(exponent, 64).ok()?;
+    let result = BoxedMontyForm::new(base, &BoxedMontyParams::new_vartime(n))
+        .pow(&exponent)
+        .retrieve();
+    fit(&result.to_be_bytes(), modulus.len())
+}
+
+/// Precision in whole 64-bit words for a number of `len` bytes.
+fn precision(len: usize) -> u32 {
+    u32::try_from(len.div_ceil(8) * 64).unwrap_or(u32::MAX)
+}
+
+/// The big-endian `bytes` as exactly `len` bytes, if the leading bytes it drops are zero.
+fn fit(bytes: &[u8], len: usize) -> Option<Vec<u8>> {
+    let start = bytes.len().checked_sub(len)?;
+    if bytes[..start].iter().any(|&byte| byte != 0) {
+        return None;
+    }
+    Some(bytes[start..].to_vec())
+}
+
+/// Decodes the crate's own hex constants. Every constant is checked by a unit test, so a
+/// non-hex character (which would decode as zero) cannot ship.
+pub(crate) fn decode_hex(text: &str) -> Vec<u8> {
+    text.as_bytes()
+        .chunks(2)
+        .map(|pair| {
+            let nibble = |c: u8| match c {
+                b'0'..=b'9' => c - b'0',
+                b'A'..=b'F' => c - b'A' + 10,
+                b'a'..=b'f' => c - b'a' + 10,
+                _ => 0,
+            };
+            (nibble(pair[0]) << 4) | pair.get(1).map_or(0, |&c| nibble(c))
+        })
+        .collect()
+}
+
+/// Whether `text` is an even number of hex digits.
+#[cfg(test)]
+pub(crate) fn is_hex(text: &str) -> bool {
+    text.len().is_multiple_of(2) && text.bytes().all(|c| c.is_ascii_hexdigit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_keys;
+
+    #[test]
+    fn every_test_key_is_well_formed_and_signs() {
+        for key in test_keys::ALL {
+            for field in [
+                key.modulus,
+                key.public_exponent,
+                key.private_exponent,
+                key.prime_p,
+                key.prime_q,
+                key.exponent_p,
+                key.exponent_q,
+                key.coefficient,
+            ] {
+                assert!(is_hex(field), "{key:?}");
+            }
+            let mut message = alloc::vec![0x6A; key.len()];
+            message[key.len() - 1] = 0xBC;
+            let signature = key.sign_raw(&message).unwrap();
+            assert_eq!(
+                public_op(&signature, &key.modulus_bytes(), &key.exponent_bytes()).unwrap(),
+                message
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_a_message_not_below_the_modulus() {
+        let key = test_keys::ICC_ROGUE;
+        assert_eq!(
+            key.sign_raw(&alloc::vec![0xFF; key.len()]),
+            Err(SignError::Message)
+        );
+        assert_eq!(key.sign_raw(&[0x6A]), Err(SignError::Message));
+    }
+}
