@@ -208,3 +208,132 @@ static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
 fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
     core::arch::wasm32::unreachable()
 }
+
+#[cfg(test)]
+mod tests {
+    //! The exports called natively, as a host calls them: pointers in, statuses and messages out.
+
+    use alloc::string::String;
+    use alloc::vec::Vec;
+
+    use emv_kernel::ErrorCode;
+
+    use super::*;
+    use crate::message::Output;
+    use crate::session::{STATUS_COMMAND, STATUS_OUTCOME};
+
+    const PARAMS: &str = r#"{
+        "amount": 999, "currency_code": "0840", "currency_exponent": 2,
+        "date": "2026-11-26", "time": "120000", "unpredictable_number": "5B000001",
+        "terminal": {
+            "country_code": "0840", "terminal_type": "22", "capabilities": "0068C8",
+            "additional_capabilities": "6000F0A001",
+            "aids": [{"aid": "A000000004", "kernel": 2, "floor_limit": 1000}]
+        }
+    }"#;
+
+    fn create(params: &[u8]) -> i32 {
+        let ptr = alloc(params.len());
+        // SAFETY: `ptr` has `params.len()` writable bytes from `alloc`.
+        unsafe { core::ptr::copy_nonoverlapping(params.as_ptr(), ptr, params.len()) };
+        // SAFETY: `ptr` holds the parameters; freed with the same length.
+        let handle = unsafe { session_create(ptr, params.len()) };
+        unsafe { dealloc(ptr, params.len()) };
+        handle
+    }
+
+    fn output(handle: i32) -> Vec<u8> {
+        let len = usize::try_from(session_output_len(handle)).expect("a known handle");
+        let ptr = session_output_ptr(handle);
+        // SAFETY: the session's output buffer has `len` bytes until the next call on it.
+        unsafe { core::slice::from_raw_parts(ptr, len) }.to_vec()
+    }
+
+    fn last_error() -> String {
+        let len = usize::try_from(last_error_len()).unwrap();
+        // SAFETY: the error buffer has `len` bytes until the next failing call.
+        let bytes = unsafe { core::slice::from_raw_parts(last_error_ptr(), len) };
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    /// Runs a whole transaction through the exports against a virtual card.
+    fn transaction(params: &str) -> (Vec<Vec<u8>>, Vec<u8>) {
+        let mut card = emv_cards::Card::profile("mc-cda").unwrap();
+        let handle = create(params.as_bytes());
+        assert!(handle > 0, "{}", last_error());
+        let mut commands = Vec::new();
+        loop {
+            let message = output(handle);
+            match serde_json::from_slice::<Output>(&message).unwrap() {
+                Output::Command { capdu } => {
+                    let rapdu = card.transmit(capdu.as_slice());
+                    commands.push(capdu.0);
+                    // SAFETY: `rapdu` is a live slice.
+                    let status = unsafe { session_resume(handle, rapdu.as_ptr(), rapdu.len()) };
+                    assert!(status == STATUS_COMMAND || status == STATUS_OUTCOME);
+                }
+                Output::Outcome { .. } => {
+                    // SAFETY: an empty response; the session is over and says so again.
+                    let again = unsafe { session_resume(handle, core::ptr::null(), 0) };
+                    assert_eq!(again, STATUS_OUTCOME);
+                    assert_eq!(output(handle), message);
+                    assert_eq!(session_free(handle), 0);
+                    return (commands, message);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_transaction_runs_through_the_exports() {
+        assert_eq!(abi_version(), 1);
+        let (commands, message) = transaction(PARAMS);
+        // PPSE, application, GPO, records, GENERATE AC.
+        assert_eq!(commands[0][..5], [0x00, 0xA4, 0x04, 0x00, 0x0E]);
+        assert_eq!(commands.last().unwrap()[..2], [0x80, 0xAE]);
+        let Output::Outcome { outcome } = serde_json::from_slice(&message).unwrap() else {
+            panic!("an outcome")
+        };
+        // The parameters trust no CA key, so CDA cannot succeed and the card is not approved
+        // offline.
+        assert_eq!(outcome.kind, "online_request");
+        assert_eq!(
+            (outcome.oda.status.as_str(), outcome.oda.error.as_deref()),
+            ("failed", Some("oda_ca_key_not_found")),
+            "{outcome:?}"
+        );
+        // Deterministic: the same inputs give the same bytes.
+        assert_eq!(transaction(PARAMS), (commands, message));
+    }
+
+    #[test]
+    fn errors_have_statuses_and_messages() {
+        assert_eq!(create(b"{"), -1);
+        assert!(last_error().contains("\"code\":\"params_malformed\""));
+        let unknown_field = PARAMS.replacen("\"amount\"", "\"amount_typo\": 1, \"amount\"", 1);
+        assert_eq!(create(unknown_field.as_bytes()), -1);
+        let bad_length = PARAMS.replace(
+            "\"0840\", \"currency_exponent\"",
+            "\"08\", \"currency_exponent\"",
+        );
+        assert_eq!(create(bad_length.as_bytes()), -2);
+        assert!(last_error().contains("currency_code"), "{}", last_error());
+        let bad_kernel = PARAMS.replace("\"kernel\": 2", "\"kernel\": 4");
+        assert_eq!(create(bad_kernel.as_bytes()), -2);
+        let bad_date = PARAMS.replace("2026-11-26", "2026-02-30");
+        assert_eq!(create(bad_date.as_bytes()), -2);
+        // SAFETY: a null pointer with a length is refused before it is read.
+        assert_eq!(unsafe { session_create(core::ptr::null(), 10) }, -5);
+        assert_eq!(
+            unsafe { session_resume(i32::MAX - 7, [0x90, 0x00].as_ptr(), 2) },
+            -3
+        );
+        assert_eq!(session_output_len(i32::MAX - 7), -3);
+        assert!(session_output_ptr(i32::MAX - 7).is_null());
+        assert_eq!(session_free(i32::MAX - 7), -3);
+        assert_eq!(AbiError::UnknownSession.code(), "unknown_session");
+        assert!(alloc(0).is_null());
+        // SAFETY: freeing nothing is a no-op.
+        unsafe { dealloc(core::ptr::null_mut(), 0) };
+    }
+}

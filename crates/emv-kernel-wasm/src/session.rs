@@ -264,3 +264,66 @@ const fn status_of(step: &Step) -> i32 {
         Step::Done(_) => STATUS_OUTCOME,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PARAMS: &[u8] = br#"{"amount": 100, "currency_code": "0978", "currency_exponent": 2,
+        "date": "2026-11-26", "time": "120000", "unpredictable_number": "01020304",
+        "terminal": {"country_code": "0250", "terminal_type": "22", "capabilities": "0068C8",
+            "additional_capabilities": "6000F0A001",
+            "aids": [{"aid": "A000000003", "kernel": 3, "transaction_limit": 50}]}}"#;
+
+    #[test]
+    fn handles_are_positive_distinct_and_limited() {
+        let mut sessions = Sessions::new();
+        let mut handles = Vec::new();
+        for _ in 0..MAX_SESSIONS {
+            let (handle, status) = sessions.create(PARAMS).unwrap();
+            assert!(handle > 0);
+            // Over the contactless limit: the outcome comes at once.
+            assert_eq!(status, STATUS_OUTCOME);
+            handles.push(handle);
+        }
+        assert_eq!(handles, (1..=16).collect::<Vec<_>>());
+        assert_eq!(sessions.create(PARAMS), Err(AbiError::TooManySessions));
+        assert_eq!(
+            serde_json::from_slice::<ErrorMessage>(sessions.last_error())
+                .unwrap()
+                .code,
+            "too_many_sessions"
+        );
+        assert!(sessions.free(3));
+        assert!(!sessions.free(3));
+        assert_eq!(sessions.len(), MAX_SESSIONS - 1);
+        assert_eq!(sessions.create(PARAMS).unwrap().0, 17);
+        let Output::Outcome { outcome } =
+            serde_json::from_slice(sessions.output(17).unwrap()).unwrap()
+        else {
+            panic!("an outcome")
+        };
+        assert_eq!(outcome.kind, "try_another_interface");
+        assert_eq!(outcome.reason.code, "contactless_limit_exceeded");
+        assert_eq!(sessions.resume(17, &[0x90, 0x00]), Ok(STATUS_OUTCOME));
+    }
+
+    #[test]
+    fn statuses_match_codes() {
+        for error in [
+            AbiError::ParamsMalformed(String::new()),
+            AbiError::ParamsInvalid(String::new()),
+            AbiError::UnknownSession,
+            AbiError::TooManySessions,
+            AbiError::InvalidBuffer,
+            AbiError::Encoding,
+        ] {
+            assert!(error.status() < 0);
+            assert_eq!(
+                AbiError::code_for_status(error.status()),
+                Some(error.code())
+            );
+        }
+        assert_eq!(AbiError::code_for_status(1), None);
+    }
+}
