@@ -19,7 +19,7 @@ use payment_crypto::emv::{
 use crate::cert::{self, CertificateFields, CertifiedKey};
 use crate::cryptogram::cryptogram_input;
 use crate::profile::{self, CARD_CURRENCY, Fault, Flow, GpoFormat, ISSUER_COUNTRY, Profile};
-use crate::rsa::SignError;
+use crate::rsa::{SignError, SigningKey};
 
 /// Response of a command: data with `9000`, or an error status word.
 type Answer = Result<Vec<u8>, StatusWord>;
@@ -67,7 +67,8 @@ const FDDA_VERSION: u8 = 0x01;
 enum Selected {
     Nothing,
     Ppse,
-    Application(Transaction),
+    /// The application at this index of [`Card::apps`], with its transaction.
+    Application(usize, Transaction),
 }
 
 /// The state of a transaction on the selected application.
@@ -88,30 +89,43 @@ struct Record {
     data: Vec<u8>,
 }
 
-/// A virtual contactless card: one payment application personalised from a named profile.
+/// A virtual contactless card: one or more payment applications personalised from a named
+/// profile.
 ///
 /// It answers C-APDUs through [`Card::transmit`] and keeps its state (selection, transaction,
 /// ATC) between them, as a card in the field does. Everything is deterministic: two cards of the
-/// same profile given the same commands give the same answers.
+/// same profile given the same commands give the same answers. Cloning a card copies its state,
+/// which is the cheap way to start many runs from a fresh card (personalisation signs
+/// certificates; a clone does not).
+#[derive(Clone)]
 pub struct Card {
-    profile: Profile,
+    name: &'static str,
     ppse_fci: Vec<u8>,
+    apps: Vec<App>,
+    selected: Selected,
+}
+
+/// One personalised application and its own counter.
+#[derive(Clone)]
+struct App {
+    profile: Profile,
     fci: Vec<u8>,
     pdol: Dol,
     cdol1: Dol,
     afl: Vec<u8>,
     records: Vec<Record>,
     keys: CardKeys,
+    /// The key the card signs dynamic data with (prepared once; a cloned card's is uncertified).
+    signing_key: Option<SigningKey>,
     atc: u16,
-    selected: Selected,
 }
 
 impl fmt::Debug for Card {
     /// Shows the profile and the counter; never the PAN or keys.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Card")
-            .field("profile", &self.profile.name)
-            .field("atc", &self.atc)
+            .field("profile", &self.name)
+            .field("atc", &self.atc())
             .finish_non_exhaustive()
     }
 }
@@ -125,14 +139,65 @@ pub struct ProfileInfo {
     pub description: &'static str,
 }
 
+/// One application on a card, as an issuer simulator needs it.
+///
+/// Its `Debug` output masks the PAN (first six and last four digits) and hides the PIN, so it is
+/// safe to log even though the values are test data.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Application {
+    /// The AID (`4F`, `84`).
+    pub aid: &'static [u8],
+    /// The Application Label (`50`).
+    pub label: &'static str,
+    /// The Application PAN (`5A`), a test PAN.
+    pub pan: &'static str,
+    /// The PAN Sequence Number (`5F34`), one byte of BCD.
+    pub pan_sequence_number: u8,
+    /// The test PIN (TEST ONLY).
+    pub test_pin: &'static str,
+    /// The identifier of the issuer master key; see [`crate::keys::issuer_master_key`].
+    pub issuer_master_key_id: &'static str,
+    /// How the application's keys derive and its cryptograms verify.
+    pub cryptogram_version: CryptogramVersion,
+}
+
+impl fmt::Debug for Application {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let pan = self.pan;
+        let masked_len = pan.len().saturating_sub(10);
+        let (head, tail) = (
+            pan.get(..6).unwrap_or_default(),
+            pan.get(pan.len().saturating_sub(4)..).unwrap_or_default(),
+        );
+        f.debug_struct("Application")
+            .field("aid", &HexBytes(self.aid))
+            .field("label", &self.label)
+            .field("pan", &format_args!("{head}{:*<masked_len$}{tail}", ""))
+            .field("pan_sequence_number", &self.pan_sequence_number)
+            .field("test_pin", &"<redacted>")
+            .field("issuer_master_key_id", &self.issuer_master_key_id)
+            .field("cryptogram_version", &self.cryptogram_version)
+            .finish()
+    }
+}
+
+/// Upper-case hex in `Debug`.
+struct HexBytes<'a>(&'a [u8]);
+
+impl fmt::Debug for HexBytes<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|byte| write!(f, "{byte:02X}"))
+    }
+}
+
 /// Every card profile.
 #[must_use]
 pub fn profiles() -> Vec<ProfileInfo> {
-    profile::all()
+    profile::cards()
         .iter()
-        .map(|profile| ProfileInfo {
-            name: profile.name,
-            description: profile.description,
+        .map(|card| ProfileInfo {
+            name: card.name,
+            description: card.description,
         })
         .collect()
 }
@@ -145,10 +210,22 @@ impl Card {
     /// TEST ONLY keys, so it costs two RSA signatures.
     #[must_use]
     pub fn profile(name: &str) -> Option<Self> {
-        let profile = profile::all()
+        let card = profile::cards()
             .into_iter()
-            .find(|profile| profile.name == name)?;
-        personalise(profile).ok()
+            .find(|card| card.name == name)?;
+        let apps = card
+            .applications
+            .into_iter()
+            .map(personalise)
+            .collect::<Result<Vec<_>, _>>()
+            .ok()
+            .filter(|apps| !apps.is_empty())?;
+        Some(Self {
+            name: card.name,
+            ppse_fci: ppse_fci(&apps),
+            apps,
+            selected: Selected::Nothing,
+        })
     }
 
     /// Processes one command APDU and returns the response APDU (data followed by SW1 SW2).
@@ -168,57 +245,82 @@ impl Card {
     /// The profile name.
     #[must_use]
     pub fn name(&self) -> &'static str {
-        self.profile.name
+        self.name
+    }
+
+    /// The applications on the card, in PPSE order.
+    #[must_use]
+    pub fn applications(&self) -> Vec<Application> {
+        self.apps.iter().map(App::info).collect()
+    }
+
+    /// The application with this AID, e.g. the DF Name (`84`) of an authorisation request.
+    #[must_use]
+    pub fn application(&self, aid: &[u8]) -> Option<Application> {
+        self.apps
+            .iter()
+            .find(|app| app.profile.aid == aid)
+            .map(App::info)
+    }
+
+    /// The selected application, or the first one when none is selected. The accessors below
+    /// read it; a single-application card always answers for its only application.
+    fn current(&self) -> &App {
+        let idx = match self.selected {
+            Selected::Application(idx, _) => idx,
+            Selected::Nothing | Selected::Ppse => 0,
+        };
+        &self.apps[idx.min(self.apps.len() - 1)]
     }
 
     /// The Application PAN (`5A`), a test PAN.
     #[must_use]
     pub fn pan(&self) -> &'static str {
-        self.profile.pan
+        self.current().profile.pan
     }
 
     /// The PAN Sequence Number (`5F34`) as the card stores it: one byte of BCD, e.g. `0x01`
     /// (read it with `payment_crypto::emv::PanSequenceNumber::from_bcd`).
     #[must_use]
     pub fn pan_sequence_number(&self) -> u8 {
-        self.profile.psn
+        self.current().profile.psn
     }
 
     /// The Application Expiration Date (`5F24`), YYMMDD in BCD.
     #[must_use]
     pub fn expiry(&self) -> [u8; 3] {
-        self.profile.expiry
+        self.current().profile.expiry
     }
 
-    /// The AID of the card's application.
+    /// The AID of the application.
     #[must_use]
     pub fn aid(&self) -> &'static [u8] {
-        self.profile.aid
+        self.current().profile.aid
     }
 
     /// The test PIN an issuer simulator accepts for this card (TEST ONLY).
     #[must_use]
     pub fn test_pin(&self) -> &'static str {
-        self.profile.pin
+        self.current().profile.pin
     }
 
-    /// The identifier of the issuer master key the card's ICC master key derives from; see
+    /// The identifier of the issuer master key the ICC master key derives from; see
     /// [`crate::keys::issuer_master_key`].
     #[must_use]
     pub fn issuer_master_key_id(&self) -> &'static str {
-        self.profile.imk_id
+        self.current().profile.imk_id
     }
 
-    /// The cryptogram version: how to derive the card's keys and verify its cryptograms.
+    /// The cryptogram version: how to derive the keys and verify the cryptograms.
     #[must_use]
     pub fn cryptogram_version(&self) -> CryptogramVersion {
-        self.profile.version
+        self.current().profile.version
     }
 
     /// The Application Transaction Counter (`9F36`) of the last transaction.
     #[must_use]
     pub fn atc(&self) -> u16 {
-        self.atc
+        self.current().atc
     }
 
     fn process(&mut self, command: &Command) -> Answer {
@@ -233,16 +335,35 @@ impl Card {
         if command.cla != expected_cla {
             return Err(StatusWord::CLA_NOT_SUPPORTED);
         }
+        if command.ins == ins::SELECT {
+            return self.select(command);
+        }
+        let (app, transaction) = match &mut self.selected {
+            Selected::Application(idx, transaction) => match self.apps.get_mut(*idx) {
+                Some(app) => (app, transaction),
+                None => return Err(StatusWord::CONDITIONS_NOT_SATISFIED),
+            },
+            Selected::Ppse if command.ins == ins::READ_RECORD => {
+                // The contactless PPSE has no records (Book B 3.3).
+                return Err(StatusWord::RECORD_NOT_FOUND);
+            }
+            Selected::Nothing if command.ins == ins::READ_RECORD => {
+                return Err(StatusWord::COMMAND_NOT_ALLOWED);
+            }
+            Selected::Nothing | Selected::Ppse => {
+                return Err(StatusWord::CONDITIONS_NOT_SATISFIED);
+            }
+        };
         match command.ins {
-            ins::SELECT => self.select(command),
-            ins::READ_RECORD => self.read_record(command),
-            ins::GET_PROCESSING_OPTIONS => self.get_processing_options(command),
-            ins::GENERATE_AC => self.generate_ac(command),
-            _ => self.get_data(command),
+            ins::READ_RECORD => app.read_record(command),
+            ins::GET_PROCESSING_OPTIONS => app.get_processing_options(command, transaction),
+            ins::GENERATE_AC => app.generate_ac(command, transaction),
+            _ => app.get_data(command),
         }
     }
 
-    /// SELECT by DF name (Book 1 section 11.3). A new selection ends any transaction.
+    /// SELECT by DF name (Book 1 section 11.3). A successful selection ends any transaction; a
+    /// failed one leaves the current selection as it was (ISO/IEC 7816-4 7.1.1).
     fn select(&mut self, command: &Command) -> Answer {
         if command.p1 != 0x04 || (command.p2 != 0x00 && command.p2 != 0x02) {
             return Err(StatusWord::INCORRECT_P1_P2);
@@ -250,26 +371,43 @@ impl Card {
         if command.data.is_empty() {
             return Err(StatusWord::WRONG_LENGTH);
         }
-        self.selected = Selected::Nothing;
         if command.data == apdu::PPSE_NAME && command.p2 == 0x00 {
             self.selected = Selected::Ppse;
             return Ok(self.ppse_fci.clone());
         }
         // Partial name selection (Book 1 12.3.3): a name of 5 or more bytes selects the
-        // application whose AID starts with it. The card has one application, so "next" never
-        // finds another.
-        if command.p2 == 0x00
-            && command.data.len() >= 5
-            && self.profile.aid.starts_with(&command.data)
-        {
-            self.selected = Selected::Application(Transaction::default());
-            return Ok(self.fci.clone());
+        // first application whose AID starts with it; "next occurrence" is not supported.
+        let found = self.apps.iter().position(|app| {
+            command.p2 == 0x00
+                && command.data.len() >= 5
+                && app.profile.aid.starts_with(&command.data)
+        });
+        match found {
+            Some(idx) => {
+                self.selected = Selected::Application(idx, Transaction::default());
+                Ok(self.apps[idx].fci.clone())
+            }
+            None => Err(StatusWord::FILE_NOT_FOUND),
         }
-        Err(StatusWord::FILE_NOT_FOUND)
+    }
+}
+
+impl App {
+    /// What an issuer needs to know about this application.
+    fn info(&self) -> Application {
+        Application {
+            aid: self.profile.aid,
+            label: self.profile.label,
+            pan: self.profile.pan,
+            pan_sequence_number: self.profile.psn,
+            test_pin: self.profile.pin,
+            issuer_master_key_id: self.profile.imk_id,
+            cryptogram_version: self.profile.version,
+        }
     }
 
     /// READ RECORD (Book 3 section 6.5.11), P2 = SFI << 3 | 4.
-    fn read_record(&mut self, command: &Command) -> Answer {
+    fn read_record(&self, command: &Command) -> Answer {
         if command.p2 & 0x07 != 0x04 {
             return Err(StatusWord::INCORRECT_P1_P2);
         }
@@ -277,23 +415,15 @@ impl Card {
             return Err(StatusWord::WRONG_LENGTH);
         }
         let sfi = command.p2 >> 3;
-        match self.selected {
-            Selected::Nothing => Err(StatusWord::COMMAND_NOT_ALLOWED),
-            Selected::Ppse => Err(StatusWord::RECORD_NOT_FOUND),
-            Selected::Application(_) => self
-                .records
-                .iter()
-                .find(|record| record.sfi == sfi && record.number == command.p1)
-                .map(|record| self.faulty(record.data.clone()))
-                .ok_or(StatusWord::RECORD_NOT_FOUND),
-        }
+        self.records
+            .iter()
+            .find(|record| record.sfi == sfi && record.number == command.p1)
+            .map(|record| self.faulty(record.data.clone()))
+            .ok_or(StatusWord::RECORD_NOT_FOUND)
     }
 
     /// GET DATA (Book 3 section 6.5.7) for the counters a terminal may ask for.
-    fn get_data(&mut self, command: &Command) -> Answer {
-        if !matches!(self.selected, Selected::Application(_)) {
-            return Err(StatusWord::CONDITIONS_NOT_SATISFIED);
-        }
+    fn get_data(&self, command: &Command) -> Answer {
         let tag = Tag::from_raw(u32::from(u16::from_be_bytes([command.p1, command.p2])));
         let value: Vec<u8> = match tag {
             Tag::ApplicationTransactionCounter => self.atc.to_be_bytes().to_vec(),
@@ -309,10 +439,11 @@ impl Card {
 
     /// GET PROCESSING OPTIONS (Book 3 section 6.5.8): checks the PDOL data, counts the
     /// transaction and answers with AIP and AFL; a qVSDC card also decides and signs here.
-    fn get_processing_options(&mut self, command: &Command) -> Answer {
-        let Selected::Application(transaction) = &self.selected else {
-            return Err(StatusWord::CONDITIONS_NOT_SATISFIED);
-        };
+    fn get_processing_options(
+        &mut self,
+        command: &Command,
+        transaction: &mut Transaction,
+    ) -> Answer {
         if transaction.pdol_data.is_some() {
             return Err(StatusWord::CONDITIONS_NOT_SATISFIED);
         }
@@ -352,10 +483,10 @@ impl Card {
             Flow::MChip => self.gpo_aip_afl(),
         };
         let qvsdc = self.profile.flow == Flow::Qvsdc;
-        self.selected = Selected::Application(Transaction {
+        *transaction = Transaction {
             pdol_data: Some(pdol_data),
             cryptogram_done: qvsdc,
-        });
+        };
         Ok(self.faulty(response))
     }
 
@@ -410,7 +541,7 @@ impl Card {
             .primitive(Tag::CardTransactionQualifiers, &self.profile.ctq);
         let signs = self.profile.aip[0] & AIP_DDA != 0
             && (cryptogram == CryptogramType::Tc || ttq(0) & TTQ1_ODA_FOR_ONLINE != 0);
-        if let (true, Some(pki)) = (signs, self.profile.pki) {
+        if let (true, Some(signing_key)) = (signs, &self.signing_key) {
             let card_un = self.card_random(b"card unpredictable number", un);
             let mut card_data = alloc::vec![FDDA_VERSION];
             card_data.extend_from_slice(&card_un[..4]);
@@ -418,7 +549,7 @@ impl Card {
             let mut dynamic_data = alloc::vec![0x08];
             dynamic_data.extend_from_slice(&self.card_random(b"icc dynamic number", un)[..8]);
             let sdad = cert::signed_dynamic_data(
-                &pki.signing,
+                signing_key,
                 &dynamic_data,
                 &[
                     un,
@@ -436,10 +567,7 @@ impl Card {
     }
 
     /// GENERATE AC (Book 3 section 6.5.5) of an M/Chip-style card, with CDA (Book 2 6.6.1).
-    fn generate_ac(&mut self, command: &Command) -> Answer {
-        let Selected::Application(transaction) = &self.selected else {
-            return Err(StatusWord::CONDITIONS_NOT_SATISFIED);
-        };
+    fn generate_ac(&mut self, command: &Command, transaction: &mut Transaction) -> Answer {
         let Some(pdol_data) = transaction.pdol_data.clone() else {
             return Err(StatusWord::CONDITIONS_NOT_SATISFIED);
         };
@@ -476,17 +604,15 @@ impl Card {
         iad[1] = 0x10;
         iad[2] = cvr_ac_bits(cryptogram);
         let ac = self.cryptogram(&values, &iad)?;
-        if let Selected::Application(transaction) = &mut self.selected {
-            transaction.cryptogram_done = true;
-        }
+        transaction.cryptogram_done = true;
         let cda = command.p1 & P1_CDA != 0
             && self.profile.aip[0] & AIP_CDA != 0
             && cryptogram != CryptogramType::Aac;
         let mut body = TlvBuilder::new();
         body.primitive(Tag::CryptogramInformationData, &[cid])
             .primitive(Tag::ApplicationTransactionCounter, &atc);
-        let body = match (cda, self.profile.pki) {
-            (true, Some(pki)) => {
+        let body = match (cda, &self.signing_key) {
+            (true, Some(signing_key)) => {
                 let un = value_of(&values, Tag::UnpredictableNumber);
                 let mut iad_tlv = Vec::new();
                 tlv::encode(Tag::IssuerApplicationData, &iad, &mut iad_tlv);
@@ -502,7 +628,7 @@ impl Card {
                 dynamic_data.push(cid);
                 dynamic_data.extend_from_slice(&ac);
                 dynamic_data.extend_from_slice(&hash_code);
-                let sdad = cert::signed_dynamic_data(&pki.signing, &dynamic_data, &[un])
+                let sdad = cert::signed_dynamic_data(signing_key, &dynamic_data, &[un])
                     .map_err(internal)?;
                 body.primitive(Tag::SignedDynamicApplicationData, &sdad)
                     .raw(&iad_tlv);
@@ -648,8 +774,35 @@ enum PersoError {
     Keys,
 }
 
-/// Builds the card's files, certificates and keys from its profile.
-fn personalise(profile: Profile) -> Result<Card, PersoError> {
+/// The PPSE FCI (Book B 3.3): one directory entry per application, in the card's order.
+fn ppse_fci(apps: &[App]) -> Vec<u8> {
+    let mut ppse = TlvBuilder::new();
+    ppse.template(Tag::FciTemplate, |fci| {
+        fci.primitive(Tag::DfName, apdu::PPSE_NAME).template(
+            Tag::FciProprietaryTemplate,
+            |proprietary| {
+                proprietary.template(Tag::FciIssuerDiscretionaryData, |discretionary| {
+                    for app in apps {
+                        let profile = &app.profile;
+                        discretionary.template(Tag::ApplicationTemplate, |entry| {
+                            entry
+                                .primitive(Tag::AdfName, profile.aid)
+                                .primitive(Tag::ApplicationLabel, profile.label.as_bytes())
+                                .primitive(Tag::ApplicationPriorityIndicator, &[profile.priority]);
+                            if let Some(kernel_id) = profile.kernel_id {
+                                entry.primitive(Tag::KernelIdentifier, &[kernel_id]);
+                            }
+                        });
+                    }
+                });
+            },
+        );
+    });
+    ppse.finish()
+}
+
+/// Builds one application's files, certificates and keys from its profile.
+fn personalise(profile: Profile) -> Result<App, PersoError> {
     let (pdol_bytes, cdol1_bytes): (&[u8], &[u8]) = match profile.flow {
         Flow::Qvsdc => (PDOL_QVSDC, &[]),
         Flow::MChip if profile.gpo_format == GpoFormat::Format1 && profile.pki.is_none() => {
@@ -660,27 +813,6 @@ fn personalise(profile: Profile) -> Result<Card, PersoError> {
     let pdol = Dol::parse(pdol_bytes).map_err(|_| PersoError::Keys)?;
     let cdol1 = Dol::parse(cdol1_bytes).map_err(|_| PersoError::Keys)?;
 
-    // PPSE (Book B 3.3): FCI with one directory entry per application.
-    let mut ppse = TlvBuilder::new();
-    ppse.template(Tag::FciTemplate, |fci| {
-        fci.primitive(Tag::DfName, apdu::PPSE_NAME).template(
-            Tag::FciProprietaryTemplate,
-            |proprietary| {
-                proprietary.template(Tag::FciIssuerDiscretionaryData, |discretionary| {
-                    discretionary.template(Tag::ApplicationTemplate, |entry| {
-                        entry
-                            .primitive(Tag::AdfName, profile.aid)
-                            .primitive(Tag::ApplicationLabel, profile.label.as_bytes())
-                            .primitive(Tag::ApplicationPriorityIndicator, &[0x01]);
-                        if let Some(kernel_id) = profile.kernel_id {
-                            entry.primitive(Tag::KernelIdentifier, &[kernel_id]);
-                        }
-                    });
-                });
-            },
-        );
-    });
-
     // Application FCI (Book 1 11.3.4, Table 45).
     let mut fci = TlvBuilder::new();
     fci.template(Tag::FciTemplate, |fci| {
@@ -689,7 +821,7 @@ fn personalise(profile: Profile) -> Result<Card, PersoError> {
             |proprietary| {
                 proprietary
                     .primitive(Tag::ApplicationLabel, profile.label.as_bytes())
-                    .primitive(Tag::ApplicationPriorityIndicator, &[0x01]);
+                    .primitive(Tag::ApplicationPriorityIndicator, &[profile.priority]);
                 if !pdol.is_empty() {
                     proprietary.primitive(Tag::Pdol, pdol_bytes);
                 }
@@ -815,17 +947,20 @@ fn personalise(profile: Profile) -> Result<Card, PersoError> {
     let keys =
         CardKeys::derive(profile.version, &imk, &pan_digits, psn).map_err(|_| PersoError::Keys)?;
 
-    Ok(Card {
+    Ok(App {
         profile,
-        ppse_fci: ppse.finish(),
         fci: fci.finish(),
         pdol,
         cdol1,
         afl,
         records,
         keys,
+        signing_key: profile
+            .pki
+            .map(|pki| pki.signing.prepare())
+            .transpose()
+            .map_err(|_| PersoError::Sign)?,
         atc: profile.initial_atc,
-        selected: Selected::Nothing,
     })
 }
 

@@ -14,7 +14,7 @@ use alloc::vec::Vec;
 
 use sha1::{Digest, Sha1};
 
-use crate::rsa::{RsaTestKey, SignError};
+use crate::rsa::{RsaTestKey, SignError, SigningKey};
 
 const HEADER: u8 = 0x6A;
 const TRAILER: u8 = 0xBC;
@@ -108,7 +108,7 @@ fn certify(
 /// Signed Dynamic Application Data (Book 2 Table 17): `icc_dynamic_data` padded with `BB`, with
 /// the hash over it and the terminal dynamic data (`terminal_data`, concatenated).
 pub(crate) fn signed_dynamic_data(
-    icc: &RsaTestKey,
+    icc: &SigningKey,
     icc_dynamic_data: &[u8],
     terminal_data: &[&[u8]],
 ) -> Result<Vec<u8>, SignError> {

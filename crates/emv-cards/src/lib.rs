@@ -13,7 +13,8 @@
 //!   through `payment-crypto`) for its application cryptograms;
 //! - named profiles ([`profiles`]) that each exercise one path of the kernel: qVSDC with fDDA,
 //!   M/Chip with CDA, online PIN, an expired card, a cloned card whose signature fails, a card
-//!   without a supported AID, and a card that answers malformed data.
+//!   without a supported AID, a card that answers malformed data, and a two-application card
+//!   whose first application no kernel supports.
 //!
 //! ```
 //! use emv_cards::Card;
@@ -46,5 +47,6 @@ pub mod keys;
 mod profile;
 mod rsa;
 mod test_keys;
+pub mod transcript;
 
-pub use card::{Card, ProfileInfo, profiles};
+pub use card::{Application, Card, ProfileInfo, profiles};

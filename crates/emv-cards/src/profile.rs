@@ -1,6 +1,8 @@
 //! The named card profiles: what each card is personalised with and which behaviour it
 //! exercises. Personalisation itself (records, certificates) happens in [`crate::card`].
 
+use alloc::vec::Vec;
+
 use payment_crypto::emv::CryptogramVersion;
 
 use crate::keys::{
@@ -59,6 +61,8 @@ pub(crate) struct Profile {
     pub(crate) fault: Fault,
     pub(crate) aid: &'static [u8],
     pub(crate) label: &'static str,
+    /// Application Priority Indicator (`87`): 1 is the highest priority.
+    pub(crate) priority: u8,
     /// Kernel Identifier (`9F2A`) in the PPSE directory entry, if the card gives one.
     pub(crate) kernel_id: Option<u8>,
     pub(crate) pan: &'static str,
@@ -126,8 +130,53 @@ fn mastercard_pki(icc: RsaTestKey) -> Pki {
     }
 }
 
-/// Every profile, by name.
-pub(crate) fn all() -> [Profile; 7] {
+/// A card: a name, what it exercises, and its applications in PPSE order.
+#[derive(Debug, Clone)]
+pub(crate) struct CardProfile {
+    pub(crate) name: &'static str,
+    pub(crate) description: &'static str,
+    pub(crate) applications: Vec<Profile>,
+}
+
+/// Every card profile: one per single-application profile, then the multi-application card.
+pub(crate) fn cards() -> Vec<CardProfile> {
+    let applications = applications();
+    let mut cards: Vec<CardProfile> = applications
+        .iter()
+        .map(|app| CardProfile {
+            name: app.name,
+            description: app.description,
+            applications: alloc::vec![*app],
+        })
+        .collect();
+    let find = |name: &str| applications.iter().find(|app| app.name == name).copied();
+    if let (Some(private_label), Some(mastercard)) = (find("no-supported-aid"), find("mc-cda")) {
+        cards.push(CardProfile {
+            name: "multi-app",
+            description: "Two applications: the private-label one no kernel supports at \
+                          priority 1, then the Mastercard-like M/Chip CDA one at priority 2; \
+                          Entry Point must skip the first and select the second.",
+            applications: alloc::vec![
+                Profile {
+                    priority: 0x01,
+                    ..private_label
+                },
+                Profile {
+                    priority: 0x02,
+                    pan: "5413330089010459",
+                    cardholder_name: "SUNBAY/MULTI APP",
+                    pki: Some(mastercard_pki(test_keys::ICC_MC_MULTI_APP)),
+                    initial_atc: 0x0060,
+                    ..mastercard
+                },
+            ],
+        });
+    }
+    cards
+}
+
+/// Every single-application profile.
+fn applications() -> [Profile; 7] {
     let visa = Profile {
         name: "visa-fdda",
         description: "Visa-like qVSDC card with fDDA: approves offline (TC) up to 20.00 USD when \
@@ -137,6 +186,7 @@ pub(crate) fn all() -> [Profile; 7] {
         fault: Fault::None,
         aid: AID_VISA,
         label: "VISA CREDIT",
+        priority: 0x01,
         kernel_id: Some(0x03),
         pan: "4761739001010010",
         psn: 0x01,
@@ -165,6 +215,7 @@ pub(crate) fn all() -> [Profile; 7] {
         fault: Fault::None,
         aid: AID_MASTERCARD,
         label: "MASTERCARD",
+        priority: 0x01,
         kernel_id: Some(0x02),
         pan: "5413330089010434",
         psn: 0x01,

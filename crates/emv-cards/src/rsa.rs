@@ -66,13 +66,9 @@ impl RsaTestKey {
         self.modulus.len() / 2
     }
 
-    /// Applies the private key to `message`, a frame exactly as long as the modulus.
-    pub(crate) fn sign_raw(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
+    /// Decodes the key and precomputes its Montgomery parameters, once per card.
+    pub(crate) fn prepare(&self) -> Result<SigningKey, SignError> {
         let modulus = self.modulus_bytes();
-        if message.len() != modulus.len() || message >= modulus.as_slice() {
-            // Equal lengths, so the byte-wise comparison is a numeric one.
-            return Err(SignError::Message);
-        }
         let bits = precision(modulus.len());
         let p = decode_hex(self.prime_p);
         let q = decode_hex(self.prime_q);
@@ -80,51 +76,101 @@ impl RsaTestKey {
         let uint = |bytes: &[u8], bits: u32| {
             BoxedUint::from_be_slice(bytes, bits).map_err(|_| SignError::Key)
         };
-        let m = uint(message, bits)?;
+        let odd = |value: BoxedUint| Odd::new(value).into_option().ok_or(SignError::Key);
         let p_uint = uint(&p, half_bits)?;
         let q_uint = uint(&q, half_bits)?;
-        let p_odd = Odd::new(p_uint.clone())
-            .into_option()
-            .ok_or(SignError::Key)?;
-        let q_odd = Odd::new(q_uint.clone())
-            .into_option()
-            .ok_or(SignError::Key)?;
-        let p_nonzero = NonZero::new(p_uint).into_option().ok_or(SignError::Key)?;
-        let q_nonzero = NonZero::new(q_uint.clone())
-            .into_option()
-            .ok_or(SignError::Key)?;
-        // s_p = m^dP mod p, s_q = m^dQ mod q (PKCS #1 v2.2, RSASP1 with the CRT representation).
-        let s_p = BoxedMontyForm::new(
-            m.rem_vartime(&p_nonzero),
-            &BoxedMontyParams::new_vartime(p_odd),
-        )
-        .pow(&uint(&decode_hex(self.exponent_p), half_bits)?)
-        .retrieve();
-        let s_q = BoxedMontyForm::new(
-            m.rem_vartime(&q_nonzero),
-            &BoxedMontyParams::new_vartime(q_odd),
-        )
-        .pow(&uint(&decode_hex(self.exponent_q), half_bits)?)
-        .retrieve();
+        Ok(SigningKey {
+            n_params: BoxedMontyParams::new_vartime(odd(uint(&modulus, bits)?)?),
+            p_params: BoxedMontyParams::new_vartime(odd(p_uint.clone())?),
+            q_params: BoxedMontyParams::new_vartime(odd(q_uint.clone())?),
+            p: NonZero::new(p_uint).into_option().ok_or(SignError::Key)?,
+            q_nonzero: NonZero::new(q_uint.clone())
+                .into_option()
+                .ok_or(SignError::Key)?,
+            q: q_uint,
+            exponent_p: uint(&decode_hex(self.exponent_p), half_bits)?,
+            exponent_q: uint(&decode_hex(self.exponent_q), half_bits)?,
+            coefficient: uint(&decode_hex(self.coefficient), half_bits)?,
+            public_exponent: uint(&self.exponent_bytes(), 64)?,
+            modulus,
+            bits,
+            half_bits,
+        })
+    }
+
+    /// Applies the private key to `message`, a frame exactly as long as the modulus.
+    pub(crate) fn sign_raw(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
+        self.prepare()?.sign_raw(message)
+    }
+}
+
+/// A test key decoded into big integers with its Montgomery parameters, ready to sign.
+#[derive(Clone)]
+pub(crate) struct SigningKey {
+    modulus: Vec<u8>,
+    bits: u32,
+    half_bits: u32,
+    n_params: BoxedMontyParams,
+    p_params: BoxedMontyParams,
+    q_params: BoxedMontyParams,
+    p: NonZero<BoxedUint>,
+    q_nonzero: NonZero<BoxedUint>,
+    q: BoxedUint,
+    exponent_p: BoxedUint,
+    exponent_q: BoxedUint,
+    coefficient: BoxedUint,
+    public_exponent: BoxedUint,
+}
+
+impl core::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "SigningKey({} bits)", self.modulus.len() * 8)
+    }
+}
+
+impl SigningKey {
+    /// Modulus length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.modulus.len()
+    }
+
+    /// Applies the private key to `message`, a frame exactly as long as the modulus.
+    pub(crate) fn sign_raw(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
+        if message.len() != self.modulus.len() || message >= self.modulus.as_slice() {
+            // Equal lengths, so the byte-wise comparison is a numeric one.
+            return Err(SignError::Message);
+        }
+        let m = BoxedUint::from_be_slice(message, self.bits).map_err(|_| SignError::Message)?;
+        // s_p = m^dP mod p, s_q = m^dQ mod q (PKCS #1 v2.2 RSASP1, CRT representation).
+        let s_p = BoxedMontyForm::new(m.rem_vartime(&self.p), &self.p_params)
+            .pow(&self.exponent_p)
+            .retrieve();
+        let s_q = BoxedMontyForm::new(m.rem_vartime(&self.q_nonzero), &self.q_params)
+            .pow(&self.exponent_q)
+            .retrieve();
         // h = qInv * (s_p - s_q) mod p; s = s_q + q * h.
-        let s_q_mod_p = s_q.rem_vartime(&p_nonzero);
         let h = s_p
-            .sub_mod(&s_q_mod_p, &p_nonzero)
-            .mul_mod(&uint(&decode_hex(self.coefficient), half_bits)?, &p_nonzero);
+            .sub_mod(&s_q.rem_vartime(&self.p), &self.p)
+            .mul_mod(&self.coefficient, &self.p);
         let s = s_q
-            .try_resize(2 * half_bits)
+            .try_resize(2 * self.half_bits)
             .ok_or(SignError::Fault)?
-            .wrapping_add(h.concatenating_mul(&q_uint));
-        let signature = fit(&s.to_be_bytes(), modulus.len()).ok_or(SignError::Fault)?;
-        // Fault check: the signature must recover the message.
-        if public_op(&signature, &modulus, &self.exponent_bytes()).as_deref() != Some(message) {
+            .wrapping_add(h.concatenating_mul(&self.q));
+        let signature = fit(&s.to_be_bytes(), self.modulus.len()).ok_or(SignError::Fault)?;
+        // Fault check: the signature must recover the message under the public key.
+        let base = BoxedUint::from_be_slice(&signature, self.bits).map_err(|_| SignError::Fault)?;
+        let recovered = BoxedMontyForm::new(base, &self.n_params)
+            .pow(&self.public_exponent)
+            .retrieve();
+        if fit(&recovered.to_be_bytes(), self.modulus.len()).as_deref() != Some(message) {
             return Err(SignError::Fault);
         }
         Ok(signature)
     }
 }
 
-/// `signature^e mod n`, for the self-check after signing.
+/// `signature^e mod n`, for the self-tests.
+#[cfg(test)]
 fn public_op(signature: &[u8], modulus: &[u8], exponent: &[u8]) -> Option<Vec<u8>> {
     let bits = precision(modulus.len());
     let n = Odd::new(BoxedUint::from_be_slice(modulus, bits).ok()?).into_option()?;

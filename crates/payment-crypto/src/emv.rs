@@ -609,7 +609,7 @@ pub fn arpc(
 #[non_exhaustive]
 pub enum CryptogramVersion {
     /// EMV Book 2 as written: common session key derivation with `R = ATC || 00..` (A1.3.1),
-    /// MAC of A1.2. Mastercard's "EMV CSK" cryptogram versions also follow it.
+    /// MAC of A1.2. Mastercard's "EMV CSK" cryptogram versions (CVN `14`, `15`) also follow it.
     Emv,
     /// Visa CVN 10: no session key, the ICC master key MACs the data directly, zero padding
     /// (ISO/IEC 9797-1 method 1), ARPC method 1 under the ICC master key.
@@ -617,12 +617,13 @@ pub enum CryptogramVersion {
     /// Visa CVN 18: ICC master key by option B, common session key from the ATC, padding method 2,
     /// ARPC method 2.
     VisaCvn18,
-    /// Visa CVN 22: the cryptography of CVN 18 (it differs in the issuer application data layout,
-    /// which the caller assembles into the CDOL data).
+    /// Visa CVN 22: the cryptography of CVN 18 (VIS 1.6 ARQC algorithm `2`); it differs only in
+    /// the issuer application data format (`9F10` format 2), which the caller assembles into the
+    /// CDOL data.
     VisaCvn22,
-    /// Mastercard M/Chip session key derivation: common session key with
-    /// `R = ATC || 00 00 || unpredictable number`, padding method 2, ARPC method 1 under the
-    /// session key.
+    /// Mastercard M/Chip 4 / M/Chip Advance "Mastercard SKD" (CVN `10`, `11`): common session
+    /// key with `R = ATC || 00 00 || unpredictable number`, padding method 2, ARPC method 1 under
+    /// the session key. (The "EMV CSK" versions, CVN `14` and `15`, are [`CryptogramVersion::Emv`].)
     MChip,
 }
 

@@ -2,10 +2,12 @@
 //! status words for wrong commands, the ARQC cross-check with payment-crypto, and property tests.
 
 mod arqc;
+mod kernel;
 mod oda;
 mod props;
 mod sequence;
 mod status_words;
+mod transcript;
 
 use std::collections::BTreeMap;
 

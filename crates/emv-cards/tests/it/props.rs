@@ -29,7 +29,7 @@ fn check_answer(response: &[u8]) {
 proptest! {
     #[test]
     fn random_bytes_never_panic(
-        profile_idx in 0usize..7,
+        profile_idx in 0usize..8,
         commands in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..300), 1..8),
     ) {
         let name = profiles()[profile_idx].name;
@@ -41,7 +41,7 @@ proptest! {
 
     #[test]
     fn random_commands_mid_transaction_never_panic(
-        profile_idx in 0usize..7,
+        profile_idx in 0usize..8,
         commands in prop::collection::vec(plausible_command(), 1..8),
     ) {
         let name = profiles()[profile_idx].name;

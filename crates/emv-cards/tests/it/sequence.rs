@@ -27,7 +27,8 @@ fn every_listed_profile_personalises() {
             "expired",
             "bad-signature",
             "no-supported-aid",
-            "malformed"
+            "malformed",
+            "multi-app"
         ]
     );
     for name in names {
@@ -320,4 +321,48 @@ fn malformed_card_selects_then_answers_broken_tlv() {
         &emv_kernel::apdu::Command::read_record(1, 1).unwrap(),
     );
     assert!(tlv::parse_single(&record).is_err());
+}
+
+#[test]
+fn multi_application_card_lists_both_with_priorities() {
+    let mut card = Card::profile("multi-app").unwrap();
+    let ppse = crate::send_ok(&mut card, &emv_kernel::apdu::Command::select_ppse());
+    let discretionary = tlv::find_nested(&ppse, Tag::FciIssuerDiscretionaryData)
+        .unwrap()
+        .unwrap();
+    let entries: Vec<(Vec<u8>, u8)> = tlv::parse_all(discretionary.value)
+        .unwrap()
+        .iter()
+        .map(|entry| {
+            let aid = tlv::find(entry.value, Tag::AdfName).unwrap().unwrap();
+            let priority = tlv::find(entry.value, Tag::ApplicationPriorityIndicator)
+                .unwrap()
+                .unwrap();
+            (aid.value.to_vec(), priority.value[0])
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            (hex::decode("A0000099990101").unwrap(), 1),
+            (hex::decode("A0000000041010").unwrap(), 2)
+        ]
+    );
+    let applications = card.applications();
+    assert_eq!(applications.len(), 2);
+    let mastercard = card.application(&entries[1].0).unwrap();
+    assert_eq!(mastercard.pan, "5413330089010459");
+    assert_eq!(
+        mastercard.issuer_master_key_id,
+        emv_cards::keys::IMK_MASTERCARD
+    );
+    // Each application keeps its own counter.
+    let select = emv_kernel::apdu::Command::select_by_name(
+        &entries[1].0,
+        emv_kernel::apdu::Occurrence::First,
+    )
+    .unwrap();
+    crate::send_ok(&mut card, &select);
+    assert_eq!(card.pan(), "5413330089010459");
+    assert_eq!(card.atc(), 0x0060);
 }

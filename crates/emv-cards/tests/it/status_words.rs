@@ -216,3 +216,15 @@ fn selecting_again_ends_the_transaction() {
     );
     assert_eq!(sw, 0x6985);
 }
+
+#[test]
+fn a_failed_select_keeps_the_current_application() {
+    let mut card = card_in("visa-fdda", State::Selected);
+    let (_, sw) = send(
+        &mut card,
+        &hex::decode("00A4040007A000000004101000").unwrap(),
+    );
+    assert_eq!(sw, 0x6A82);
+    let (_, sw) = send(&mut card, &hex::decode("00B2010C00").unwrap());
+    assert_eq!(sw, 0x9000);
+}
