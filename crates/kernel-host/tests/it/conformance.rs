@@ -41,7 +41,8 @@ fn the_suite_covers_every_profile_and_both_sides_of_every_limit() {
             "expired",
             "bad-signature",
             "no-supported-aid",
-            "malformed"
+            "malformed",
+            "multi-app"
         ]
     );
     let amounts = conformance::amounts();
@@ -150,6 +151,24 @@ fn outcomes_follow_the_reader_limits() {
     }
     let (_, _, cvm, _) = outcome("mc-cda", CVM_REQUIRED_LIMIT + 1);
     assert!(cvm.is_some() && cvm.as_deref() != Some("no_cvm"), "{cvm:?}");
+    // The two-application card: Entry Point skips the unsupported AID and runs Kernel 2 on the
+    // M/Chip application, as for the single-application card.
+    for amount in [FLOOR_LIMIT - 1, FLOOR_LIMIT] {
+        expect(
+            "multi-app",
+            amount,
+            "approved",
+            "card_approved",
+            "succeeded",
+        );
+    }
+    expect(
+        "multi-app",
+        FLOOR_LIMIT + 1,
+        "online_request",
+        "card_requested_online",
+        "succeeded",
+    );
     // The online-PIN card always goes online.
     for amount in below_transaction_limit() {
         let (kind, ..) = outcome("visa-online-pin", amount);
