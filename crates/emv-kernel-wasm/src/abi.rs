@@ -2,9 +2,9 @@
 //!
 //! This is the only module of the workspace that uses `unsafe`, for three reasons, each confined
 //! to one helper:
-//! - the exports receive raw pointers into linear memory from the host ([`input`]);
-//! - `alloc` / `dealloc` hand out and take back raw allocations ([`alloc`], [`dealloc`]);
-//! - the session table is a global ([`with_sessions`]), guarded by a spin flag: on
+//! - the exports receive raw pointers into linear memory from the host (`input`);
+//! - `alloc` / `dealloc` hand out and take back raw allocations ([`alloc()`], [`dealloc`]);
+//! - the session table is a global (`with_sessions`), guarded by a spin flag: on
 //!   `wasm32-unknown-unknown` there are no threads, and in native tests the flag makes
 //!   concurrent callers wait instead of aliasing the table.
 //!
@@ -91,10 +91,10 @@ pub extern "C" fn alloc(len: usize) -> *mut u8 {
     unsafe { ::alloc::alloc::alloc(layout) }
 }
 
-/// Frees a buffer from [`alloc`].
+/// Frees a buffer from [`alloc()`].
 ///
 /// # Safety
-/// `ptr` must come from [`alloc`] called with the same `len`, and not be freed twice.
+/// `ptr` must come from [`alloc()`] called with the same `len`, and not be freed twice.
 #[cfg_attr(target_arch = "wasm32", unsafe(no_mangle))]
 pub unsafe extern "C" fn dealloc(ptr: *mut u8, len: usize) {
     if ptr.is_null() || len == 0 {

@@ -21,22 +21,32 @@
 //! virtual card of `emv-cards` at amounts around each reader limit through both paths and
 //! compares them; the server runs it in its sandbox before it publishes a kernel release.
 //!
-//! # Why wasmi
+//! # Why wasmi, and what it costs
 //! The runtime is wasmi 2 (a pure-Rust interpreter), with fuel metering and a memory limit.
-//! Measured on this project's 2-core machines (kernel `.wasm` of about 305 KB, see
-//! `ARCHITECTURE.md` for the commands):
-//! - the host crate with wasmi builds in well under a minute in release; wasmtime 48 took about
-//!   4 to 5 minutes and 0.9 GiB more disk (`TOOLCHAIN.md`), for every CI run and developer;
-//! - compiling the kernel module takes a few milliseconds (lazy translation) and instantiating
-//!   it for one transaction well under a millisecond, against 13 to 18 ms per instantiation for
-//!   wasmtime's Cranelift; a fresh instance per transaction is therefore affordable, and keeps
-//!   transactions isolated from each other;
-//! - a transaction is a few hundred thousand wasm instructions plus RSA recoveries, so the
-//!   interpreter's lower peak speed stays within the 3× budget against native (see the
-//!   `transaction` benchmark), where wasmtime's JIT would only pay off on long computations.
+//! Reasons, measured on this project's 2-core machines with the kernel `.wasm` of about 305 KB
+//! (`cargo bench -p kernel-host --bench transaction`):
+//! - build: wasmi is pure Rust with one large dependency (`wasmparser`); from scratch, the
+//!   release build of this crate and everything under it took 3 min 40 s here, of which wasmi
+//!   110 s and wasmparser 53 s of compile time (`cargo build --release -p kernel-host
+//!   --timings`, with other builds sharing the 2 cores), and a debug build far less; wasmtime
+//!   48 adds Cranelift: 4 to 5 minutes and 0.9 GiB more disk for a host alone (`TOOLCHAIN.md`);
+//! - loading: compiling the whole kernel eagerly takes about 19 ms, once per kernel; a fresh
+//!   instance per transaction then costs about 0.6 ms (the `no-supported-aid` card, one
+//!   command, takes 0.61 ms through the `.wasm` against 5 µs natively), so transactions never
+//!   share state; Cranelift needs 13 to 18 ms per module instantiation;
+//! - determinism and limits: fuel counts wasm instructions exactly, so a runaway kernel fails
+//!   with [`HostError::FuelExhausted`] after the same work on every machine, never hangs a
+//!   server thread, and the fuel a transaction uses is reproducible (about 25 million units for
+//!   an fDDA or CDA transaction, 2 million without offline data authentication).
 //!
-//! Fuel makes a runaway kernel fail deterministically ([`HostError::FuelExhausted`]) instead of
-//! hanging a server thread; wall-clock time follows from fuel.
+//! The price is speed: an interpreter is far from native code on the RSA arithmetic of offline
+//! data authentication. One transaction with ODA takes 26 to 29 ms through the `.wasm` against
+//! 0.7 to 1.0 ms natively (virtual card included), 2.3 ms against 74 µs without ODA: 25 to 35
+//! times native, not the 3× that issue 3 targets. Well under the 2-second tap budget, but a
+//! server running many cloud sessions should prefer the native path for load, and the `.wasm`
+//! for kernels it has not built itself. Most of the RSA cost is the kernel's, not the runtime's:
+//! `emv-kernel` raises to a public exponent with a generic fixed-window exponentiation over 64
+//! exponent bits (about 80 modular multiplications where 2 suffice for exponent 3).
 //!
 //! # What it deliberately does not do
 //! No network, no key handling, no PIN: the host runs the kernel and returns its outcome; the

@@ -24,9 +24,9 @@ pub struct Limits {
 
 impl Default for Limits {
     /// 16 MiB of memory (the kernel starts with about 1.1 MiB: 1 MiB stack plus data) and
-    /// 200 million units of fuel, about 20 times what the costliest conformance transaction
-    /// uses (see `conformance` tests), so a slow but honest kernel passes and a runaway one is
-    /// stopped after a fraction of a second.
+    /// 200 million units of fuel, about 8 times what the costliest conformance transaction
+    /// uses (about 25 million with fDDA or CDA), so a slower but honest kernel passes and a
+    /// runaway one is stopped after about a quarter of a second.
     fn default() -> Self {
         Self {
             memory_bytes: 16 << 20,
