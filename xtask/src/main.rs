@@ -2,7 +2,8 @@
 //!
 //! - `cargo xtask run`: builds everything and starts what exists (see README).
 //! - `cargo xtask test`: every check CI runs: formatting, clippy, the whole test suite, and the
-//!   `no_std` crates built for `wasm32-unknown-unknown`. It installs what it needs (the wasm target).
+//!   `no_std` crates built for `wasm32-unknown-unknown`. It installs what it needs (the wasm target)
+//!   and builds the kernel `.wasm` that `kernel-host`'s tests load (`KERNEL_WASM`).
 //!
 //! It shells out to cargo and rustup through `xshell`; it owns no project logic.
 
@@ -79,6 +80,9 @@ fn test(sh: &Shell) -> Result<()> {
         "cargo clippy --workspace --all-targets --locked -- -D warnings"
     )
     .run()?;
+    // kernel-host's tests load the kernel .wasm; build it once here rather than from each test.
+    let kernel_wasm = build_kernel_wasm(sh)?;
+    let _kernel_wasm = sh.push_env("KERNEL_WASM", &kernel_wasm);
     if cmd!(sh, "cargo nextest --version")
         .quiet()
         .ignore_stdout()
@@ -103,6 +107,24 @@ fn test(sh: &Shell) -> Result<()> {
     // Benchmarks are compiled by clippy --all-targets; running them is `cargo bench`.
     println!("xtask test: all checks passed");
     Ok(())
+}
+
+/// Builds the kernel `.wasm` (`crates/emv-kernel-wasm/ABI.md`) and returns its path.
+fn build_kernel_wasm(sh: &Shell) -> Result<PathBuf> {
+    cmd!(
+        sh,
+        "cargo build --locked -p emv-kernel-wasm --profile wasm --target {WASM_TARGET}"
+    )
+    .run()?;
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || project_root().join("target"),
+        |dir| project_root().join(dir),
+    );
+    let wasm = target_dir.join(format!("{WASM_TARGET}/wasm/emv_kernel_wasm.wasm"));
+    if !wasm.is_file() {
+        bail!("the kernel .wasm is not at {}", wasm.display());
+    }
+    Ok(wasm)
 }
 
 fn ensure_wasm_target(sh: &Shell) -> Result<()> {
