@@ -90,6 +90,11 @@ pub struct Config {
     )]
     pub tls_self_signed: bool,
 
+    /// Accept the software attestation format at device registration (desktop and web
+    /// terminals). Test and development deployments only.
+    #[arg(long, env = "ALLOW_SOFTWARE_ATTESTATION", default_value_t = false)]
+    pub allow_software_attestation: bool,
+
     /// Largest accepted request body in bytes.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,

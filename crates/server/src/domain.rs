@@ -351,3 +351,220 @@ impl Principal {
         }
     }
 }
+
+id_newtype!(
+    /// A device's id.
+    DeviceId
+);
+
+/// A device's lifecycle state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DeviceState {
+    /// Registered, waiting for an operator.
+    Registered,
+    /// Approved, waiting for key injection and a passing health check.
+    Approved,
+    /// May transact.
+    Active,
+    /// Temporarily blocked.
+    Suspended,
+    /// Final; keys destroyed.
+    Revoked,
+}
+
+impl DeviceState {
+    /// Stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Registered => "REGISTERED",
+            Self::Approved => "APPROVED",
+            Self::Active => "ACTIVE",
+            Self::Suspended => "SUSPENDED",
+            Self::Revoked => "REVOKED",
+        }
+    }
+
+    /// Every state.
+    pub const ALL: [DeviceState; 5] = [
+        Self::Registered,
+        Self::Approved,
+        Self::Active,
+        Self::Suspended,
+        Self::Revoked,
+    ];
+}
+
+impl FromStr for DeviceState {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or(())
+    }
+}
+
+/// A lifecycle action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceAction {
+    /// REGISTERED → APPROVED.
+    Approve,
+    /// REGISTERED → REVOKED (refused at onboarding).
+    Reject,
+    /// APPROVED → ACTIVE (after key injection; service only for now).
+    Activate,
+    /// ACTIVE → SUSPENDED.
+    Suspend,
+    /// SUSPENDED → ACTIVE.
+    Resume,
+    /// any but REVOKED → REVOKED.
+    Revoke,
+}
+
+impl DeviceAction {
+    /// Every action.
+    pub const ALL: [DeviceAction; 6] = [
+        Self::Approve,
+        Self::Reject,
+        Self::Activate,
+        Self::Suspend,
+        Self::Resume,
+        Self::Revoke,
+    ];
+
+    /// Stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Approve => "approve",
+            Self::Reject => "reject",
+            Self::Activate => "activate",
+            Self::Suspend => "suspend",
+            Self::Resume => "resume",
+            Self::Revoke => "revoke",
+        }
+    }
+
+    /// The state this action leads to from `from`, or `None` when the transition is not
+    /// allowed. This table is the whole lifecycle.
+    pub fn next_state(self, from: DeviceState) -> Option<DeviceState> {
+        use DeviceState as S;
+        match (self, from) {
+            (Self::Approve, S::Registered) => Some(S::Approved),
+            (Self::Reject, S::Registered) => Some(S::Revoked),
+            (Self::Activate, S::Approved) => Some(S::Active),
+            (Self::Suspend, S::Active) => Some(S::Suspended),
+            (Self::Resume, S::Suspended) => Some(S::Active),
+            (Self::Revoke, S::Registered | S::Approved | S::Active | S::Suspended) => {
+                Some(S::Revoked)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// How the terminal is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceMode {
+    /// Phone with PIN on glass.
+    Softpos,
+    /// PIN pad.
+    Pinpad,
+}
+
+impl DeviceMode {
+    /// Stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Softpos => "softpos",
+            Self::Pinpad => "pinpad",
+        }
+    }
+}
+
+impl FromStr for DeviceMode {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "softpos" => Ok(Self::Softpos),
+            "pinpad" => Ok(Self::Pinpad),
+            _ => Err(()),
+        }
+    }
+}
+
+/// Facts a device reports about itself at registration.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceFacts {
+    /// Manufacturer and model.
+    pub model: String,
+    /// OS version, e.g. `14`.
+    pub os_version: String,
+    /// Security patch level, `YYYY-MM-DD`.
+    pub security_patch: String,
+    /// App package name.
+    pub app_package: String,
+    /// App version.
+    pub app_version: String,
+    /// SHA-256 of the app signing certificate, hex.
+    pub app_signing_digest: String,
+    /// Trusted execution environment present.
+    pub tee: bool,
+    /// StrongBox present.
+    pub strongbox: bool,
+    /// NFC present.
+    pub nfc: bool,
+    /// IMEI, if the platform exposes it (informational, never identity).
+    #[serde(default)]
+    pub imei: Option<String>,
+    /// Serial number (informational, never identity).
+    #[serde(default)]
+    pub serial: Option<String>,
+}
+
+/// A registered device.
+#[derive(Debug, Clone)]
+pub struct Device {
+    /// Id.
+    pub id: DeviceId,
+    /// Owning merchant.
+    pub merchant_id: MerchantId,
+    /// P-256 public key, SEC1 uncompressed (65 bytes).
+    pub public_key: Vec<u8>,
+    /// SHA-256 of `public_key`, hex: the device's identity.
+    pub key_fingerprint: String,
+    /// Mode.
+    pub mode: DeviceMode,
+    /// Lifecycle state.
+    pub state: DeviceState,
+    /// Reported facts.
+    pub facts: DeviceFacts,
+    /// Attestation format used (`software`, later `android_key`).
+    pub attestation_format: String,
+    /// Verification reasons, stored with the device.
+    pub attestation_notes: Vec<String>,
+    /// Registration time.
+    pub created_at: UnixMillis,
+    /// Last change.
+    pub updated_at: UnixMillis,
+}
+
+/// One entry of a device's state history.
+#[derive(Debug, Clone)]
+pub struct DeviceStateChange {
+    /// Previous state (`None` at registration).
+    pub from_state: Option<DeviceState>,
+    /// New state.
+    pub to_state: DeviceState,
+    /// Action name.
+    pub action: String,
+    /// Who.
+    pub actor: String,
+    /// Why.
+    pub reason: Option<String>,
+    /// When.
+    pub at: UnixMillis,
+}

@@ -68,6 +68,17 @@ pub enum AppError {
         /// Human-readable explanation.
         message: &'static str,
     },
+    /// The request is well-formed but refused by a rule; the code names the rule.
+    #[error("{message}")]
+    Unprocessable {
+        /// Stable code, e.g. `attestation_format_not_allowed`.
+        code: &'static str,
+        /// Human-readable explanation.
+        message: &'static str,
+    },
+    /// A device-signed request failed authentication; the code says why.
+    #[error("device request refused: {0}")]
+    DeviceAuth(&'static str),
     /// Field validation failed.
     #[error("invalid request")]
     Validation(Vec<FieldError>),
@@ -112,9 +123,11 @@ impl AppError {
     /// The HTTP status for this error.
     pub fn status_code(&self) -> StatusCode {
         match self {
-            Self::Unauthorized | Self::InvalidCredentials | Self::InvalidRefreshToken => {
-                StatusCode::UNAUTHORIZED
-            }
+            Self::Unauthorized
+            | Self::InvalidCredentials
+            | Self::InvalidRefreshToken
+            | Self::DeviceAuth(_) => StatusCode::UNAUTHORIZED,
+            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
@@ -136,7 +149,8 @@ impl AppError {
             Self::InvalidRefreshToken => "invalid_refresh_token",
             Self::Forbidden => "forbidden",
             Self::NotFound(_) => "not_found",
-            Self::Conflict { code, .. } => code,
+            Self::Conflict { code, .. } | Self::Unprocessable { code, .. } => code,
+            Self::DeviceAuth(code) => code,
             Self::Validation(_) => "validation_failed",
             Self::MalformedBody(_) => "malformed_body",
             Self::InvalidParameter(_) => "invalid_parameter",

@@ -5,8 +5,8 @@
 //! one body of code serves SQLite and PostgreSQL) → [`infra`] (pools, Redis, stores, keys,
 //! TLS, telemetry). [`domain`] holds the types the services reason about.
 //!
-//! What it deliberately does not do (yet): devices, key injection, payments; those hang off
-//! this spine in later work.
+//! What it deliberately does not do (yet): Android Key Attestation (only the software format
+//! is verified), key injection, health checks, payments; those hang off this spine later.
 //!
 //! Security notes: passwords are Argon2id; refresh tokens and API keys are stored as SHA-256
 //! hashes of 256-bit random values; access tokens are short-lived HS256 JWTs checked against
@@ -33,12 +33,14 @@ use config::Config;
 use infra::stores::Stores;
 use repository::api_keys::SqlApiKeyRepository;
 use repository::audit::SqlAuditRepository;
+use repository::devices::SqlDeviceRepository;
 use repository::merchants::SqlMerchantRepository;
 use repository::sessions::SqlSessionRepository;
 use repository::users::SqlUserRepository;
 use service::api_keys::ApiKeyService;
 use service::audit::AuditService;
 use service::auth::{AuthService, AuthSettings};
+use service::devices::{DevicePolicy, DeviceService};
 use service::merchants::MerchantService;
 use service::users::UserService;
 
@@ -91,14 +93,26 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
         println!("It is shown only this once. Log in and change it.");
         println!("==================================================================");
     }
+    let merchant_repo = Arc::new(SqlMerchantRepository::new(pool.clone()));
+    let devices = Arc::new(DeviceService::new(
+        Arc::new(SqlDeviceRepository::new(pool.clone())),
+        merchant_repo.clone(),
+        stores.once.clone(),
+        audit.clone(),
+        &jwt_secret,
+        DevicePolicy {
+            allow_software_attestation: config.allow_software_attestation,
+        },
+    ));
+    if config.allow_software_attestation {
+        tracing::warn!("software attestation is ALLOWED: test and development deployments only");
+    }
     let secure_cookies = config.tls_cert.is_some() || config.tls_self_signed;
     Ok(AppState {
         users: Arc::new(UserService::new(users, audit.clone())),
         api_keys: Arc::new(ApiKeyService::new(api_key_repo, audit.clone())),
-        merchants: Arc::new(MerchantService::new(
-            Arc::new(SqlMerchantRepository::new(pool)),
-            audit.clone(),
-        )),
+        merchants: Arc::new(MerchantService::new(merchant_repo, audit.clone())),
+        devices,
         auth,
         audit,
         db,

@@ -139,6 +139,18 @@ policy!(
     MerchantReaders, [Admin, SecurityOfficer, Operator, Auditor], Some(Scope::MerchantsRead)
 );
 policy!(
+    /// Reading devices.
+    DeviceReaders, [Admin, SecurityOfficer, Operator, Auditor], None
+);
+policy!(
+    /// Approving or rejecting registrations.
+    DeviceApprovers, [Admin, Operator], None
+);
+policy!(
+    /// Suspending, resuming and revoking devices.
+    DeviceGuardians, [Admin, SecurityOfficer], None
+);
+policy!(
     /// Creating and changing merchants.
     MerchantWriters, [Admin, Operator], Some(Scope::MerchantsWrite)
 );
@@ -200,5 +212,70 @@ where
             principal,
             _policy: PhantomData,
         })
+    }
+}
+
+/// A request signed by a registered device (see `service::devices`), with its body.
+#[derive(Debug)]
+pub struct SignedDevice {
+    /// The authenticated device.
+    pub device: crate::domain::Device,
+    /// The raw body the signature covered.
+    pub body: axum::body::Bytes,
+}
+
+impl<S> FromRequest<S> for SignedDevice
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        let app = AppState::from_ref(state);
+        let (device_id, timestamp, nonce, signature, method, path) = {
+            let header = |name: &str| {
+                req.headers()
+                    .get(name)
+                    .and_then(|value| value.to_str().ok())
+                    .map(str::to_owned)
+            };
+            let (Some(device_id), Some(timestamp), Some(nonce), Some(signature)) = (
+                header("x-device-id"),
+                header("x-device-timestamp"),
+                header("x-device-nonce"),
+                header("x-device-signature"),
+            ) else {
+                return Err(AppError::DeviceAuth("missing_signature_headers"));
+            };
+            let path = req
+                .uri()
+                .path_and_query()
+                .map_or_else(|| req.uri().path().to_owned(), |pq| pq.as_str().to_owned());
+            (
+                device_id,
+                timestamp,
+                nonce,
+                signature,
+                req.method().as_str().to_owned(),
+                path,
+            )
+        };
+        let body = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|_| AppError::PayloadTooLarge)?;
+        let device = app
+            .devices
+            .authenticate(&crate::service::devices::SignedRequest {
+                device_id: &device_id,
+                method: &method,
+                path: &path,
+                timestamp: &timestamp,
+                nonce: &nonce,
+                body: &body,
+                signature: &signature,
+            })
+            .await?;
+        Ok(Self { device, body })
     }
 }

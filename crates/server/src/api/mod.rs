@@ -4,6 +4,7 @@
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
+pub mod devices;
 pub mod extract;
 pub mod health;
 pub mod merchants;
@@ -42,6 +43,8 @@ use state::AppState;
         (name = "audit", description = "Hash-chained audit log"),
         (name = "api-keys", description = "Integration keys"),
         (name = "merchants", description = "Merchants"),
+        (name = "devices", description = "Device onboarding and lifecycle"),
+        (name = "device", description = "Calls signed by a device key"),
         (name = "ops", description = "Liveness, readiness, metrics"),
     )
 )]
@@ -67,6 +70,13 @@ impl Modify for SecuritySchemes {
                     ))
                     .build(),
             ),
+        );
+        components.add_security_scheme(
+            "device_signature",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Device-Signature",
+                "ECDSA P-256 signature by the device key with X-Device-Id, X-Device-Timestamp and X-Device-Nonce",
+            ))),
         );
         components.add_security_scheme(
             "api_key",
@@ -102,6 +112,16 @@ pub fn openapi_router() -> OpenApiRouter<AppState> {
             merchants::list_merchants
         ))
         .routes(routes!(merchants::get_merchant, merchants::update_merchant))
+        .routes(routes!(devices::create_challenge))
+        .routes(routes!(devices::register_device))
+        .routes(routes!(devices::list_devices))
+        .routes(routes!(devices::get_device))
+        .routes(routes!(devices::approve_device))
+        .routes(routes!(devices::reject_device))
+        .routes(routes!(devices::suspend_device))
+        .routes(routes!(devices::resume_device))
+        .routes(routes!(devices::revoke_device))
+        .routes(routes!(devices::device_self))
 }
 
 /// The OpenAPI document alone (for `cargo xtask codegen` and tests).

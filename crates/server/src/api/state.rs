@@ -9,6 +9,7 @@ use crate::infra::stores::Stores;
 use crate::service::api_keys::ApiKeyService;
 use crate::service::audit::AuditService;
 use crate::service::auth::AuthService;
+use crate::service::devices::DeviceService;
 use crate::service::merchants::MerchantService;
 use crate::service::users::UserService;
 
@@ -36,6 +37,8 @@ pub struct AppState {
     pub api_keys: Arc<ApiKeyService>,
     /// Merchants.
     pub merchants: Arc<MerchantService>,
+    /// Devices.
+    pub devices: Arc<DeviceService>,
     /// Database (readiness).
     pub db: Database,
     /// Shared stores (readiness).

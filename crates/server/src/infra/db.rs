@@ -51,21 +51,41 @@ pub struct Database {
     pub backend: Backend,
 }
 
-const SQLITE_INIT: &str = include_str!("../../migrations/sqlite/0001_init.sql");
-const POSTGRES_INIT: &str = include_str!("../../migrations/postgres/0001_init.sql");
+/// `(version, description, sqlite, postgres)`; append only, never edit a released one.
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
+    (
+        1,
+        "initial schema",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "devices",
+        include_str!("../../migrations/sqlite/0002_devices.sql"),
+        include_str!("../../migrations/postgres/0002_devices.sql"),
+    ),
+];
 
 fn migrator(backend: Backend) -> Migrator {
-    let sql = match backend {
-        Backend::Sqlite => SQLITE_INIT,
-        Backend::Postgres => POSTGRES_INIT,
-    };
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("initial schema"),
-        MigrationType::Simple,
-        sql.into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(
+        MIGRATIONS
+            .iter()
+            .map(|(version, description, sqlite, postgres)| {
+                let sql = match backend {
+                    Backend::Sqlite => *sqlite,
+                    Backend::Postgres => *postgres,
+                };
+                Migration::new(
+                    *version,
+                    Cow::Borrowed(*description),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
 }
 
 /// Connects, applies per-connection settings and runs the migrations.

@@ -4,6 +4,7 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod devices;
 pub mod merchants;
 pub mod sessions;
 pub mod users;

@@ -20,6 +20,9 @@ const PUBLIC: &[(&str, &str)] = &[
     ("get", "/metrics"),
     ("post", "/api/v1/auth/login"),
     ("post", "/api/v1/auth/refresh"),
+    // Onboarding: the attestation evidence over a single-use challenge is the credential.
+    ("post", "/api/v1/devices/challenge"),
+    ("post", "/api/v1/devices/register"),
 ];
 
 const ROLES: &[&str] = &["admin", "security_officer", "operator", "auditor"];
@@ -29,6 +32,7 @@ const SCOPES: &[&str] = &["merchants:read", "merchants:write", "audit:read"];
 struct Requirement {
     roles: Vec<String>,
     scopes: Vec<String>,
+    device: bool,
 }
 
 fn requirement(operation: &Value) -> Option<Requirement> {
@@ -43,6 +47,7 @@ fn requirement(operation: &Value) -> Option<Requirement> {
             match scheme.as_str() {
                 "bearer" => requirement.roles.extend(scopes),
                 "api_key" => requirement.scopes.extend(scopes),
+                "device_signature" => requirement.device = true,
                 other => panic!("unknown security scheme {other}"),
             }
         }
@@ -66,12 +71,23 @@ fn concrete(path: &str) -> String {
 
 async fn call(app: &TestApp, method: &str, path: &str, auth: &Auth) -> StatusCode {
     let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-    let mut req = app.req(method.clone(), &concrete(path));
-    if matches!(method, Method::POST | Method::PATCH | Method::PUT) {
+    let path = concrete(path);
+    let has_body = matches!(method, Method::POST | Method::PATCH | Method::PUT);
+    if let Auth::Device(device) = auth {
+        let body: &[u8] = if has_body { b"{}" } else { b"" };
+        return app
+            .signed(device, method, &path, body)
+            .send()
+            .await
+            .unwrap()
+            .status();
+    }
+    let mut req = app.req(method, &path);
+    if has_body {
         req = req.json(&json!({}));
     }
     req = match auth {
-        Auth::Anonymous => req,
+        Auth::Anonymous | Auth::Device(_) => req,
         Auth::Bearer(token) => req.bearer_auth(token),
         Auth::ApiKey(key) => req.header("x-api-key", key),
     };
@@ -83,6 +99,7 @@ enum Auth {
     Anonymous,
     Bearer(String),
     ApiKey(String),
+    Device(crate::TestDevice),
 }
 
 fn allowed(status: StatusCode) -> bool {
@@ -117,6 +134,9 @@ async fn authorization_matrix(app: TestApp) {
         keys.insert(*scope, app.api_key(&admin, &[scope]).await);
     }
 
+    let merchant = app.merchant(&admin).await;
+    let device = app.device(&merchant).await;
+
     let mut cells = 0;
     let mut failures = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
@@ -129,9 +149,16 @@ async fn authorization_matrix(app: TestApp) {
                 continue;
             };
             assert!(
-                !requirement.roles.is_empty(),
-                "{method} {path} admits no role"
+                !requirement.roles.is_empty() || requirement.device,
+                "{method} {path} admits nobody"
             );
+            // Principals of a kind the endpoint does not take at all are unauthenticated
+            // there (401); known principals without the right role or scope are refused (403).
+            let refused = if requirement.roles.is_empty() {
+                StatusCode::UNAUTHORIZED
+            } else {
+                StatusCode::FORBIDDEN
+            };
 
             let status = call(&app, method, path, &Auth::Anonymous).await;
             cells += 1;
@@ -157,7 +184,7 @@ async fn authorization_matrix(app: TestApp) {
                 let ok = if expected {
                     allowed(status)
                 } else {
-                    status == StatusCode::FORBIDDEN
+                    status == refused
                 };
                 if !ok {
                     failures.push(format!(
@@ -172,13 +199,26 @@ async fn authorization_matrix(app: TestApp) {
                 let ok = if expected {
                     allowed(status)
                 } else {
-                    status == StatusCode::FORBIDDEN
+                    status == refused
                 };
                 if !ok {
                     failures.push(format!(
                         "{method} {path} with key {scope} -> {status} (allowed: {expected})"
                     ));
                 }
+            }
+            let status = call(&app, method, path, &Auth::Device(device.clone())).await;
+            cells += 1;
+            let ok = if requirement.device {
+                allowed(status)
+            } else {
+                status == StatusCode::UNAUTHORIZED
+            };
+            if !ok {
+                failures.push(format!(
+                    "{method} {path} signed by a device -> {status} (allowed: {})",
+                    requirement.device
+                ));
             }
         }
     }
@@ -187,7 +227,7 @@ async fn authorization_matrix(app: TestApp) {
         "authorization matrix violations:\n{}",
         failures.join("\n")
     );
-    assert!(cells >= 150, "only {cells} matrix cells checked");
+    assert!(cells >= 250, "only {cells} matrix cells checked");
     eprintln!("authorization matrix: {cells} cells checked");
 }
 

@@ -11,6 +11,7 @@ mod audit;
 mod auth;
 mod authz;
 mod bad_input;
+mod devices;
 mod merchants;
 mod ops;
 
@@ -233,6 +234,7 @@ impl TestApp {
             .env("SOFTPOS_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("JWT_SECRET", JWT_SECRET)
             .env("RUST_LOG", "warn")
+            .env("ALLOW_SOFTWARE_ATTESTATION", "true")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -389,4 +391,176 @@ pub async fn expect_error(res: reqwest::Response, status: StatusCode, code: &str
         "error message missing in {body}"
     );
     body
+}
+
+/// A registered test device and its private key.
+#[derive(Debug, Clone)]
+pub struct TestDevice {
+    /// Device id.
+    pub id: String,
+    /// Its key.
+    pub key: p256::ecdsa::SigningKey,
+}
+
+/// A fresh random P-256 key.
+pub fn new_device_key() -> p256::ecdsa::SigningKey {
+    loop {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).expect("random");
+        if let Ok(key) = p256::ecdsa::SigningKey::from_slice(&bytes) {
+            return key;
+        }
+    }
+}
+
+/// Base64 of the SEC1 uncompressed public key.
+pub fn public_key_b64(key: &p256::ecdsa::SigningKey) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(key.verifying_key().to_sec1_bytes())
+}
+
+/// ECDSA P-256/SHA-256 signature, DER, base64.
+pub fn sign_b64(key: &p256::ecdsa::SigningKey, message: &str) -> String {
+    use base64::Engine;
+    use p256::ecdsa::signature::Signer;
+    let signature: p256::ecdsa::Signature = key.sign(message.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(signature.to_der().as_bytes())
+}
+
+/// Valid device facts.
+pub fn facts(model: &str, imei: Option<&str>) -> Value {
+    json!({
+        "model": model,
+        "os_version": "14",
+        "security_patch": "2026-10-05",
+        "app_package": "com.sunbay.softpos",
+        "app_version": "1.0.0",
+        "app_signing_digest": "ab".repeat(32),
+        "tee": true,
+        "strongbox": false,
+        "nfc": true,
+        "imei": imei,
+    })
+}
+
+impl TestApp {
+    /// A fresh registration challenge.
+    pub async fn challenge(&self) -> String {
+        let res = self
+            .req(Method::POST, "/api/v1/devices/challenge")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let body: Value = res.json().await.unwrap();
+        body["challenge"].as_str().unwrap().to_owned()
+    }
+
+    /// A registration request body with software attestation by `key`.
+    pub fn registration(
+        &self,
+        challenge: &str,
+        key: &p256::ecdsa::SigningKey,
+        merchant_id: &str,
+        facts: Value,
+    ) -> Value {
+        let public_key = public_key_b64(key);
+        let message = format!("softpos-device-registration-v1\n{challenge}\n{public_key}");
+        json!({
+            "challenge": challenge,
+            "public_key": public_key,
+            "facts": facts,
+            "mode": "softpos",
+            "merchant_id": merchant_id,
+            "attestation": { "format": "software", "signature": sign_b64(key, &message) },
+        })
+    }
+
+    /// Posts a registration.
+    pub async fn register(&self, body: &Value) -> reqwest::Response {
+        self.req(Method::POST, "/api/v1/devices/register")
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Creates a merchant; returns its id.
+    pub async fn merchant(&self, admin: &str) -> String {
+        let res = self
+            .req(Method::POST, "/api/v1/merchants")
+            .bearer_auth(admin)
+            .json(&json!({ "name": format!("Merchant {}", uuid::Uuid::new_v4()), "country": "DE", "mcc": "5411" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+        res.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Registers a device for `merchant_id`.
+    pub async fn device(&self, merchant_id: &str) -> TestDevice {
+        let key = new_device_key();
+        let challenge = self.challenge().await;
+        let res = self
+            .register(&self.registration(&challenge, &key, merchant_id, facts("Pixel 9", None)))
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let body: Value = res.json().await.unwrap();
+        TestDevice {
+            id: body["id"].as_str().unwrap().to_owned(),
+            key,
+        }
+    }
+
+    /// A request signed by `device` with explicit timestamp and nonce.
+    pub fn signed_with(
+        &self,
+        device: &TestDevice,
+        method: Method,
+        path: &str,
+        body: &[u8],
+        timestamp: i64,
+        nonce: &str,
+    ) -> RequestBuilder {
+        use sha2::Digest;
+        let message = format!(
+            "SOFTPOS-DEVICE-V1\n{}\n{path}\n{timestamp}\n{nonce}\n{}",
+            method.as_str(),
+            hex::encode(sha2::Sha256::digest(body))
+        );
+        self.req(method, path)
+            .header("x-device-id", &device.id)
+            .header("x-device-timestamp", timestamp.to_string())
+            .header("x-device-nonce", nonce)
+            .header("x-device-signature", sign_b64(&device.key, &message))
+            .header("content-type", "application/json")
+            .body(body.to_vec())
+    }
+
+    /// A request signed by `device` now, with a fresh nonce.
+    pub fn signed(
+        &self,
+        device: &TestDevice,
+        method: Method,
+        path: &str,
+        body: &[u8],
+    ) -> RequestBuilder {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let nonce = uuid::Uuid::new_v4().simple().to_string();
+        self.signed_with(
+            device,
+            method,
+            path,
+            body,
+            i64::try_from(now).unwrap(),
+            &nonce,
+        )
+    }
 }
