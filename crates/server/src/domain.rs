@@ -568,3 +568,18 @@ pub struct DeviceStateChange {
     /// When.
     pub at: UnixMillis,
 }
+
+/// Device statistics, computed from the stored devices.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceStats {
+    /// All devices.
+    pub total: i64,
+    /// Count per state.
+    pub by_state: Vec<(DeviceState, i64)>,
+    /// Count per model, largest first (top 20).
+    pub by_model: Vec<(String, i64)>,
+    /// Count per merchant, largest first (top 20).
+    pub by_merchant: Vec<(MerchantId, i64)>,
+    /// Registrations per UTC day (days since the epoch), oldest first.
+    pub registrations_per_day: Vec<(i64, i64)>,
+}

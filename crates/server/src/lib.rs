@@ -98,6 +98,7 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
         Arc::new(SqlDeviceRepository::new(pool.clone())),
         merchant_repo.clone(),
         stores.once.clone(),
+        stores.limiter.clone(),
         audit.clone(),
         &jwt_secret,
         DevicePolicy {

@@ -247,6 +247,64 @@ impl TryFrom<DeviceQuery> for DeviceFilter {
     }
 }
 
+/// A count for one key.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Count<K> {
+    /// The key.
+    pub key: K,
+    /// How many devices.
+    pub count: i64,
+}
+
+/// Dashboard statistics computed from the stored devices.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceStatsResponse {
+    /// All devices.
+    pub total: i64,
+    /// Per state.
+    pub by_state: Vec<Count<DeviceState>>,
+    /// Per model (top 20).
+    pub by_model: Vec<Count<String>>,
+    /// Per merchant (top 20).
+    pub by_merchant: Vec<Count<Uuid>>,
+    /// Registrations per UTC day over the last 30 days (days without any are omitted).
+    pub registrations_per_day: Vec<Count<chrono::NaiveDate>>,
+}
+
+/// Device statistics for the dashboard, computed from the data.
+#[utoipa::path(get, path = "/api/v1/devices/stats", tag = "devices",
+    security(("bearer" = ["admin", "security_officer", "operator", "auditor"])),
+    responses((status = 200, body = DeviceStatsResponse)))]
+pub async fn device_stats(
+    _auth: Authorized<DeviceReaders>,
+    State(state): State<AppState>,
+) -> Result<Json<DeviceStatsResponse>, AppError> {
+    let stats = state.devices.stats().await?;
+    let count = |(key, count)| Count { key, count };
+    Ok(Json(DeviceStatsResponse {
+        total: stats.total,
+        by_state: stats.by_state.into_iter().map(count).collect(),
+        by_model: stats
+            .by_model
+            .into_iter()
+            .map(|(key, count)| Count { key, count })
+            .collect(),
+        by_merchant: stats
+            .by_merchant
+            .into_iter()
+            .map(|(id, count)| Count { key: id.0, count })
+            .collect(),
+        registrations_per_day: stats
+            .registrations_per_day
+            .into_iter()
+            .map(|(day, count)| Count {
+                key: to_rfc3339(day * 86_400_000).date_naive(),
+                count,
+            })
+            .collect(),
+    }))
+}
+
 /// Issues a single-use registration challenge (valid 5 minutes).
 #[utoipa::path(post, path = "/api/v1/devices/challenge", tag = "devices",
     responses((status = 200, body = ChallengeResponse)))]

@@ -115,6 +115,7 @@ pub fn openapi_router() -> OpenApiRouter<AppState> {
         .routes(routes!(devices::create_challenge))
         .routes(routes!(devices::register_device))
         .routes(routes!(devices::list_devices))
+        .routes(routes!(devices::device_stats))
         .routes(routes!(devices::get_device))
         .routes(routes!(devices::approve_device))
         .routes(routes!(devices::reject_device))

@@ -7,7 +7,8 @@ use sqlx::{AnyPool, Row};
 
 use super::{corrupt, like_pattern};
 use crate::domain::{
-    Device, DeviceFacts, DeviceId, DeviceState, DeviceStateChange, MerchantId, UnixMillis,
+    Device, DeviceFacts, DeviceId, DeviceState, DeviceStateChange, DeviceStats, MerchantId,
+    UnixMillis,
 };
 use crate::error::{AppError, AppResult};
 use crate::infra::db::is_unique_violation;
@@ -71,6 +72,8 @@ pub trait DeviceRepository: Send + Sync + std::fmt::Debug {
     async fn history(&self, id: DeviceId) -> AppResult<Vec<DeviceStateChange>>;
     /// A page, oldest first.
     async fn list(&self, filter: &DeviceFilter) -> AppResult<Vec<Device>>;
+    /// Aggregates; registrations per day from `since`.
+    async fn stats(&self, since: UnixMillis) -> AppResult<DeviceStats>;
 }
 
 /// SQL implementation.
@@ -278,5 +281,64 @@ impl DeviceRepository for SqlDeviceRepository {
         .iter()
         .map(to_device)
         .collect()
+    }
+
+    async fn stats(&self, since: UnixMillis) -> AppResult<DeviceStats> {
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM devices")
+            .fetch_one(&self.pool)
+            .await?;
+        let by_state =
+            sqlx::query("SELECT state, COUNT(*) AS n FROM devices GROUP BY state ORDER BY state")
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|row| {
+                    let state: String = row.try_get("state")?;
+                    Ok((
+                        state.parse().map_err(|()| corrupt("devices.state"))?,
+                        row.try_get("n")?,
+                    ))
+                })
+                .collect::<AppResult<Vec<_>>>()?;
+        let by_model = sqlx::query(
+            "SELECT model, COUNT(*) AS n FROM devices GROUP BY model ORDER BY n DESC, model LIMIT 20",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get("model")?, row.try_get("n")?)))
+        .collect::<AppResult<Vec<_>>>()?;
+        let by_merchant = sqlx::query(
+            "SELECT merchant_id, COUNT(*) AS n FROM devices GROUP BY merchant_id \
+             ORDER BY n DESC, merchant_id LIMIT 20",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            let id: String = row.try_get("merchant_id")?;
+            Ok((
+                id.parse().map_err(|_| corrupt("devices.merchant_id"))?,
+                row.try_get("n")?,
+            ))
+        })
+        .collect::<AppResult<Vec<_>>>()?;
+        let registrations_per_day = sqlx::query(
+            "SELECT created_at / 86400000 AS bucket, COUNT(*) AS n FROM devices \
+             WHERE created_at >= $1 GROUP BY created_at / 86400000 ORDER BY bucket",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get("bucket")?, row.try_get("n")?)))
+        .collect::<AppResult<Vec<_>>>()?;
+        Ok(DeviceStats {
+            total,
+            by_state,
+            by_model,
+            by_merchant,
+            registrations_per_day,
+        })
     }
 }

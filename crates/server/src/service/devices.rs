@@ -21,7 +21,7 @@ use crate::domain::{
 };
 use crate::error::{AppError, AppResult, FieldError};
 use crate::infra::keys::{SecretBytes, random_bytes};
-use crate::infra::stores::OnceStore;
+use crate::infra::stores::{OnceStore, RateLimiter};
 use crate::repository::devices::{DeviceFilter, DeviceRepository, StateTransition};
 use crate::repository::merchants::MerchantRepository;
 
@@ -31,6 +31,10 @@ pub const CHALLENGE_TTL: Duration = Duration::from_secs(300);
 pub const MAX_SKEW: Duration = Duration::from_secs(300);
 /// How long a used nonce is remembered (longer than the accepted skew on both sides).
 const NONCE_TTL: Duration = Duration::from_secs(2 * 300 + 60);
+
+/// Registration attempts one client address may make per window.
+const MAX_REGISTRATIONS_PER_ADDR: u64 = 120;
+const REGISTRATION_WINDOW: Duration = Duration::from_secs(3600);
 
 const CHALLENGE_CONTEXT: &[u8] = b"softpos-device-challenge-v1";
 /// What the device signs in the software attestation format.
@@ -127,6 +131,7 @@ pub struct DeviceService {
     devices: Arc<dyn DeviceRepository>,
     merchants: Arc<dyn MerchantRepository>,
     once: Arc<dyn OnceStore>,
+    limiter: Arc<dyn RateLimiter>,
     audit: Arc<AuditService>,
     challenge_key: Vec<u8>,
     policy: DevicePolicy,
@@ -149,6 +154,7 @@ impl DeviceService {
         devices: Arc<dyn DeviceRepository>,
         merchants: Arc<dyn MerchantRepository>,
         once: Arc<dyn OnceStore>,
+        limiter: Arc<dyn RateLimiter>,
         audit: Arc<AuditService>,
         server_secret: &SecretBytes,
         policy: DevicePolicy,
@@ -160,6 +166,7 @@ impl DeviceService {
             devices,
             merchants,
             once,
+            limiter,
             audit,
             challenge_key: hasher.finalize().to_vec(),
             policy,
@@ -216,6 +223,18 @@ impl DeviceService {
         registration: Registration,
         ctx: &RequestContext,
     ) -> AppResult<Device> {
+        // Registration is unauthenticated until the evidence is checked: bound the work one
+        // client address can cause.
+        let addr = ctx.client_addr.as_deref().unwrap_or("unknown");
+        let hits = self
+            .limiter
+            .hit(&format!("device_register:addr:{addr}"), REGISTRATION_WINDOW)
+            .await?;
+        if hits.count > MAX_REGISTRATIONS_PER_ADDR {
+            return Err(AppError::TooManyRequests {
+                retry_after: hits.resets_in,
+            });
+        }
         check_facts(&registration.facts)?;
         self.check_challenge(&registration.challenge)?;
         let public_key = B64
@@ -425,6 +444,15 @@ impl DeviceService {
     /// Storage errors.
     pub async fn history(&self, id: DeviceId) -> AppResult<Vec<DeviceStateChange>> {
         self.devices.history(id).await
+    }
+
+    /// Statistics for the dashboard over the stored devices (registrations: last 30 days).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn stats(&self) -> AppResult<crate::domain::DeviceStats> {
+        let since = (now_millis() / 86_400_000 - 29) * 86_400_000;
+        self.devices.stats(since).await
     }
 
     /// A page of devices.

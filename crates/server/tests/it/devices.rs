@@ -452,6 +452,33 @@ async fn list_filters(app: TestApp) {
         0
     );
     assert_eq!(list("?limit=2".to_owned()).await, 2);
+    // Statistics are computed from the data.
+    let stats: Value = app
+        .req(Method::GET, "/api/v1/devices/stats")
+        .bearer_auth(&auditor)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["total"], 3, "{stats}");
+    let count = |list: &str, key: &str| {
+        stats[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|entry| entry["key"] == key)
+            .map_or(0, |entry| entry["count"].as_i64().unwrap())
+    };
+    assert_eq!(count("by_state", "REGISTERED"), 2);
+    assert_eq!(count("by_state", "APPROVED"), 1);
+    assert_eq!(count("by_model", "Pixel 9"), 2);
+    assert_eq!(count("by_model", "Galaxy S24"), 1);
+    assert_eq!(count("by_merchant", &merchant_b), 2);
+    let today = chrono::Utc::now().date_naive().to_string();
+    assert_eq!(count("registrations_per_day", &today), 3, "{stats}");
+
     let res = app
         .req(Method::GET, "/api/v1/devices?state=HACKED")
         .bearer_auth(&auditor)
