@@ -40,6 +40,9 @@ pub trait RateLimiter: Send + Sync + std::fmt::Debug {
     async fn hit(&self, key: &str, window: Duration) -> AppResult<Hits>;
     /// Reads a counter without changing it.
     async fn peek(&self, key: &str) -> AppResult<Hits>;
+    /// Takes back one counted event (an attempt that turned out not to count), without
+    /// going below zero or reopening an expired window.
+    async fn forgive(&self, key: &str) -> AppResult<()>;
     /// Clears a counter.
     async fn reset(&self, key: &str) -> AppResult<()>;
 }
@@ -186,6 +189,13 @@ impl RateLimiter for MemoryStores {
         })
     }
 
+    async fn forgive(&self, key: &str) -> AppResult<()> {
+        if let Some(entry) = self.counters.lock().await.get_mut(key) {
+            entry.0 = entry.0.saturating_sub(1);
+        }
+        Ok(())
+    }
+
     async fn reset(&self, key: &str) -> AppResult<()> {
         self.counters.lock().await.remove(key);
         Ok(())
@@ -224,6 +234,7 @@ pub struct RedisStores {
     prefix: String,
     events: broadcast::Sender<Event>,
     hit_script: redis::Script,
+    forgive_script: redis::Script,
 }
 
 impl std::fmt::Debug for RedisStores {
@@ -243,6 +254,13 @@ if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1])
 return {count, ttl}
 ";
 
+/// DECR only an existing, positive counter (never creates one).
+const FORGIVE_SCRIPT: &str = r"
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+if count > 0 then return redis.call('DECR', KEYS[1]) end
+return 0
+";
+
 impl RedisStores {
     /// Connects and starts the event subscriber task.
     ///
@@ -257,6 +275,7 @@ impl RedisStores {
             prefix: prefix.to_owned(),
             events,
             hit_script: redis::Script::new(HIT_SCRIPT),
+            forgive_script: redis::Script::new(FORGIVE_SCRIPT),
         };
         stores.spawn_subscriber(client).await?;
         Ok(stores)
@@ -349,6 +368,16 @@ impl RateLimiter for RedisStores {
         })
     }
 
+    async fn forgive(&self, key: &str) -> AppResult<()> {
+        let mut conn = self.conn.clone();
+        let _: i64 = self
+            .forgive_script
+            .key(self.key(&format!("rate:{key}")))
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
     async fn reset(&self, key: &str) -> AppResult<()> {
         let mut conn = self.conn.clone();
         let _: i64 = redis::cmd("DEL")
@@ -410,6 +439,8 @@ mod tests {
         assert_eq!(stores.hit("k", window).await.unwrap().count, 1);
         assert_eq!(stores.hit("k", window).await.unwrap().count, 2);
         assert_eq!(stores.peek("k").await.unwrap().count, 2);
+        stores.forgive("k").await.unwrap();
+        assert_eq!(stores.peek("k").await.unwrap().count, 1);
         stores.reset("k").await.unwrap();
         assert_eq!(stores.peek("k").await.unwrap().count, 0);
     }

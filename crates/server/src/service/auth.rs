@@ -228,15 +228,23 @@ impl AuthService {
         Ok(generated.then_some(password))
     }
 
-    async fn check_throttle(&self, keys: &[(String, u64)]) -> AppResult<()> {
+    /// Counts one attempt on every key *before* the password is checked, so concurrent
+    /// guesses cannot slip past the limit (no check-then-set). An attempt refused here is
+    /// taken back again: only attempts that reached the password check count.
+    async fn count_attempt(&self, keys: &[(String, u64)]) -> AppResult<()> {
+        let mut refused = None;
         for (key, max) in keys {
-            let hits = self.limiter.peek(key).await?;
-            if hits.count >= *max {
-                metrics::counter!("auth_logins_total", "outcome" => "throttled").increment(1);
-                return Err(AppError::TooManyRequests {
-                    retry_after: hits.resets_in,
-                });
+            let hits = self.limiter.hit(key, self.settings.throttle_window).await?;
+            if hits.count > *max {
+                refused = Some(hits.resets_in.max(refused.unwrap_or_default()));
             }
+        }
+        if let Some(retry_after) = refused {
+            for (key, _) in keys {
+                self.limiter.forgive(key).await?;
+            }
+            metrics::counter!("auth_logins_total", "outcome" => "throttled").increment(1);
+            return Err(AppError::TooManyRequests { retry_after });
         }
         Ok(())
     }
@@ -261,7 +269,7 @@ impl AuthService {
             (account_key.clone(), self.settings.max_failures_per_account),
             (addr_key.clone(), self.settings.max_failures_per_addr),
         ];
-        self.check_throttle(&keys).await?;
+        self.count_attempt(&keys).await?;
 
         let user = self.users.find_by_username(username).await?;
         let hash = match &user {
@@ -272,9 +280,7 @@ impl AuthService {
         let user = match user {
             Some(user) if password_ok && user.disabled_at.is_none() => user,
             other => {
-                for (key, _) in &keys {
-                    self.limiter.hit(key, self.settings.throttle_window).await?;
-                }
+                // Both attempts stay counted.
                 metrics::counter!("auth_logins_total", "outcome" => "failed").increment(1);
                 self.audit
                     .append(NewAuditRecord {
@@ -288,7 +294,9 @@ impl AuthService {
                 return Err(AppError::InvalidCredentials);
             }
         };
+        // A success clears the account's failures and does not count against the address.
         self.limiter.reset(&account_key).await?;
+        self.limiter.forgive(&addr_key).await?;
 
         let now = now_millis();
         let session = Session {
@@ -588,14 +596,12 @@ impl AuthService {
             return Err(AppError::Unauthorized);
         };
         let throttle_key = format!("password:account:{user_id}");
-        self.check_throttle(&[(throttle_key.clone(), self.settings.max_failures_per_account)])
+        self.count_attempt(&[(throttle_key.clone(), self.settings.max_failures_per_account)])
             .await?;
         if !verify_password(current.to_owned(), user.password_hash.clone()).await? {
-            self.limiter
-                .hit(&throttle_key, self.settings.throttle_window)
-                .await?;
             return Err(AppError::InvalidCredentials);
         }
+        self.limiter.reset(&throttle_key).await?;
         validate_password("new_password", new, &user.username)?;
         if current == new {
             return Err(AppError::field(

@@ -329,3 +329,49 @@ async fn throttling_and_tokens_are_shared_across_instances() {
     let res = second.login("admin", ADMIN_PASSWORD).await;
     expect_error(res, StatusCode::TOO_MANY_REQUESTS, "too_many_requests").await;
 }
+
+/// Twelve concurrent wrong guesses: exactly the limit reach the password check, the rest
+/// get 429 (attempts are counted before checking, never check-then-set).
+async fn check_concurrent_guesses(app: TestApp) {
+    let mut tasks = Vec::new();
+    for _ in 0..12 {
+        let client = app.client.clone();
+        let url = format!("{}/api/v1/auth/login", app.base);
+        tasks.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .json(&json!({ "username": "admin", "password": "wrong-password-1" }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.unwrap());
+    }
+    let checked = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let throttled = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!((checked, throttled), (3, 9), "{statuses:?}");
+}
+
+#[tokio::test]
+async fn concurrent_guesses_cannot_exceed_the_limit_sqlite() {
+    if let Some(app) = TestApp::spawn(Backend::Sqlite, THROTTLE_ENV).await {
+        check_concurrent_guesses(app).await;
+    }
+}
+
+#[tokio::test]
+async fn concurrent_guesses_cannot_exceed_the_limit_postgres_redis() {
+    if let Some(app) = TestApp::spawn(Backend::Postgres, THROTTLE_ENV).await {
+        check_concurrent_guesses(app).await;
+    }
+}
