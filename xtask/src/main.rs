@@ -51,7 +51,9 @@ fn project_root() -> PathBuf {
 /// With arguments, runs `softpos-keytool` with them instead (`cargo xtask run kcv --key ...`).
 fn run(sh: &Shell, args: &[String]) -> Result<()> {
     cmd!(sh, "cargo build --workspace --bins").run()?;
-    let bin_dir = project_root().join("target/debug");
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| project_root().join("target"), PathBuf::from);
+    let bin_dir = target_dir.join("debug");
     let mut programs: Vec<String> = std::fs::read_dir(&bin_dir)?
         .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
         .filter(|name| name.starts_with("softpos-") && !name.contains('.'))
