@@ -1,13 +1,18 @@
 //! Project automation, so a fresh machine needs exactly two commands.
 //!
-//! - `cargo xtask run`: builds everything and starts what exists (see README).
+//! - `cargo xtask run`: builds everything and starts `softpos-server` (see README); with
+//!   arguments, runs `softpos-keytool` with them instead.
 //! - `cargo xtask test`: every check CI runs: formatting, clippy, the whole test suite, and the
 //!   `no_std` crates built for `wasm32-unknown-unknown`. It installs what it needs (the wasm target)
 //!   and builds the kernel `.wasm` that `kernel-host`'s tests load (`KERNEL_WASM`).
+//!   Under `CI=true` it first makes sure PostgreSQL and Redis answer on 127.0.0.1 (starting
+//!   them if they are down), because the server's tests run against them there.
 //!
 //! It shells out to cargo and rustup through `xshell`; it owns no project logic.
 
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use xshell::{Shell, cmd};
@@ -40,12 +45,15 @@ fn project_root() -> PathBuf {
         .unwrap_or_default()
 }
 
-/// Builds the workspace and shows the programs that exist so far.
+/// Builds the workspace, shows the programs, and starts `softpos-server` in the foreground
+/// (configuration from the environment or `.env`; see `.env.sample`).
 ///
-/// With arguments, runs `softpos-keytool` with them (`cargo xtask run kcv --key ...`).
+/// With arguments, runs `softpos-keytool` with them instead (`cargo xtask run kcv --key ...`).
 fn run(sh: &Shell, args: &[String]) -> Result<()> {
     cmd!(sh, "cargo build --workspace --bins").run()?;
-    let bin_dir = project_root().join("target/debug");
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| project_root().join("target"), PathBuf::from);
+    let bin_dir = target_dir.join("debug");
     let mut programs: Vec<String> = std::fs::read_dir(&bin_dir)?
         .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
         .filter(|name| name.starts_with("softpos-") && !name.contains('.'))
@@ -62,15 +70,20 @@ fn run(sh: &Shell, args: &[String]) -> Result<()> {
     if !args.is_empty() {
         let keytool = bin_dir.join("softpos-keytool");
         cmd!(sh, "{keytool} {args...}").run()?;
-    } else if programs.iter().any(|p| p == "softpos-keytool") {
-        let keytool = bin_dir.join("softpos-keytool");
-        cmd!(sh, "{keytool} --help").run()?;
+    } else {
+        let server = bin_dir.join("softpos-server");
+        println!();
+        println!("Starting softpos-server (Ctrl-C stops it; API docs at /api/docs/) ...");
+        cmd!(sh, "{server}").run()?;
     }
     Ok(())
 }
 
 /// Every check, in the order that fails fastest.
 fn test(sh: &Shell) -> Result<()> {
+    if std::env::var("CI").as_deref() == Ok("true") {
+        ensure_services(sh)?;
+    }
     ensure_wasm_target(sh)?;
     cmd!(sh, "cargo fmt --all --check")
         .run()
@@ -136,5 +149,60 @@ fn ensure_wasm_target(sh: &Shell) -> Result<()> {
     if !installed.lines().any(|line| line.trim() == WASM_TARGET) {
         bail!("could not install the {WASM_TARGET} target");
     }
+    Ok(())
+}
+
+/// A service the server's tests use in CI, and how to start it when it is down (the
+/// commands of this project's machines; PostgreSQL refuses to run as root, hence
+/// `pg_ctlcluster`).
+struct Service {
+    name: &'static str,
+    addr: &'static str,
+    start: &'static str,
+}
+
+const SERVICES: &[Service] = &[
+    Service {
+        name: "PostgreSQL",
+        addr: "127.0.0.1:5432",
+        start: "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+    },
+    Service {
+        name: "Redis",
+        addr: "127.0.0.1:6379",
+        start: "redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save '' \
+                --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log",
+    },
+];
+
+fn answers(addr: &str) -> bool {
+    let addr: SocketAddr = addr.parse().expect("service address");
+    TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok()
+}
+
+/// Makes sure PostgreSQL and Redis answer; starts them if they are down; fails otherwise.
+fn ensure_services(sh: &Shell) -> Result<()> {
+    for service in SERVICES {
+        if answers(service.addr) {
+            continue;
+        }
+        eprintln!("{} is down on {}; starting it", service.name, service.addr);
+        let start = service.start;
+        if let Err(error) = cmd!(sh, "sh -c {start}").run() {
+            eprintln!("starting {} failed: {error}", service.name);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !answers(service.addr) {
+            if Instant::now() > deadline {
+                bail!(
+                    "{} does not answer on {} (CI=true needs it for the server tests)",
+                    service.name,
+                    service.addr
+                );
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    println!("xtask test: PostgreSQL and Redis answer");
     Ok(())
 }

@@ -1,0 +1,185 @@
+//! One connection pool over SQLite or PostgreSQL (`sqlx::Any`), and the migrations of both.
+//!
+//! Portable SQL rules for the repositories: `$N` placeholders (sqlx-sqlite binds `$N` by
+//! number, checked by a unit test below), ids as TEXT UUIDs, times as BIGINT Unix
+//! milliseconds, no booleans (nullable timestamps instead), no database-specific functions.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AnyPool, Executor, SqlSafeStr};
+
+/// Which database is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite (default).
+    Sqlite,
+    /// PostgreSQL (scale-out).
+    Postgres,
+}
+
+impl Backend {
+    /// Detects the backend from a URL.
+    pub fn from_url(url: &str) -> Option<Self> {
+        if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Some(Self::Postgres)
+        } else {
+            None
+        }
+    }
+
+    /// Name for logs and `/readyz`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+/// A pool plus the backend it talks to.
+#[derive(Debug, Clone)]
+pub struct Database {
+    /// The pool.
+    pub pool: AnyPool,
+    /// The backend.
+    pub backend: Backend,
+}
+
+/// `(version, description, sqlite, postgres)`; append only, never edit a released one.
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
+    (
+        1,
+        "initial schema",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "devices",
+        include_str!("../../migrations/sqlite/0002_devices.sql"),
+        include_str!("../../migrations/postgres/0002_devices.sql"),
+    ),
+];
+
+fn migrator(backend: Backend) -> Migrator {
+    Migrator::with_migrations(
+        MIGRATIONS
+            .iter()
+            .map(|(version, description, sqlite, postgres)| {
+                let sql = match backend {
+                    Backend::Sqlite => *sqlite,
+                    Backend::Postgres => *postgres,
+                };
+                Migration::new(
+                    *version,
+                    Cow::Borrowed(*description),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Connects, applies per-connection settings and runs the migrations.
+///
+/// # Errors
+/// When the URL is unsupported, the database is unreachable or a migration fails.
+pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Database> {
+    install_default_drivers();
+    let backend = Backend::from_url(url).context("unsupported DATABASE_URL scheme")?;
+    let mut options = AnyPoolOptions::new()
+        .max_connections(max_connections.max(1))
+        .acquire_timeout(Duration::from_secs(10));
+    if backend == Backend::Sqlite {
+        ensure_sqlite_parent_dir(url)?;
+        options = options.after_connect(|conn, _meta| {
+            Box::pin(async move {
+                // WAL lets readers proceed during a write; busy_timeout makes writers queue
+                // instead of failing at once; foreign keys are off by default in SQLite.
+                conn.execute("PRAGMA journal_mode = WAL").await?;
+                conn.execute("PRAGMA busy_timeout = 5000").await?;
+                conn.execute("PRAGMA foreign_keys = ON").await?;
+                conn.execute("PRAGMA synchronous = NORMAL").await?;
+                Ok(())
+            })
+        });
+    }
+    let pool = options
+        .connect(url)
+        .await
+        .with_context(|| format!("cannot connect to the {} database", backend.as_str()))?;
+    migrator(backend)
+        .run(&pool)
+        .await
+        .context("database migration failed")?;
+    Ok(Database { pool, backend })
+}
+
+fn ensure_sqlite_parent_dir(url: &str) -> anyhow::Result<()> {
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let path = path.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return Ok(());
+    }
+    if let Some(parent) = std::path::Path::new(path).parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    Ok(())
+}
+
+/// True when the error is a unique-constraint violation (both backends).
+pub fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// The name of the violated constraint, when the driver reports one.
+pub fn violated_constraint(error: &sqlx::Error) -> Option<String> {
+    match error {
+        sqlx::Error::Database(db) => db
+            .constraint()
+            .map(str::to_owned)
+            .or_else(|| Some(db.message().to_owned())),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Row;
+
+    use super::*;
+
+    /// The repositories rely on sqlx-sqlite binding `$N` by number, including reuse and
+    /// out-of-order use; pin that down.
+    #[tokio::test]
+    async fn sqlite_binds_dollar_placeholders_by_number() {
+        install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .unwrap();
+        let row = sqlx::query("SELECT $2 AS b, $1 AS a, $2 AS b2")
+            .bind("first")
+            .bind("second")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(row.get::<String, _>("a"), "first");
+        assert_eq!(row.get::<String, _>("b"), "second");
+        assert_eq!(row.get::<String, _>("b2"), "second");
+    }
+}

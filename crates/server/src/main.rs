@@ -1,0 +1,22 @@
+//! `softpos-server`: parses configuration and runs the back end (see the library).
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    // A missing `.env` is normal.
+    let _ = dotenvy::dotenv();
+    let config = server::config::Config::parse();
+    server::infra::telemetry::init_logging(&config.log_filter);
+    match server::run(config).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(
+                error = format!("{error:#}"),
+                "softpos-server failed to start"
+            );
+            eprintln!("softpos-server: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
