@@ -343,7 +343,13 @@ impl Card {
 
     fn visa_gpo(&self) -> Vec<u8> {
         let pdol = &self.pdol_data;
-        let (amount, currency, un) = (&pdol[4..10], &pdol[23..25], &pdol[29..33]);
+        // A real card answers "wrong length" to PDOL data shorter than its PDOL asks for (which
+        // happens when a test flips a byte of the FCI's PDOL), rather than reading past it.
+        let (Some(amount), Some(currency), Some(un)) =
+            (pdol.get(4..10), pdol.get(23..25), pdol.get(29..33))
+        else {
+            return hex!("6700").to_vec();
+        };
         let card_auth_data = hex!("01 11223344 0000");
         let cid: u8 = match self.decision {
             Decision::Online => 0x80,
@@ -353,7 +359,7 @@ impl Card {
         // A qVSDC card signs for an offline approval, and for an online authorisation when the
         // TTQ says "offline data authentication for online authorisations supported" (byte 1
         // b1), as real Visa cards do (Book C-3).
-        let oda_for_online = pdol[0] & 0x01 != 0;
+        let oda_for_online = pdol.first().is_some_and(|ttq| ttq & 0x01 != 0);
         let signs = match self.decision {
             Decision::Offline => true,
             Decision::Online => oda_for_online,
