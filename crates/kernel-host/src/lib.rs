@@ -69,7 +69,7 @@ use std::fmt;
 pub use emv_kernel_wasm::ABI_VERSION;
 pub use emv_kernel_wasm::message::{Outcome, SessionParams};
 pub use native::NativeKernel;
-pub use wasm::{Limits, WasmKernel};
+pub use wasm::{EngineKind, Limits, WasmKernel};
 
 /// Most C-APDUs one transaction may send through a host, whatever the kernel does (the kernel
 /// itself stops at 64).
@@ -124,6 +124,9 @@ pub enum HostError {
         /// [`ABI_VERSION`].
         expected: u32,
     },
+    /// This build of the crate lacks the engine (e.g. `wasmtime` without the `wasmtime` feature).
+    #[error("WebAssembly engine `{0}` is not built in")]
+    EngineUnavailable(&'static str),
     /// Instantiation failed (e.g. its initial memory is over the limit).
     #[error("kernel instantiation failed: {0}")]
     Instantiation(String),
@@ -164,6 +167,7 @@ impl HostError {
             Self::Imports(_) => "module_has_imports",
             Self::MissingExport(_) => "missing_export",
             Self::AbiVersion { .. } => "abi_version",
+            Self::EngineUnavailable(_) => "engine_unavailable",
             Self::Instantiation(_) => "instantiation",
             Self::FuelExhausted => "fuel_exhausted",
             Self::MemoryLimit => "memory_limit",
@@ -230,7 +234,7 @@ impl Transcript {
 /// An EMV kernel a host can run: the `.wasm` ([`WasmKernel`]) or the native one
 /// ([`NativeKernel`]).
 pub trait Kernel {
-    /// `"wasm"` or `"native"`.
+    /// `"native"`, or the engine of a `.wasm` kernel: `"wasmi"`, `"wasmtime"`.
     fn name(&self) -> &'static str;
 
     /// Runs one transaction against `card` to its outcome.
