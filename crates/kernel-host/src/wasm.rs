@@ -28,9 +28,11 @@ pub struct Limits {
 
 impl Default for Limits {
     /// 16 MiB of memory (the kernel starts with about 1.1 MiB: 1 MiB stack plus data) and
-    /// 200 million units of fuel, over 20 times what the costliest conformance transaction
-    /// uses (under 10 million with fDDA or CDA on either engine), so a slower but honest kernel
-    /// passes and a runaway one is stopped after a small fraction of a second.
+    /// 200 million units of fuel: the conformance suite asserts that every transaction uses
+    /// under a quarter of it on both engines (ODA used about 25 million units under wasmi
+    /// before the kernel's RSA exponentiation walked only the exponent's bits, far less now),
+    /// so a slower but honest kernel passes and a runaway one is stopped within a fraction of
+    /// a second.
     fn default() -> Self {
         Self {
             memory_bytes: 16 << 20,
