@@ -15,7 +15,7 @@ use std::fmt;
 use emv_cards::Card;
 use emv_kernel_wasm::message::{AidParams, CaKeyParams, Hex, SessionParams, TerminalParams};
 
-use crate::{HostError, Kernel, Limits, NativeKernel, Transcript, WasmKernel};
+use crate::{EngineKind, HostError, Kernel, Limits, NativeKernel, Transcript, WasmKernel};
 
 /// Reader Contactless Floor Limit of the conformance reader (10.00).
 pub const FLOOR_LIMIT: u64 = 1_000;
@@ -231,10 +231,17 @@ fn compare(
     }
 }
 
-/// Runs the suite with the `.wasm` in `kernel_wasm` under [`Limits::default`].
+/// Runs the suite with the `.wasm` in `kernel_wasm` under [`Limits::default`], in the default
+/// engine ([`EngineKind::Wasmi`]).
 #[must_use]
 pub fn run(kernel_wasm: &[u8]) -> Report {
-    match WasmKernel::load(kernel_wasm, Limits::default()) {
+    run_on(EngineKind::default(), kernel_wasm)
+}
+
+/// Runs the suite with the `.wasm` in `kernel_wasm` under [`Limits::default`] in `engine`.
+#[must_use]
+pub fn run_on(engine: EngineKind, kernel_wasm: &[u8]) -> Report {
+    match WasmKernel::with_engine(engine, kernel_wasm, Limits::default()) {
         Ok(mut kernel) => run_kernel(&mut kernel),
         Err(error) => Report {
             load_error: Some(error),

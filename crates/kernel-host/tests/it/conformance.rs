@@ -1,20 +1,54 @@
 //! The conformance suite on the kernel built from this workspace: every virtual card × amounts
-//! around each reader limit, native against `.wasm`, and what the outcomes must be.
+//! around each reader limit, native against `.wasm` in every engine of this build (wasmi and
+//! wasmtime), and what the outcomes must be.
 
-use kernel_host::Limits;
+use std::sync::OnceLock;
+
 use kernel_host::conformance::{self, CVM_REQUIRED_LIMIT, FLOOR_LIMIT, Report, TRANSACTION_LIMIT};
+use kernel_host::{EngineKind, Limits};
 
 use crate::kernel_wasm::kernel_wasm;
 
+/// The suite's report in `engine`, run once per test binary.
+fn report_on(engine: EngineKind) -> &'static Report {
+    static WASMI: OnceLock<Report> = OnceLock::new();
+    static WASMTIME: OnceLock<Report> = OnceLock::new();
+    let cell = match engine {
+        EngineKind::Wasmtime => &WASMTIME,
+        _ => &WASMI,
+    };
+    cell.get_or_init(|| conformance::run_on(engine, kernel_wasm()))
+}
+
+/// The report the outcome checks below read (the default engine's).
 fn report() -> &'static Report {
-    static REPORT: std::sync::OnceLock<Report> = std::sync::OnceLock::new();
-    REPORT.get_or_init(|| conformance::run(kernel_wasm()))
+    report_on(EngineKind::default())
 }
 
 #[test]
 fn native_and_wasm_agree_on_every_card_and_amount() {
-    let report = report();
-    println!("{report}");
+    for &engine in EngineKind::available() {
+        check_agreement(engine);
+    }
+}
+
+#[cfg(feature = "wasmtime")]
+#[test]
+fn wasmi_and_wasmtime_agree_on_every_card_and_amount() {
+    let wasmi = report_on(EngineKind::Wasmi);
+    let wasmtime = report_on(EngineKind::Wasmtime);
+    assert_eq!(wasmi.cases.len(), wasmtime.cases.len());
+    for (a, b) in wasmi.cases.iter().zip(&wasmtime.cases) {
+        assert_eq!((a.profile, a.amount), (b.profile, b.amount));
+        let (a, b) = (a.wasm.as_ref().unwrap(), b.wasm.as_ref().unwrap());
+        assert_eq!(a.outcome_message, b.outcome_message);
+        assert!(a.commands().eq(b.commands()));
+    }
+}
+
+fn check_agreement(engine: EngineKind) {
+    let report = report_on(engine);
+    println!("{engine}:\n{report}");
     assert!(report.load_error.is_none(), "{report}");
     assert_eq!(
         report.cases.len(),
@@ -31,7 +65,7 @@ fn native_and_wasm_agree_on_every_card_and_amount() {
         let fuel = wasm.fuel_consumed.expect("the .wasm path meters fuel");
         assert!(
             fuel < Limits::default().fuel_per_transaction / 4,
-            "{} at {}: {fuel}",
+            "{engine}: {} at {}: {fuel}",
             case.profile,
             case.amount
         );

@@ -5,7 +5,7 @@ use emv_cards::Card;
 use emv_kernel::Tag;
 use emv_kernel_wasm::message::Hex;
 use kernel_host::conformance::params;
-use kernel_host::{HostError, Kernel, Limits, NativeKernel, WasmKernel};
+use kernel_host::{EngineKind, HostError, Kernel, Limits, NativeKernel, WasmKernel};
 
 use crate::kernel_wasm::kernel_wasm;
 
@@ -41,7 +41,9 @@ fn the_kernel_module_has_no_imports_and_exports_the_abi() {
             "missing export {name}: {exports:?}"
         );
     }
-    assert!(WasmKernel::load(kernel_wasm(), Limits::default()).is_ok());
+    for &engine in EngineKind::available() {
+        assert!(WasmKernel::with_engine(engine, kernel_wasm(), Limits::default()).is_ok());
+    }
 }
 
 #[test]
@@ -54,41 +56,45 @@ fn the_kernel_module_is_within_its_size_budget() {
 
 #[test]
 fn invalid_parameters_are_refused_alike_on_both_paths() {
-    let mut wasm = WasmKernel::load(kernel_wasm(), Limits::default()).unwrap();
-    let mut native = NativeKernel::new();
-    let mut bad = params(1_000, 1);
-    bad.currency_code = Hex(vec![0x08]);
-    let mut card = Card::profile("visa-fdda").unwrap();
-    let wasm_error = wasm.run(&bad, &mut card).unwrap_err();
-    let native_error = native.run(&bad, &mut card).unwrap_err();
-    assert_eq!(wasm_error, native_error);
-    assert_eq!(
-        wasm_error,
-        HostError::Rejected {
-            code: "params_invalid".to_owned(),
-            message: "invalid parameters: `currency_code` has the wrong length".to_owned(),
-        }
-    );
-    let mut bad = params(1_000, 1);
-    bad.terminal.aids[0].kernel = 7;
-    let error = wasm.run(&bad, &mut card).unwrap_err();
-    assert_eq!(error, native.run(&bad, &mut card).unwrap_err());
-    assert!(matches!(error, HostError::Rejected { ref code, .. } if code == "params_invalid"));
+    for &engine in EngineKind::available() {
+        let mut wasm = WasmKernel::with_engine(engine, kernel_wasm(), Limits::default()).unwrap();
+        let mut native = NativeKernel::new();
+        let mut bad = params(1_000, 1);
+        bad.currency_code = Hex(vec![0x08]);
+        let mut card = Card::profile("visa-fdda").unwrap();
+        let wasm_error = wasm.run(&bad, &mut card).unwrap_err();
+        let native_error = native.run(&bad, &mut card).unwrap_err();
+        assert_eq!(wasm_error, native_error);
+        assert_eq!(
+            wasm_error,
+            HostError::Rejected {
+                code: "params_invalid".to_owned(),
+                message: "invalid parameters: `currency_code` has the wrong length".to_owned(),
+            }
+        );
+        let mut bad = params(1_000, 1);
+        bad.terminal.aids[0].kernel = 7;
+        let error = wasm.run(&bad, &mut card).unwrap_err();
+        assert_eq!(error, native.run(&bad, &mut card).unwrap_err());
+        assert!(matches!(error, HostError::Rejected { ref code, .. } if code == "params_invalid"));
+    }
 }
 
 #[test]
 fn the_wasm_path_is_deterministic() {
-    let mut kernel = WasmKernel::load(kernel_wasm(), Limits::default()).unwrap();
-    let run = |kernel: &mut WasmKernel| {
-        let mut card = Card::profile("mc-cda").unwrap();
-        kernel.run(&params(1_500, 7), &mut card).unwrap()
-    };
-    let first = run(&mut kernel);
-    let second = run(&mut kernel);
-    assert_eq!(first, second);
-    // Same fuel too: nothing in the kernel depends on anything but its inputs.
-    assert!(first.fuel_consumed.is_some());
-    assert_eq!(first.fuel_consumed, second.fuel_consumed);
+    for &engine in EngineKind::available() {
+        let mut kernel = WasmKernel::with_engine(engine, kernel_wasm(), Limits::default()).unwrap();
+        let run = |kernel: &mut WasmKernel| {
+            let mut card = Card::profile("mc-cda").unwrap();
+            kernel.run(&params(1_500, 7), &mut card).unwrap()
+        };
+        let first = run(&mut kernel);
+        let second = run(&mut kernel);
+        assert_eq!(first, second);
+        // Same fuel too: nothing in the kernel depends on anything but its inputs.
+        assert!(first.fuel_consumed.is_some());
+        assert_eq!(first.fuel_consumed, second.fuel_consumed);
+    }
 }
 
 #[test]
@@ -117,15 +123,17 @@ fn a_transcript_does_not_print_the_pan() {
 
 #[test]
 fn a_tight_fuel_budget_stops_the_real_kernel() {
-    let limits = Limits {
-        fuel_per_transaction: 10_000,
-        ..Limits::default()
-    };
-    // Loading needs little fuel; a transaction needs far more than 10 000.
-    let mut kernel = WasmKernel::load(kernel_wasm(), limits).unwrap();
-    let mut card = Card::profile("visa-fdda").unwrap();
-    assert_eq!(
-        kernel.run(&params(1_500, 3), &mut card),
-        Err(HostError::FuelExhausted)
-    );
+    for &engine in EngineKind::available() {
+        let limits = Limits {
+            fuel_per_transaction: 10_000,
+            ..Limits::default()
+        };
+        // Loading needs little fuel; a transaction needs far more than 10 000.
+        let mut kernel = WasmKernel::with_engine(engine, kernel_wasm(), limits).unwrap();
+        let mut card = Card::profile("visa-fdda").unwrap();
+        assert_eq!(
+            kernel.run(&params(1_500, 3), &mut card),
+            Err(HostError::FuelExhausted)
+        );
+    }
 }

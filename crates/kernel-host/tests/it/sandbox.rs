@@ -1,10 +1,10 @@
 //! The sandbox against hand-written hostile modules (WAT): a kernel that loops, one that eats
 //! memory, one that traps, one with imports, one with another ABI version, one without the ABI,
-//! and one that never ends the transaction.
+//! and one that never ends the transaction. Every test runs on every engine of this build.
 
 use emv_cards::Card;
 use kernel_host::conformance::params;
-use kernel_host::{HostError, Kernel, Limits, WasmKernel};
+use kernel_host::{EngineKind, HostError, Kernel, Limits, WasmKernel};
 
 /// A module with the ABI's exports; `create` is the body of `session_create`, `version` the body
 /// of `abi_version`, `extra` more module fields.
@@ -33,134 +33,170 @@ const LIMITS: Limits = Limits {
     fuel_per_transaction: 1_000_000,
 };
 
-fn run(wasm: &[u8]) -> Result<kernel_host::Transcript, HostError> {
-    let mut kernel = WasmKernel::load(wasm, LIMITS)?;
+fn load(engine: EngineKind, wasm: &[u8], limits: Limits) -> Result<WasmKernel, HostError> {
+    let kernel = WasmKernel::with_engine(engine, wasm, limits)?;
+    assert_eq!(kernel.engine(), engine);
+    Ok(kernel)
+}
+
+fn run_on(engine: EngineKind, wasm: &[u8]) -> Result<kernel_host::Transcript, HostError> {
+    let mut kernel = load(engine, wasm, LIMITS)?;
     let mut card = Card::profile("visa-fdda").unwrap();
     kernel.run(&params(1_000, 1), &mut card)
 }
 
+#[cfg(feature = "wasmtime")]
+#[test]
+fn both_engines_are_built_in() {
+    assert_eq!(
+        EngineKind::available(),
+        [EngineKind::Wasmi, EngineKind::Wasmtime],
+        "kernel-host is tested with its default features (wasmtime on)"
+    );
+}
+
 #[test]
 fn a_kernel_that_loops_runs_out_of_fuel() {
-    let wasm = module("(loop $spin (br $spin)) i32.const 1", "i32.const 1", "");
-    assert_eq!(run(&wasm), Err(HostError::FuelExhausted));
+    for &engine in EngineKind::available() {
+        let wasm = module("(loop $spin (br $spin)) i32.const 1", "i32.const 1", "");
+        assert_eq!(run_on(engine, &wasm), Err(HostError::FuelExhausted));
+    }
 }
 
 #[test]
 fn a_kernel_that_loops_in_abi_version_is_refused_at_load() {
-    let wasm = module("i32.const 1", "(loop $spin (br $spin)) i32.const 1", "");
-    assert_eq!(
-        WasmKernel::load(&wasm, LIMITS).unwrap_err(),
-        HostError::FuelExhausted
-    );
+    for &engine in EngineKind::available() {
+        let wasm = module("i32.const 1", "(loop $spin (br $spin)) i32.const 1", "");
+        assert_eq!(
+            load(engine, &wasm, LIMITS).unwrap_err(),
+            HostError::FuelExhausted
+        );
+    }
 }
 
 #[test]
 fn a_kernel_that_grows_memory_past_the_limit_fails() {
-    // 64 pages = 4 MiB, over the 1 MiB limit.
-    let wasm = module(
-        "(drop (memory.grow (i32.const 64))) i32.const 1",
-        "i32.const 1",
-        "",
-    );
-    assert_eq!(run(&wasm), Err(HostError::MemoryLimit));
-    // Within the limit, growing is fine and the run goes on (to the chatty loop below).
-    let wasm = module(
-        "(drop (memory.grow (i32.const 2))) i32.const 1",
-        "i32.const 1",
-        "",
-    );
-    assert_eq!(run(&wasm), Err(HostError::TooManyExchanges));
+    for &engine in EngineKind::available() {
+        // 64 pages = 4 MiB, over the 1 MiB limit.
+        let wasm = module(
+            "(drop (memory.grow (i32.const 64))) i32.const 1",
+            "i32.const 1",
+            "",
+        );
+        assert_eq!(run_on(engine, &wasm), Err(HostError::MemoryLimit));
+        // Within the limit, growing is fine and the run goes on (to the chatty loop below).
+        let wasm = module(
+            "(drop (memory.grow (i32.const 2))) i32.const 1",
+            "i32.const 1",
+            "",
+        );
+        assert_eq!(run_on(engine, &wasm), Err(HostError::TooManyExchanges));
+    }
 }
 
 #[test]
 fn a_kernel_whose_initial_memory_is_over_the_limit_is_refused() {
-    let text = r#"(module (memory (export "memory") 32))"#;
-    let wasm = wat::parse_str(text).unwrap();
-    let error = WasmKernel::load(&wasm, LIMITS).unwrap_err();
-    assert!(
-        matches!(error, HostError::Instantiation(_) | HostError::MemoryLimit),
-        "{error:?}"
-    );
+    for &engine in EngineKind::available() {
+        let text = r#"(module (memory (export "memory") 32))"#;
+        let wasm = wat::parse_str(text).unwrap();
+        let error = load(engine, &wasm, LIMITS).unwrap_err();
+        assert!(
+            matches!(error, HostError::Instantiation(_) | HostError::MemoryLimit),
+            "{error:?}"
+        );
+    }
 }
 
 #[test]
 fn a_kernel_that_traps_reports_a_trap() {
-    let wasm = module("unreachable", "i32.const 1", "");
-    assert!(matches!(run(&wasm), Err(HostError::Trap(_))));
+    for &engine in EngineKind::available() {
+        let wasm = module("unreachable", "i32.const 1", "");
+        assert!(matches!(run_on(engine, &wasm), Err(HostError::Trap(_))));
+    }
 }
 
 #[test]
 fn a_kernel_that_never_ends_is_stopped() {
-    let wasm = module("i32.const 1", "i32.const 1", "");
-    let mut kernel = WasmKernel::load(&wasm, Limits::default()).unwrap();
-    let mut card = Card::profile("visa-fdda").unwrap();
-    assert_eq!(
-        kernel.run(&params(1_000, 1), &mut card),
-        Err(HostError::TooManyExchanges)
-    );
+    for &engine in EngineKind::available() {
+        let wasm = module("i32.const 1", "i32.const 1", "");
+        let mut kernel = load(engine, &wasm, Limits::default()).unwrap();
+        let mut card = Card::profile("visa-fdda").unwrap();
+        assert_eq!(
+            kernel.run(&params(1_000, 1), &mut card),
+            Err(HostError::TooManyExchanges)
+        );
+    }
 }
 
 #[test]
 fn a_kernel_with_imports_is_refused() {
-    let wasm = module(
-        "i32.const 1",
-        "i32.const 1",
-        r#"(import "env" "clock" (func $clock (result i64)))"#,
-    );
-    assert_eq!(
-        WasmKernel::load(&wasm, LIMITS).unwrap_err(),
-        HostError::Imports(vec!["env.clock".to_owned()])
-    );
+    for &engine in EngineKind::available() {
+        let wasm = module(
+            "i32.const 1",
+            "i32.const 1",
+            r#"(import "env" "clock" (func $clock (result i64)))"#,
+        );
+        assert_eq!(
+            load(engine, &wasm, LIMITS).unwrap_err(),
+            HostError::Imports(vec!["env.clock".to_owned()])
+        );
+    }
 }
 
 #[test]
 fn a_kernel_with_another_abi_version_is_refused() {
-    let wasm = module("i32.const 1", "i32.const 2", "");
-    assert_eq!(
-        WasmKernel::load(&wasm, LIMITS).unwrap_err(),
-        HostError::AbiVersion {
-            found: 2,
-            expected: 1
-        }
-    );
+    for &engine in EngineKind::available() {
+        let wasm = module("i32.const 1", "i32.const 2", "");
+        assert_eq!(
+            load(engine, &wasm, LIMITS).unwrap_err(),
+            HostError::AbiVersion {
+                found: 2,
+                expected: 1
+            }
+        );
+    }
 }
 
 #[test]
 fn a_module_without_the_abi_is_refused() {
-    let wasm = wat::parse_str(r#"(module (memory (export "memory") 1))"#).unwrap();
-    assert_eq!(
-        WasmKernel::load(&wasm, LIMITS).unwrap_err(),
-        HostError::MissingExport("abi_version")
-    );
-    assert!(matches!(
-        WasmKernel::load(b"not wasm", LIMITS).unwrap_err(),
-        HostError::InvalidModule(_)
-    ));
+    for &engine in EngineKind::available() {
+        let wasm = wat::parse_str(r#"(module (memory (export "memory") 1))"#).unwrap();
+        assert_eq!(
+            load(engine, &wasm, LIMITS).unwrap_err(),
+            HostError::MissingExport("abi_version")
+        );
+        assert!(matches!(
+            load(engine, b"not wasm", LIMITS).unwrap_err(),
+            HostError::InvalidModule(_)
+        ));
+    }
 }
 
 #[test]
 fn a_kernel_that_writes_garbage_breaks_the_protocol() {
-    // The output points at the "type" key only: not a whole message.
-    let text = r#"(module
-  (memory (export "memory") 1)
-  (data (i32.const 16) "{\"type\":")
-  (func (export "abi_version") (result i32) i32.const 1)
-  (func (export "alloc") (param i32) (result i32) i32.const 1024)
-  (func (export "dealloc") (param i32 i32))
-  (func (export "session_create") (param i32 i32) (result i32) i32.const 1)
-  (func (export "session_resume") (param i32 i32 i32) (result i32) i32.const 1)
-  (func (export "session_output_ptr") (param i32) (result i32) i32.const 16)
-  (func (export "session_output_len") (param i32) (result i32) i32.const 8)
-  (func (export "session_free") (param i32) (result i32) i32.const 0)
-  (func (export "last_error_ptr") (result i32) i32.const 0)
-  (func (export "last_error_len") (result i32) i32.const 0))"#;
-    let wasm = wat::parse_str(text).unwrap();
-    assert!(matches!(run(&wasm), Err(HostError::Protocol(_))));
-    // An output pointer past the end of memory.
-    let text = text.replace(
-        "(func (export \"session_output_ptr\") (param i32) (result i32) i32.const 16)",
-        "(func (export \"session_output_ptr\") (param i32) (result i32) i32.const 65535)",
-    );
-    let wasm = wat::parse_str(text).unwrap();
-    assert!(matches!(run(&wasm), Err(HostError::Protocol(_))));
+    for &engine in EngineKind::available() {
+        // The output points at the "type" key only: not a whole message.
+        let text = r#"(module
+      (memory (export "memory") 1)
+      (data (i32.const 16) "{\"type\":")
+      (func (export "abi_version") (result i32) i32.const 1)
+      (func (export "alloc") (param i32) (result i32) i32.const 1024)
+      (func (export "dealloc") (param i32 i32))
+      (func (export "session_create") (param i32 i32) (result i32) i32.const 1)
+      (func (export "session_resume") (param i32 i32 i32) (result i32) i32.const 1)
+      (func (export "session_output_ptr") (param i32) (result i32) i32.const 16)
+      (func (export "session_output_len") (param i32) (result i32) i32.const 8)
+      (func (export "session_free") (param i32) (result i32) i32.const 0)
+      (func (export "last_error_ptr") (result i32) i32.const 0)
+      (func (export "last_error_len") (result i32) i32.const 0))"#;
+        let wasm = wat::parse_str(text).unwrap();
+        assert!(matches!(run_on(engine, &wasm), Err(HostError::Protocol(_))));
+        // An output pointer past the end of memory.
+        let text = text.replace(
+            "(func (export \"session_output_ptr\") (param i32) (result i32) i32.const 16)",
+            "(func (export \"session_output_ptr\") (param i32) (result i32) i32.const 65535)",
+        );
+        let wasm = wat::parse_str(text).unwrap();
+        assert!(matches!(run_on(engine, &wasm), Err(HostError::Protocol(_))));
+    }
 }
