@@ -476,8 +476,9 @@ pub(crate) struct PinBuildArgs {
     pub(crate) test_random: Option<String>,
 }
 
+/// An enciphered PIN block and what opens it: shared by `pin parse` and `pin verify`.
 #[derive(Debug, Args)]
-pub(crate) struct PinParseArgs {
+pub(crate) struct EncipheredPinArgs {
     /// PIN block format.
     #[arg(long, value_enum)]
     pub(crate) format: PinFormatArg,
@@ -490,6 +491,12 @@ pub(crate) struct PinParseArgs {
     /// The PAN (formats 0, 3 and 4).
     #[arg(long)]
     pub(crate) pan: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PinParseArgs {
+    #[command(flatten)]
+    pub(crate) enciphered: EncipheredPinArgs,
     /// TEST USE ONLY: also print the clear PIN.
     #[arg(long)]
     pub(crate) reveal_test_pin: bool,
@@ -497,18 +504,8 @@ pub(crate) struct PinParseArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct PinVerifyArgs {
-    /// PIN block format.
-    #[arg(long, value_enum)]
-    pub(crate) format: PinFormatArg,
-    /// The PIN encryption key, hex.
-    #[arg(long)]
-    pub(crate) key: String,
-    /// The enciphered PIN block, hex.
-    #[arg(long)]
-    pub(crate) block: String,
-    /// The PAN (formats 0, 3 and 4).
-    #[arg(long)]
-    pub(crate) pan: Option<String>,
+    #[command(flatten)]
+    pub(crate) enciphered: EncipheredPinArgs,
     /// TEST USE ONLY: the PIN the block should hold.
     #[arg(long)]
     pub(crate) test_pin: String,

@@ -7,7 +7,7 @@ use payment_crypto::SecretKey;
 use payment_crypto::pinblock::{self, ClearPin, EncryptedPinBlock, Pan, PinBlockFormat};
 use serde::Serialize;
 
-use crate::cli::{CipherArg, PinCommand, PinFormatArg};
+use crate::cli::{CipherArg, EncipheredPinArgs, PinCommand, PinFormatArg};
 use crate::error::CliError;
 use crate::input;
 use crate::output::{Report, Verified};
@@ -40,10 +40,7 @@ pub(super) fn run(command: &PinCommand) -> Result<Report, CliError> {
             }))
         }
         PinCommand::Parse(args) => {
-            let format = format(args.format);
-            let key = key("--key", &args.key, format)?;
-            let block = block(&args.block)?;
-            let pan = pan(args.pan.as_deref())?;
+            let (format, key, block, pan) = open(&args.enciphered)?;
             let pin = pinblock::decrypt_pin(&key, format, &block, pan.as_ref())?;
             Ok(Report::of(&ParseOutput {
                 pin_length: pin.len(),
@@ -51,10 +48,7 @@ pub(super) fn run(command: &PinCommand) -> Result<Report, CliError> {
             }))
         }
         PinCommand::Verify(args) => {
-            let format = format(args.format);
-            let key = key("--key", &args.key, format)?;
-            let block = block(&args.block)?;
-            let pan = pan(args.pan.as_deref())?;
+            let (format, key, block, pan) = open(&args.enciphered)?;
             let expected = test_pin(&args.test_pin)?;
             if pinblock::verify_pin(&key, format, &block, pan.as_ref(), &expected)? {
                 Ok(Report::of(&Verified { valid: true }))
@@ -85,6 +79,17 @@ pub(super) fn run(command: &PinCommand) -> Result<Report, CliError> {
             }))
         }
     }
+}
+
+/// Parses the block, its format, its key and the PAN given to `pin parse` and `pin verify`.
+fn open(
+    args: &EncipheredPinArgs,
+) -> Result<(PinBlockFormat, SecretKey, EncryptedPinBlock, Option<Pan>), CliError> {
+    let format = format(args.format);
+    let key = key("--key", &args.key, format)?;
+    let block = block(&args.block)?;
+    let pan = pan(args.pan.as_deref())?;
+    Ok((format, key, block, pan))
 }
 
 fn format(arg: PinFormatArg) -> PinBlockFormat {
