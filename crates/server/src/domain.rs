@@ -340,6 +340,12 @@ pub enum Principal {
         /// Granted scopes.
         scopes: Vec<Scope>,
     },
+    /// The server itself, acting on a rule (threat response, rollout, expiry). Never comes
+    /// from a request; `component` names the service that acted, e.g. `threat_response`.
+    System {
+        /// The acting component.
+        component: &'static str,
+    },
 }
 
 impl Principal {
@@ -348,6 +354,7 @@ impl Principal {
         match self {
             Principal::User { id, .. } => format!("user:{id}"),
             Principal::ApiKey { id, .. } => format!("api_key:{id}"),
+            Principal::System { component } => format!("system:{component}"),
         }
     }
 }

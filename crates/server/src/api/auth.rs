@@ -170,7 +170,7 @@ fn cookie_token(headers: &HeaderMap) -> Option<String> {
 fn user_session(principal: &Principal) -> Result<(crate::domain::UserId, SessionId), AppError> {
     match principal {
         Principal::User { id, session_id, .. } => Ok((*id, *session_id)),
-        Principal::ApiKey { .. } => Err(AppError::Forbidden),
+        Principal::ApiKey { .. } | Principal::System { .. } => Err(AppError::Forbidden),
     }
 }
 
@@ -251,7 +251,7 @@ pub async fn me(auth: Authorized<AnyStaff>) -> Result<Json<MeResponse>, AppError
             role,
             session_id: session_id.0,
         })),
-        Principal::ApiKey { .. } => Err(AppError::Forbidden),
+        Principal::ApiKey { .. } | Principal::System { .. } => Err(AppError::Forbidden),
     }
 }
 

@@ -203,6 +203,8 @@ where
             Principal::ApiKey { scopes, .. } => {
                 P::SCOPE.is_some_and(|scope| scopes.contains(&scope))
             }
+            // Requests never authenticate as the server itself.
+            Principal::System { .. } => false,
         };
         if !allowed {
             tracing::info!(actor = %principal.actor(), "forbidden by policy");

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod devices;
 pub mod merchants;
+pub mod ports;
 pub mod users;
 
 /// Facts about the request that services record (audit) or use (throttling).
