@@ -117,12 +117,37 @@ pub struct Config {
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log_filter: String,
 
+    /// OTLP/gRPC collector endpoint for OpenTelemetry traces (e.g. `http://127.0.0.1:4317`);
+    /// unset: no traces are exported.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+
+    /// `service.name` of the exported traces.
+    #[arg(long, env = "OTEL_SERVICE_NAME", default_value = "softpos-server")]
+    pub otel_service_name: String,
+
+    /// Which spans are exported (tracing `EnvFilter` syntax), independent of `RUST_LOG`.
+    #[arg(long, env = "OTEL_TRACES_FILTER", default_value = "info")]
+    pub otel_traces_filter: String,
+
     /// Seconds to wait for in-flight requests on shutdown.
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 20)]
     pub shutdown_grace_secs: u64,
 }
 
 impl Config {
+    /// Trace export settings, when an OTLP endpoint is configured.
+    pub fn otlp(&self) -> Option<crate::infra::telemetry::OtlpSettings> {
+        self.otlp_endpoint
+            .as_ref()
+            .filter(|endpoint| !endpoint.trim().is_empty())
+            .map(|endpoint| crate::infra::telemetry::OtlpSettings {
+                endpoint: endpoint.trim().to_owned(),
+                service_name: self.otel_service_name.clone(),
+                filter: self.otel_traces_filter.clone(),
+            })
+    }
+
     /// The effective database URL.
     pub fn database_url(&self) -> String {
         match &self.database_url {

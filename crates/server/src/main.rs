@@ -7,7 +7,14 @@ async fn main() -> std::process::ExitCode {
     // A missing `.env` is normal.
     let _ = dotenvy::dotenv();
     let config = server::config::Config::parse();
-    server::infra::telemetry::init_logging(&config.log_filter);
+    let _telemetry =
+        match server::infra::telemetry::init_logging(&config.log_filter, config.otlp().as_ref()) {
+            Ok(guard) => guard,
+            Err(error) => {
+                eprintln!("softpos-server: cannot start trace export: {error:#}");
+                return std::process::ExitCode::FAILURE;
+            }
+        };
     match server::run(config).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {

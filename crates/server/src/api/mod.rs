@@ -206,6 +206,8 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
                 // The path only: query strings may carry search text.
                 tracing::info_span!(
                     "request",
+                    otel.name = %format!("HTTP {}", req.method()),
+                    otel.kind = "server",
                     method = %req.method(),
                     path = %req.uri().path(),
                     request_id = %request_id,
