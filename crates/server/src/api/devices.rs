@@ -14,6 +14,7 @@ use super::extract::{
     AppJson, AppPath, AppQuery, Authorized, Ctx, DeviceApprovers, DeviceGuardians, DeviceReaders,
     Policy, SignedDevice,
 };
+use super::paging;
 use super::state::AppState;
 use crate::domain::{
     Device, DeviceAction, DeviceFacts, DeviceId, DeviceMode, DeviceState, DeviceStateChange,
@@ -197,26 +198,11 @@ pub struct DeviceSelfResponse {
     pub body_bytes: usize,
 }
 
-const B64URL: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
-fn encode_cursor(device: &Device) -> String {
-    B64URL.encode(format!("{}|{}", device.created_at, device.id))
-}
-
-fn decode_cursor(cursor: &str) -> Option<(i64, DeviceId)> {
-    let text = String::from_utf8(B64URL.decode(cursor).ok()?).ok()?;
-    let (created, id) = text.split_once('|')?;
-    Some((created.parse().ok()?, id.parse().ok()?))
-}
-
 impl TryFrom<DeviceQuery> for DeviceFilter {
     type Error = AppError;
     fn try_from(query: DeviceQuery) -> Result<Self, Self::Error> {
         let mut problems = Vec::new();
-        let limit = query.limit.unwrap_or(50);
-        if !(1..=200).contains(&limit) {
-            problems.push(FieldError::new("limit", "between 1 and 200"));
-        }
+        let (after, limit) = paging::page(query.cursor.as_deref(), query.limit, &mut problems);
         if query
             .model
             .as_ref()
@@ -224,14 +210,6 @@ impl TryFrom<DeviceQuery> for DeviceFilter {
         {
             problems.push(FieldError::new("model", "at most 100 characters"));
         }
-        let after = match query.cursor.as_deref().map(decode_cursor) {
-            Some(None) => {
-                problems.push(FieldError::new("cursor", "not a cursor from this API"));
-                None
-            }
-            Some(after) => after,
-            None => None,
-        };
         if !problems.is_empty() {
             return Err(AppError::Validation(problems));
         }
@@ -356,8 +334,9 @@ pub async fn list_devices(
 ) -> Result<Json<DevicePage>, AppError> {
     let filter = DeviceFilter::try_from(query)?;
     let devices = state.devices.list(&filter).await?;
-    let full_page = i64::try_from(devices.len()).unwrap_or(0) == filter.limit;
-    let next_cursor = devices.last().filter(|_| full_page).map(encode_cursor);
+    let next_cursor = paging::next_cursor(&devices, filter.limit, |device| {
+        paging::encode_cursor(device.created_at, device.id)
+    });
     Ok(Json(DevicePage {
         devices: devices.into_iter().map(Into::into).collect(),
         next_cursor,

@@ -8,6 +8,7 @@ pub mod devices;
 pub mod extract;
 pub mod health;
 pub mod merchants;
+pub mod paging;
 pub mod state;
 pub mod users;
 
