@@ -56,6 +56,8 @@ pub enum DeclineReason {
     ExpiredCard,
     /// The PIN is wrong (`55`).
     IncorrectPin,
+    /// The kernel chose online PIN but the request carries no PIN block (`55`).
+    PinRequired,
     /// The PIN block does not decipher to a valid block of its format under the zone PIN key (`81`).
     PinBlockInvalid,
     /// Not sufficient funds (`51`).
@@ -74,7 +76,7 @@ impl DeclineReason {
             // Visa's "negative online CAM result"; Mastercard acquirers see it as 05.
             Self::IccDataMismatch | Self::ArqcInvalid => "82",
             Self::ExpiredCard => "54",
-            Self::IncorrectPin => "55",
+            Self::IncorrectPin | Self::PinRequired => "55",
             // Visa's "PIN cryptographic error found".
             Self::PinBlockInvalid => "81",
             Self::InsufficientFunds => "51",
@@ -92,6 +94,7 @@ impl DeclineReason {
             Self::ArqcInvalid => "arqc_invalid",
             Self::ExpiredCard => "expired_card",
             Self::IncorrectPin => "incorrect_pin",
+            Self::PinRequired => "pin_required",
             Self::PinBlockInvalid => "pin_block_invalid",
             Self::InsufficientFunds => "insufficient_funds",
             Self::DoNotHonour => "do_not_honour",
@@ -106,8 +109,8 @@ pub struct Checks {
     pub card_known: bool,
     /// The ICC data agrees with the request and its ARQC verifies under the card's keys.
     pub arqc_valid: bool,
-    /// `None`: no PIN block; `Some(true)`: the PIN matched; `Some(false)`: it did not, or the block
-    /// was invalid.
+    /// `None`: no PIN block and none required; `Some(true)`: the PIN matched; `Some(false)`: it
+    /// did not, the block was invalid, or a required PIN block was missing.
     pub pin: Option<bool>,
     /// The card has expired on `today`, or the request's expiry is not the card's.
     pub expired: bool,

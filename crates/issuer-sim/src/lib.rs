@@ -31,7 +31,10 @@
 //!    (`icc_data_mismatch`); an ARQC that does not verify: `82` (`arqc_invalid`). No ARPC.
 //! 5. Card expired on `today` (end of its expiry month), or a request expiry that is not the
 //!    card's: `54`.
-//! 6. PIN block present: invalid block under the zone PIN key `81`, wrong PIN `55`.
+//! 6. PIN block present: invalid block under the zone PIN key `81`, wrong PIN `55`. No PIN block
+//!    while field 55 shows the kernel chose enciphered PIN online (Kernel 2: CVM Results `9F34`;
+//!    Kernel 3: CTQ `9F6C` "online PIN required" with TTQ `9F66` "online PIN supported"): `55`
+//!    (`pin_required`).
 //! 7. The scenario table, by the last two digits of the amount in minor units:
 //!
 //! | amount ends in | scenario | decision | DE 39 |
@@ -77,8 +80,9 @@ pub use scenario::Scenario;
 use cards::TestCard;
 use icc::IccData;
 
-/// Card Status Update of an ARPC method 2 answer (VIS 1.5 Annex A, CSU byte 2 bit 8: "issuer
-/// approves online transaction"); the other bits (PIN try counter, blocks) are left at zero.
+/// Card Status Update of an ARPC method 2 answer (Visa VIS 1.6, Card Status Update: byte 2 bit 8
+/// "issuer approves online transaction"); the other bits (PIN try counter, card and application
+/// block, counter updates) are left at zero.
 const CSU_APPROVED: [u8; 4] = [0x00, 0x80, 0x00, 0x00];
 const CSU_DECLINED: [u8; 4] = [0x00; 4];
 
@@ -285,7 +289,11 @@ impl IssuerSimulator {
         let verified = icc::verify_arqc(card, request, card.expiry, &icc);
         checks.arqc_valid = verified.is_ok();
         checks.expired = expiry != card.expiry || (today.0, today.1) > card.expiry;
-        let pin = request.pin_block.map(|block| self.verify_pin(card, block));
+        let pin = match request.pin_block {
+            Some(block) => Some(self.verify_pin(card, block)),
+            None if online_pin_chosen(&icc) => Some(Err(DeclineReason::PinRequired)),
+            None => None,
+        };
         checks.pin = pin.map(|result| result == Ok(true));
 
         let verified = match verified {
@@ -345,6 +353,27 @@ impl IssuerSimulator {
         )
         .map_err(|_| DeclineReason::PinBlockInvalid)
     }
+}
+
+/// Whether the kernel chose enciphered PIN online, from field 55: Kernel 2 reports it in the CVM
+/// Results (`9F34` byte 1 bits 6–1 = `02`, Book 4 Annex A4); Kernel 3 reports no CVM Results and
+/// chooses online PIN when the card's CTQ (`9F6C`) byte 1 b8 "online PIN required" meets the
+/// reader's TTQ (`9F66`) byte 1 b3 "online PIN supported" on an online transaction (Book C-3,
+/// cardholder verification).
+fn online_pin_chosen(icc: &IccData<'_>) -> bool {
+    const ENCIPHERED_PIN_ONLINE: u8 = 0x02;
+    let bit = |tag, mask| {
+        icc.get(tag)
+            .and_then(|value| value.first())
+            .is_some_and(|byte| byte & mask != 0)
+    };
+    let kernel2 = icc
+        .get(emv_kernel::Tag::CvmResults)
+        .and_then(|results| results.first())
+        .is_some_and(|method| method & 0x3F == ENCIPHERED_PIN_ONLINE);
+    let kernel3 = bit(emv_kernel::Tag::CardTransactionQualifiers, 0x80)
+        && bit(emv_kernel::Tag::TerminalTransactionQualifiers, 0x04);
+    kernel2 || kernel3
 }
 
 fn csu(decision: Decision) -> [u8; 4] {

@@ -44,10 +44,12 @@ fn every_online_profile_gets_an_arpc_its_card_accepts() {
         };
         for req in [request.request(), with_pin] {
             let response = simulator().authorize(&req);
-            let expected = if profile.name == "expired" {
-                declined(DeclineReason::ExpiredCard)
-            } else {
-                Decision::Approved
+            let expected = match profile.name {
+                "expired" => declined(DeclineReason::ExpiredCard),
+                "visa-online-pin" if req.pin_block.is_none() => {
+                    declined(DeclineReason::PinRequired)
+                }
+                _ => Decision::Approved,
             };
             assert_eq!(
                 response.decision, expected,
@@ -57,7 +59,12 @@ fn every_online_profile_gets_an_arpc_its_card_accepts() {
             assert_eq!(response.response_code, expected.response_code());
             assert!(response.checks.card_known && response.checks.arqc_valid);
             assert_eq!(response.checks.expired, profile.name == "expired");
-            assert_eq!(response.checks.pin, req.pin_block.map(|_| true));
+            let pin_expected = match (req.pin_block, profile.name) {
+                (Some(_), _) => Some(true),
+                (None, "visa-online-pin") => Some(false),
+                (None, _) => None,
+            };
+            assert_eq!(response.checks.pin, pin_expected, "{}", profile.name);
             assert!(request.card_accepts_arpc(&response), "{}", profile.name);
             if expected == Decision::Approved {
                 let code = response.authorisation_code.as_deref().unwrap();
@@ -247,6 +254,38 @@ fn online_pin_right_and_wrong_in_formats_0_and_4() {
         // The decline is authenticated to the card too, with ARC "55".
         assert!(online.card_accepts_arpc(&response));
     }
+}
+
+#[test]
+fn a_missing_pin_block_is_declined_when_the_kernel_chose_online_pin() {
+    let online = Online::new("visa-online-pin", 4000);
+    assert_eq!(online.outcome.cvm, Some(emv_kernel::cvm::Cvm::OnlinePin));
+    let response = simulator().authorize(&online.request());
+    assert_eq!(response.decision, declined(DeclineReason::PinRequired));
+    assert_eq!(response.response_code, "55");
+    assert_eq!(response.checks.pin, Some(false));
+    assert!(online.card_accepts_arpc(&response));
+    // A card verified without PIN (no CVM) needs none.
+    let online = Online::new("mc-cda", 2500);
+    assert_eq!(simulator().authorize(&online.request()).checks.pin, None);
+    // Kernel 2 with online PIN chosen (CVM Results 02 ..), from the CVM list of the M/Chip card
+    // above the reader's CVM required limit.
+    let online = Online::new("mc-cda", 4000);
+    assert_eq!(online.outcome.cvm, Some(emv_kernel::cvm::Cvm::OnlinePin));
+    let response = simulator().authorize(&online.request());
+    assert_eq!(response.decision, declined(DeclineReason::PinRequired));
+    let block = pin_block(
+        &zpk_tdes(),
+        PinBlockFormat::Iso0,
+        online.test_pin(),
+        &online.pan,
+    );
+    let response = simulator().authorize(&AuthorizationRequest {
+        pin_block: Some(&block),
+        ..online.request()
+    });
+    assert_eq!(response.decision, Decision::Approved);
+    assert!(online.card_accepts_arpc(&response));
 }
 
 #[test]
