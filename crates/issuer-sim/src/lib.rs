@@ -438,6 +438,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_simulator_can_be_shared_between_threads() {
+        fn shared<T: Send + Sync>() {}
+        shared::<IssuerSimulator>();
+    }
+
+    #[test]
     fn dates_and_masks() {
         assert_eq!(parse_yymm("2911"), Some((29, 11)));
         assert_eq!(parse_yymm("2913"), None);
