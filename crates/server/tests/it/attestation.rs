@@ -492,3 +492,84 @@ fn cli_bad_input_exits_2_with_one_line() {
         assert_eq!(err.lines().count(), 1, "{err}");
     }
 }
+
+/// The revocation list file: refused while it is stale or names the chain, re-read when the
+/// operator replaces it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_list_file_is_enforced_and_reloaded() {
+    let root = TestRoot::new();
+    let list = root.dir.path().join("status.json");
+    let write = |json: &str| std::fs::write(&list, json).unwrap();
+    write(r#"{"entries":{}}"#);
+    // Three days old: older than the one day the policy allows.
+    let touched = Command::new("touch")
+        .arg("-d")
+        .arg("3 days ago")
+        .arg(&list)
+        .status()
+        .unwrap();
+    assert!(touched.success());
+    let list_path = list.to_string_lossy().into_owned();
+    let root_path = root.path();
+    let Some(app) = TestApp::spawn(
+        Backend::Sqlite,
+        &[
+            (
+                "ANDROID_ATTESTATION_EXTRA_ROOTS_FOR_TESTING",
+                root_path.as_str(),
+            ),
+            ("ANDROID_ATTESTATION_REVOCATION_LIST", list_path.as_str()),
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    let admin = app.admin_token().await;
+    let merchant = app.merchant(&admin).await;
+    let attempt = || async {
+        let challenge = app.challenge().await;
+        let key = KeyPair::generate().unwrap();
+        let kd = key_description(
+            &B64URL.decode(&challenge).unwrap(),
+            SecurityLevel::TrustedEnvironment,
+        );
+        app.register(&body(&challenge, &key, &merchant, root.chain(&key, &kd)))
+            .await
+    };
+    expect_error(
+        attempt().await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "attestation_refused",
+    )
+    .await;
+
+    // The operator refreshes the list; now it names the test root's serial.
+    let root_serial = {
+        let der = pem_to_der(&root.pem);
+        let chain = android_attestation::from_ders(vec![der.clone(), der]).unwrap();
+        chain[0].serial_hex()
+    };
+    write(&format!(
+        r#"{{"entries":{{"{root_serial}":{{"status":"REVOKED","reason":"KEY_COMPROMISE"}}}}}}"#
+    ));
+    expect_error(
+        attempt().await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "attestation_refused",
+    )
+    .await;
+
+    // A fresh list without the serial: accepted.
+    write(r#"{"entries":{"1":{"status":"REVOKED"}}}"#);
+    assert_eq!(attempt().await.status(), StatusCode::CREATED);
+
+    // A list that no longer parses refuses registrations with its own code.
+    write("{not json");
+    expect_error(
+        attempt().await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "attestation_revocation_list_unavailable",
+    )
+    .await;
+}
