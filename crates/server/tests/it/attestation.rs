@@ -308,11 +308,17 @@ async fn refusals_store_nothing(backend: Backend) {
         0
     );
 
-    // The refused challenges were not spent: the last one still registers a good chain.
+    // The refused challenges were not spent: the last one still registers a good chain,
+    // sent this time as one PEM text.
     let key = KeyPair::generate().unwrap();
     let kd = key_description(&B64URL.decode(&challenge).unwrap(), tee);
+    let pem: String = root
+        .chain(&key, &kd)
+        .iter()
+        .map(|der| format!("-----BEGIN CERTIFICATE-----\n{der}\n-----END CERTIFICATE-----\n"))
+        .collect();
     let res = app
-        .register(&body(&challenge, &key, &merchant, root.chain(&key, &kd)))
+        .register(&body(&challenge, &key, &merchant, vec![pem]))
         .await;
     assert_eq!(res.status(), StatusCode::CREATED);
 }
