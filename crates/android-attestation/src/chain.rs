@@ -7,7 +7,11 @@ use base64ct::{Base64, Encoding};
 use der::{Decode, Encode};
 use sha2::{Digest, Sha256, Sha384, Sha512};
 use spki::SubjectPublicKeyInfoOwned;
-use x509_cert::Certificate;
+use x509_cert::certificate::{CertificateInner, Raw};
+
+/// The `Raw` profile: real attestation chains carry serial numbers outside RFC 5280's limits
+/// (negative, over 20 bytes), which Google's verifier accepts.
+type Certificate = CertificateInner<Raw>;
 
 use crate::error::Error;
 use crate::tlv;

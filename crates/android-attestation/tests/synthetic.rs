@@ -172,3 +172,31 @@ fn test_root_is_not_trusted_by_default() {
         Outcome::Fail
     );
 }
+
+#[test]
+fn serials_beyond_rfc5280_limits_are_tolerated() {
+    // Some OEM batch certificates have serials longer than RFC 5280's 20 octets; Google's
+    // verifier (Java's parser) reads them, so this one does too.
+    let root_key = KeyPair::generate().unwrap();
+    let mut root_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    root_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    root_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "test attestation root");
+    let root = root_params.self_signed(&root_key).unwrap();
+    let issuer = Issuer::new(root_params, root_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let mut leaf_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    leaf_params.serial_number = Some(rcgen::SerialNumber::from_slice(&[0x7f; 25]));
+    leaf_params
+        .custom_extensions
+        .push(CustomExtension::from_oid_content(
+            OID,
+            description(300, SecurityLevel::TrustedEnvironment).to_der(),
+        ));
+    let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
+    let pem = format!("{}{}", leaf.pem(), root.pem());
+    let v = verify_bytes(pem.as_bytes(), &anchors(&root.pem()), &policy(), None, NOW).unwrap();
+    assert!(v.accepted, "{:?}", v.failed().collect::<Vec<_>>());
+    assert_eq!(v.chain[0].serial, "7f".repeat(25));
+}
