@@ -392,3 +392,68 @@ pub fn software_record(now: UnixMillis) -> AttestationRecord {
         verified_at: now,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::config::Config;
+
+    fn config(args: &[&str]) -> Config {
+        let mut all = vec!["softpos-server"];
+        all.extend_from_slice(args);
+        Config::parse_from(all)
+    }
+
+    #[test]
+    fn policy_from_configuration() {
+        let policy = AndroidPolicy::from_config(&config(&[
+            "--android-attestation-allowed-packages",
+            " com.a , com.b ,",
+            "--android-attestation-allowed-digests",
+            &"AB".repeat(32),
+            "--android-attestation-security-level",
+            "strongbox",
+        ]))
+        .unwrap();
+        assert_eq!(policy.allowed_packages, vec!["com.a", "com.b"]);
+        assert_eq!(policy.allowed_signing_digests, vec![vec![0xab; 32]]);
+        assert_eq!(policy.required_security_level, SecurityLevel::StrongBox);
+        assert!(!policy.allow_unlocked_bootloader);
+        let defaults = AndroidPolicy::from_config(&config(&[])).unwrap();
+        assert_eq!(
+            defaults.required_security_level,
+            SecurityLevel::TrustedEnvironment
+        );
+        assert!(defaults.revocation_list.is_none());
+        assert!(extra_roots(&config(&[])).is_empty());
+    }
+
+    #[test]
+    fn bad_policy_configuration_is_refused() {
+        for args in [
+            &["--android-attestation-security-level", "high"][..],
+            &["--android-attestation-allowed-digests", "abcd"][..],
+            &["--android-attestation-allowed-digests", &"zz".repeat(32)][..],
+        ] {
+            assert!(
+                AndroidPolicy::from_config(&config(args)).is_err(),
+                "{args:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn pem_text_with_several_blocks() {
+        let text = "-----BEGIN CERTIFICATE-----\nAAEC\nAw==\n-----END CERTIFICATE-----\n\
+                    -----BEGIN CERTIFICATE-----\nBAU=\n-----END CERTIFICATE-----\n";
+        assert_eq!(
+            pem_bodies(text).unwrap(),
+            vec![vec![0, 1, 2, 3], vec![4, 5]]
+        );
+        assert!(pem_bodies("-----BEGIN CERTIFICATE-----\nAAEC\n").is_none());
+        assert!(pem_bodies("-----BEGIN CERTIFICATE-----\n%%\n-----END CERTIFICATE-----").is_none());
+        assert!(pem_bodies("no blocks").is_none());
+    }
+}
