@@ -133,6 +133,57 @@ pub struct Config {
     /// Seconds to wait for in-flight requests on shutdown.
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 20)]
     pub shutdown_grace_secs: u64,
+
+    /// Android Key Attestation: comma-separated app packages allowed to register. Empty:
+    /// the attested package must equal the package the device reports.
+    #[arg(long, env = "ANDROID_ATTESTATION_ALLOWED_PACKAGES", default_value = "")]
+    pub android_attestation_allowed_packages: String,
+
+    /// Android Key Attestation: comma-separated SHA-256 digests (hex) of allowed app signing
+    /// certificates. Empty: the attested digest must equal the one the device reports.
+    #[arg(long, env = "ANDROID_ATTESTATION_ALLOWED_DIGESTS", default_value = "")]
+    pub android_attestation_allowed_digests: String,
+
+    /// Android Key Attestation: lowest accepted security level, `tee` or `strongbox`
+    /// (`software` only for tests).
+    #[arg(
+        long,
+        env = "ANDROID_ATTESTATION_SECURITY_LEVEL",
+        default_value = "tee"
+    )]
+    pub android_attestation_security_level: String,
+
+    /// Android Key Attestation: path of the operator's copy of Google's revocation status
+    /// list (https://android.googleapis.com/attestation/status); its modification time is
+    /// its fetch time. Unset: revocation is not checked (a warning is logged).
+    #[arg(long, env = "ANDROID_ATTESTATION_REVOCATION_LIST")]
+    pub android_attestation_revocation_list: Option<PathBuf>,
+
+    /// Android Key Attestation: oldest accepted revocation list, seconds.
+    #[arg(
+        long,
+        env = "ANDROID_ATTESTATION_REVOCATION_MAX_AGE_SECS",
+        default_value_t = 86_400
+    )]
+    pub android_attestation_revocation_max_age_secs: u64,
+
+    /// Android Key Attestation: accept unlocked bootloaders and unverified boot. Never in
+    /// production.
+    #[arg(
+        long,
+        env = "ANDROID_ATTESTATION_ALLOW_UNLOCKED_BOOTLOADER",
+        default_value_t = false
+    )]
+    pub android_attestation_allow_unlocked_bootloader: bool,
+
+    /// TESTING ONLY: comma-separated PEM files whose keys are trusted as extra attestation
+    /// roots beside Google's. Default none.
+    #[arg(
+        long,
+        env = "ANDROID_ATTESTATION_EXTRA_ROOTS_FOR_TESTING",
+        default_value = ""
+    )]
+    pub android_attestation_extra_roots_for_testing: String,
 }
 
 impl Config {

@@ -94,17 +94,25 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
         println!("==================================================================");
     }
     let merchant_repo = Arc::new(SqlMerchantRepository::new(pool.clone()));
-    let devices = Arc::new(DeviceService::new(
-        Arc::new(SqlDeviceRepository::new(pool.clone())),
-        merchant_repo.clone(),
-        stores.once.clone(),
-        stores.limiter.clone(),
-        audit.clone(),
-        &jwt_secret,
-        DevicePolicy {
-            allow_software_attestation: config.allow_software_attestation,
-        },
-    ));
+    let devices = Arc::new(
+        DeviceService::new(
+            Arc::new(SqlDeviceRepository::new(pool.clone())),
+            merchant_repo.clone(),
+            stores.once.clone(),
+            stores.limiter.clone(),
+            audit.clone(),
+            &jwt_secret,
+            DevicePolicy {
+                allow_software_attestation: config.allow_software_attestation,
+            },
+        )
+        .with_attestation(
+            android_attestation_verifier(config)?,
+            Arc::new(repository::attestations::SqlAttestationRepository::new(
+                pool.clone(),
+            )),
+        ),
+    );
     if config.allow_software_attestation {
         tracing::warn!("software attestation is ALLOWED: test and development deployments only");
     }
@@ -216,4 +224,26 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     state.db.pool.close().await;
     tracing::info!("softpos-server stopped");
     Ok(())
+}
+
+/// The Android Key Attestation verifier from configuration.
+fn android_attestation_verifier(
+    config: &Config,
+) -> anyhow::Result<Arc<service::attestation::AndroidKeyVerifier>> {
+    let policy = service::attestation::AndroidPolicy::from_config(config)?;
+    let extra = service::attestation::extra_roots(config);
+    if !extra.is_empty() {
+        tracing::warn!(
+            count = extra.len(),
+            "extra Android attestation roots are trusted: testing deployments only"
+        );
+    }
+    if policy.revocation_list.is_none() {
+        tracing::warn!(
+            "ANDROID_ATTESTATION_REVOCATION_LIST unset: attestation revocation is not checked"
+        );
+    }
+    Ok(Arc::new(service::attestation::AndroidKeyVerifier::new(
+        policy, &extra,
+    )?))
 }

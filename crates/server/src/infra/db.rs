@@ -65,6 +65,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0002_devices.sql"),
         include_str!("../../migrations/postgres/0002_devices.sql"),
     ),
+    (
+        3,
+        "attestation",
+        include_str!("../../migrations/sqlite/0003_attestation.sql"),
+        include_str!("../../migrations/postgres/0003_attestation.sql"),
+    ),
 ];
 
 fn migrator(backend: Backend) -> Migrator {

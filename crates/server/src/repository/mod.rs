@@ -3,6 +3,7 @@
 //! `&'static str` with `$N` placeholders: values are always bound, never formatted into SQL.
 
 pub mod api_keys;
+pub mod attestations;
 pub mod audit;
 pub mod devices;
 pub mod merchants;

@@ -14,6 +14,7 @@ use p256::ecdsa::{Signature, VerifyingKey};
 use sha2::{Digest, Sha256};
 
 use super::RequestContext;
+use super::attestation::{self, AndroidKeyVerifier, AttestationRecord};
 use super::audit::AuditService;
 use crate::domain::{
     Device, DeviceAction, DeviceFacts, DeviceId, DeviceMode, DeviceState, DeviceStateChange,
@@ -22,6 +23,7 @@ use crate::domain::{
 use crate::error::{AppError, AppResult, FieldError};
 use crate::infra::keys::{SecretBytes, random_bytes};
 use crate::infra::stores::{OnceStore, RateLimiter};
+use crate::repository::attestations::AttestationRepository;
 use crate::repository::devices::{DeviceFilter, DeviceRepository, StateTransition};
 use crate::repository::merchants::MerchantRepository;
 
@@ -56,11 +58,14 @@ pub struct DevicePolicy {
 /// Attestation evidence.
 #[derive(Debug, Clone)]
 pub struct Attestation {
-    /// `software` (implemented) or `android_key` (not yet).
+    /// `software` or `android_key`.
     pub format: String,
     /// Software format: ECDSA P-256/SHA-256 signature (DER or raw r‖s, base64) by the device
     /// key over `REGISTRATION_CONTEXT \n challenge \n base64(public key)`.
     pub signature: String,
+    /// `android_key` format: the key's certificate chain, leaf first, each base64 DER or PEM.
+    /// The attestationChallenge is the registration challenge, base64url-decoded.
+    pub certificate_chain: Vec<String>,
 }
 
 /// A registration request.
@@ -135,6 +140,8 @@ pub struct DeviceService {
     audit: Arc<AuditService>,
     challenge_key: Vec<u8>,
     policy: DevicePolicy,
+    android: Option<Arc<AndroidKeyVerifier>>,
+    attestations: Option<Arc<dyn AttestationRepository>>,
 }
 
 impl std::fmt::Debug for DeviceService {
@@ -170,6 +177,31 @@ impl DeviceService {
             audit,
             challenge_key: hasher.finalize().to_vec(),
             policy,
+            android: None,
+            attestations: None,
+        }
+    }
+
+    /// Enables the `android_key` format and stores every accepted attestation with its device.
+    #[must_use]
+    pub fn with_attestation(
+        mut self,
+        android: Arc<AndroidKeyVerifier>,
+        attestations: Arc<dyn AttestationRepository>,
+    ) -> Self {
+        self.android = Some(android);
+        self.attestations = Some(attestations);
+        self
+    }
+
+    /// The stored attestation result of a device.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn attestation(&self, id: DeviceId) -> AppResult<Option<AttestationRecord>> {
+        match &self.attestations {
+            Some(repo) => repo.latest(id).await,
+            None => Ok(None),
         }
     }
 
@@ -244,7 +276,7 @@ impl DeviceService {
             .map_err(|_| AppError::field("public_key", "not a valid P-256 public key"))?;
         let uncompressed = verifying_key.to_sec1_bytes().to_vec();
 
-        let notes = match registration.attestation.format.as_str() {
+        let (notes, record) = match registration.attestation.format.as_str() {
             "software" => {
                 if !self.policy.allow_software_attestation {
                     return Err(AppError::Unprocessable {
@@ -269,18 +301,36 @@ impl DeviceService {
                         message: "the attestation signature does not verify with the device key",
                     });
                 }
-                vec![
-                    "format software: signature over the challenge verified with the device key"
-                        .to_owned(),
-                    "policy: software attestation allowed".to_owned(),
-                    "hardware-backed key: not proven (software format)".to_owned(),
-                ]
+                (
+                    vec![
+                        "format software: signature over the challenge verified with the device key"
+                            .to_owned(),
+                        "policy: software attestation allowed".to_owned(),
+                        "hardware-backed key: not proven (software format)".to_owned(),
+                    ],
+                    attestation::software_record(now_millis()),
+                )
             }
             "android_key" => {
-                return Err(AppError::Unprocessable {
-                    code: "attestation_format_unsupported",
-                    message: "Android Key Attestation is not supported by this server version yet",
-                });
+                let Some(android) = &self.android else {
+                    return Err(AppError::Unprocessable {
+                        code: "attestation_format_unsupported",
+                        message: "Android Key Attestation is not configured on this server",
+                    });
+                };
+                // check_challenge accepted it, so it decodes.
+                let challenge = B64URL.decode(&registration.challenge).unwrap_or_default();
+                let (verification, record) = android
+                    .verify(
+                        &registration.attestation.certificate_chain,
+                        &challenge,
+                        &uncompressed,
+                        &registration.facts,
+                        now_millis() / 1000,
+                    )
+                    .await?;
+                let notes = attestation::notes(&verification);
+                (notes, record)
             }
             _ => {
                 return Err(AppError::field(
@@ -333,6 +383,9 @@ impl DeviceService {
         self.devices
             .insert(&device, &actor, ctx.request_id.clone())
             .await?;
+        if let Some(attestations) = &self.attestations {
+            attestations.insert(device.id, &record).await?;
+        }
         metrics::counter!("device_registrations_total", "format" => device.attestation_format.clone())
             .increment(1);
         self.audit

@@ -2,6 +2,7 @@
 //! as trait objects.
 
 pub mod api_keys;
+pub mod attestation;
 pub mod audit;
 pub mod auth;
 pub mod devices;

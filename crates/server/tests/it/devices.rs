@@ -95,7 +95,7 @@ async fn registration_and_identity(app: TestApp) {
     expect_error(
         app.register(&body).await,
         StatusCode::UNPROCESSABLE_ENTITY,
-        "attestation_format_unsupported",
+        "attestation_evidence_malformed",
     )
     .await;
     let mut body = app.registration(

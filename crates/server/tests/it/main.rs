@@ -7,6 +7,7 @@
 //! service is unreachable the PostgreSQL variant fails; elsewhere it is skipped with a reason.
 
 mod api_keys;
+mod attestation;
 mod audit;
 mod auth;
 mod authz;
