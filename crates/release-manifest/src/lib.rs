@@ -214,7 +214,7 @@ impl Manifest {
         }
         let aid_ok = |s: &str| {
             (10..=32).contains(&s.len())
-                && s.len() % 2 == 0
+                && s.len().is_multiple_of(2)
                 && s.bytes()
                     .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
         };
