@@ -42,6 +42,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroize;
 
 pub use ed25519_dalek;
+pub use semver;
 
 /// First line of the canonical encoding: the format and its version.
 pub const DOMAIN_LINE: &str = "softpos-release-manifest-v1";
@@ -76,47 +77,68 @@ impl ArtifactKind {
 }
 
 /// Why a manifest, key or signature was refused. `code()` is stable.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ManifestError {
     /// The name is empty, too long, path-like or uses characters outside `[a-z0-9._-]`.
-    #[error(
-        "release name must be 1-64 of a-z 0-9 . _ - , start with a letter or digit, and contain no '..'"
-    )]
     NameInvalid,
     /// Not a semantic version (semver.org 2.0.0), or too long.
-    #[error("release version must be a semantic version (e.g. 1.4.2), at most 64 characters")]
     VersionInvalid,
     /// A kernel without an ABI version, or terminal software with one.
-    #[error("abi_version is required for kernels and not allowed for terminal software")]
     AbiVersionMissing,
     /// A scheme name outside `[a-z0-9_]{1,32}`, a duplicate, or too many.
-    #[error("schemes must be 0-32 distinct names of 1-32 characters a-z 0-9 _")]
     SchemeInvalid,
     /// An AID that is not 5-16 bytes of uppercase hex, a duplicate, or too many.
-    #[error("aids must be 0-32 distinct AIDs of 5-16 bytes in uppercase hex")]
     AidInvalid,
     /// `sha256` is not 64 lowercase hex digits.
-    #[error("sha256 must be 64 lowercase hex digits")]
     DigestInvalid,
     /// `size` is zero.
-    #[error("size must be positive")]
     SizeInvalid,
     /// The artifact's SHA-256 or length differs from the manifest's.
-    #[error("the artifact does not match the manifest's sha256 and size")]
     HashMismatch,
     /// No trusted key has this id.
-    #[error("no trusted release key has this key id")]
     KeyUnknown,
     /// A key is not 32 bytes of hex or base64, or its id is malformed, or a small-order point.
-    #[error("release key malformed")]
     KeyMalformed,
     /// The signature is malformed or does not verify under the named key.
-    #[error("release signature invalid")]
     SignatureInvalid,
 }
 
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl std::error::Error for ManifestError {}
+
 impl ManifestError {
+    /// Human-readable explanation.
+    #[must_use]
+    pub const fn message(&self) -> &'static str {
+        match self {
+            Self::NameInvalid => {
+                "release name must be 1-64 of a-z 0-9 . _ - , start with a letter or digit, and contain no '..'"
+            }
+            Self::VersionInvalid => {
+                "release version must be a semantic version (e.g. 1.4.2), at most 64 characters"
+            }
+            Self::AbiVersionMissing => {
+                "abi_version is required for kernels and not allowed for terminal software"
+            }
+            Self::SchemeInvalid => {
+                "schemes must be 0-32 distinct names of 1-32 characters a-z 0-9 _"
+            }
+            Self::AidInvalid => "aids must be 0-32 distinct AIDs of 5-16 bytes in uppercase hex",
+            Self::DigestInvalid => "sha256 must be 64 lowercase hex digits",
+            Self::SizeInvalid => "size must be positive",
+            Self::HashMismatch => "the artifact does not match the manifest's sha256 and size",
+            Self::KeyUnknown => "no trusted release key has this key id",
+            Self::KeyMalformed => "release key malformed",
+            Self::SignatureInvalid => "release signature invalid",
+        }
+    }
+
     /// Stable machine-readable code.
     #[must_use]
     pub const fn code(&self) -> &'static str {

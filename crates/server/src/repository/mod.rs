@@ -6,6 +6,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod devices;
 pub mod merchants;
+pub mod releases;
 pub mod sessions;
 pub mod users;
 
