@@ -128,6 +128,7 @@ pub fn openapi_router() -> OpenApiRouter<AppState> {
         .routes(routes!(devices::device_self))
         .routes(routes!(releases::upload_kernel, releases::list_kernels))
         .routes(routes!(releases::get_kernel))
+        .routes(routes!(releases::rerun_conformance))
         .routes(routes!(releases::publish_kernel))
         .routes(routes!(releases::pause_kernel))
         .routes(routes!(releases::resume_kernel))

@@ -218,24 +218,36 @@ pub async fn upload_kernel(
     Ctx(ctx): Ctx,
     headers: HeaderMap,
     body: Body,
-) -> Result<(StatusCode, Json<KernelReleaseResponse>), AppError> {
+) -> Result<Response, AppError> {
+    // The rest of an over-limit body is never read, so the connection cannot carry another
+    // request: tell the client to close it.
+    let too_large = || {
+        let mut res = AppError::PayloadTooLarge.into_response();
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        res
+    };
     let limit = state.releases.max_upload_bytes();
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit as u64) {
-        return Err(AppError::PayloadTooLarge);
+        return Ok(too_large());
     }
     let signed = manifest_header(&headers)?;
-    let bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| AppError::PayloadTooLarge)?;
+    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+        return Ok(too_large());
+    };
     let release = state
         .releases
         .upload_kernel(auth.principal(), signed, bytes.to_vec(), &ctx)
         .await?;
-    Ok((StatusCode::CREATED, Json(release.into())))
+    Ok((
+        StatusCode::CREATED,
+        Json(KernelReleaseResponse::from(release)),
+    )
+        .into_response())
 }
 
 /// List size.
@@ -352,6 +364,26 @@ pub async fn resume_kernel(
         .resume(auth.principal(), release_id, &ctx)
         .await?;
     Ok(Json(release.into()))
+}
+
+/// Runs the conformance suite again for a `DRAFT` whose run was lost (the server stopped
+/// while it ran); the verdict appears on the release as after an upload.
+#[utoipa::path(post, path = "/api/v1/kernels/{release_id}/conformance", tag = "releases",
+    params(("release_id" = Uuid, Path, description = "release id")),
+    security(("bearer" = ["admin", "security_officer"])),
+    responses((status = 202, body = KernelReleaseResponse), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "`invalid_release_transition`, `conformance_running`")))]
+pub async fn rerun_conformance(
+    auth: Authorized<ReleaseManagers>,
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    AppPath(release_id): AppPath<Uuid>,
+) -> Result<(StatusCode, Json<KernelReleaseResponse>), AppError> {
+    let release = state
+        .releases
+        .rerun_conformance(auth.principal(), release_id, &ctx)
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(release.into())))
 }
 
 /// Why.

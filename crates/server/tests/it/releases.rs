@@ -147,7 +147,15 @@ async fn upload(
     signed: &SignedManifest,
     wasm: &[u8],
 ) -> reqwest::Response {
-    app.req(Method::POST, "/api/v1/kernels")
+    // A fresh connection per upload: a refused upload is answered before its body is read,
+    // and the server then closes that connection, which a pooled client could race with.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .unwrap();
+    client
+        .post(format!("{}/api/v1/kernels", app.base))
         .bearer_auth(token)
         .header("content-type", "application/wasm")
         .header(
@@ -172,7 +180,11 @@ async fn upload_ok(app: &TestApp, token: &str, version: &str, wasm: &[u8]) -> Va
     assert_eq!(res.status(), StatusCode::CREATED, "upload {version}");
     let draft: Value = res.json().await.unwrap();
     assert_eq!(draft["status"], "DRAFT");
-    let id = draft["id"].as_str().unwrap().to_owned();
+    wait_verdict(app, token, draft["id"].as_str().unwrap(), version).await
+}
+
+/// Polls a release until its conformance verdict is in.
+async fn wait_verdict(app: &TestApp, token: &str, id: &str, version: &str) -> Value {
     let started = std::time::Instant::now();
     loop {
         let release: Value = app
@@ -393,6 +405,42 @@ async fn kernel_uploads_pass_conformance_and_publish(app: TestApp) {
     assert_eq!(res.headers()["content-type"], "application/wasm");
     assert!(res.headers().contains_key("x-release-manifest"));
     assert_eq!(res.bytes().await.unwrap().as_ref(), wasm);
+
+    // A draft whose run was lost (simulated: the row reset as a crash would leave it) is run
+    // again on request; anything else is refused.
+    expect_error(
+        post(
+            &app,
+            &officer,
+            &format!("/api/v1/kernels/{id}/conformance"),
+            json!({}),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "invalid_release_transition",
+    )
+    .await;
+    let other = upload_ok(&app, &officer, "1.0.1", wasm).await;
+    let other_id = other["id"].as_str().unwrap().to_owned();
+    let pool = app.db().await;
+    sqlx::query(
+        "UPDATE kernel_releases SET status = 'DRAFT', conformance_report = NULL WHERE id = $1",
+    )
+    .bind(&other_id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let res = post(
+        &app,
+        &officer,
+        &format!("/api/v1/kernels/{other_id}/conformance"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let rerun = wait_verdict(&app, &officer, &other_id, "1.0.1").await;
+    assert_eq!(rerun["status"], "READY");
 
     // The same version again is refused.
     let res = upload(&app, &officer, &signed, wasm).await;

@@ -8,8 +8,8 @@
 //! release, a paused release is offered to nobody (its devices fall back the same way), and a
 //! rollback withdraws the newest release so the previous one serves everyone again.
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use kernel_host::EngineKind;
@@ -117,20 +117,70 @@ impl ReleaseService {
         )
         .await?;
 
+        self.start_conformance(release.clone(), artifact, ctx);
+        Ok(release)
+    }
+
+    fn start_conformance(&self, draft: KernelRelease, artifact: Vec<u8>, ctx: &RequestContext) {
         let runner = ConformanceRunner {
             repo: self.repo.clone(),
             audit: self.audit.clone(),
             slots: self.conformance_slots.clone(),
+            running: self.conformance_running.clone(),
         };
-        let draft = release.clone();
         let request_id = ctx.request_id.clone();
+        // Marked before the task starts, so a second request cannot start a twin run.
+        if let Ok(mut running) = self.conformance_running.lock() {
+            running.insert(draft.id);
+        }
         tokio::spawn(async move {
             let id = draft.id;
             if let Err(error) = runner.run(draft, artifact, request_id).await {
                 tracing::error!(release = %id, ?error, "conformance run could not be recorded");
             }
         });
+    }
+
+    /// Starts the conformance suite again for a `DRAFT` whose run was lost (the server
+    /// stopped while it ran).
+    ///
+    /// # Errors
+    /// `not_found`, `invalid_release_transition` (not a draft), `conformance_running`.
+    pub async fn rerun_conformance(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+        ctx: &RequestContext,
+    ) -> AppResult<KernelRelease> {
+        let release = self.kernel(id).await?;
+        if release.status != KernelStatus::Draft {
+            return Err(transition_refused(
+                "only a draft (whose conformance run was lost) can be run again",
+            ));
+        }
+        if self.is_running(id) {
+            return Err(AppError::Conflict {
+                code: "conformance_running",
+                message: "the conformance suite is running for this release",
+            });
+        }
+        let artifact = self.artifact_of(&release).await?;
+        self.record(
+            principal.actor(),
+            "kernel.conformance_rerun",
+            format!("kernel_release:{id}"),
+            None,
+            ctx,
+        )
+        .await?;
+        self.start_conformance(release.clone(), artifact, ctx);
         Ok(release)
+    }
+
+    fn is_running(&self, id: Uuid) -> bool {
+        self.conformance_running
+            .lock()
+            .is_ok_and(|running| running.contains(&id))
     }
 
     fn check_kernel_upload(&self, signed: &SignedManifest, artifact: &[u8]) -> AppResult<()> {
@@ -532,6 +582,21 @@ struct ConformanceRunner {
     repo: Arc<dyn ReleaseRepository>,
     audit: Arc<AuditService>,
     slots: Arc<Semaphore>,
+    running: Arc<Mutex<HashSet<Uuid>>>,
+}
+
+/// Removes a release from the running set when its run ends, however it ends.
+struct RunningGuard {
+    running: Arc<Mutex<HashSet<Uuid>>>,
+    id: Uuid,
+}
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        if let Ok(mut running) = self.running.lock() {
+            running.remove(&self.id);
+        }
+    }
 }
 
 impl ConformanceRunner {
@@ -541,6 +606,10 @@ impl ConformanceRunner {
         artifact: Vec<u8>,
         request_id: Option<String>,
     ) -> AppResult<()> {
+        let _running = RunningGuard {
+            running: self.running.clone(),
+            id: release.id,
+        };
         let summary = {
             // One run at a time: each compiles a module and runs every virtual card.
             let _slot = self

@@ -46,6 +46,8 @@ pub struct ReleaseService {
     settings: ReleaseSettings,
     // One conformance run at a time: each compiles a module and runs every virtual card.
     conformance_slots: Arc<Semaphore>,
+    // Releases whose conformance run is in progress in this instance.
+    conformance_running: Arc<std::sync::Mutex<std::collections::HashSet<uuid::Uuid>>>,
 }
 
 /// A refused manifest as an API error with the manifest crate's stable code.
@@ -68,6 +70,7 @@ impl ReleaseService {
             audit,
             settings,
             conformance_slots: Arc::new(Semaphore::new(1)),
+            conformance_running: Arc::default(),
         }
     }
 
