@@ -184,6 +184,19 @@ pub struct Config {
         default_value = ""
     )]
     pub android_attestation_extra_roots_for_testing: String,
+
+    /// Trusted Ed25519 release public keys: comma-separated `id=key` entries, each key 32 bytes
+    /// as 64 hex digits or base64. Unset with no file: release uploads are refused.
+    #[arg(long, env = "RELEASE_PUBLIC_KEYS", default_value = "")]
+    pub release_public_keys: String,
+
+    /// File with more release public keys, one `id=key` per line (`#` comments allowed).
+    #[arg(long, env = "RELEASE_PUBLIC_KEYS_FILE")]
+    pub release_public_keys_file: Option<PathBuf>,
+
+    /// Largest kernel upload in bytes (a per-route limit above `MAX_BODY_BYTES`).
+    #[arg(long, env = "RELEASE_MAX_UPLOAD_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub release_max_upload_bytes: usize,
 }
 
 impl Config {
@@ -218,6 +231,22 @@ impl Config {
             .filter(|origin| !origin.is_empty())
             .map(str::to_owned)
             .collect()
+    }
+
+    /// The trusted release keys from `RELEASE_PUBLIC_KEYS` and `RELEASE_PUBLIC_KEYS_FILE`.
+    ///
+    /// # Errors
+    /// A malformed entry, an unreadable file or an id given twice.
+    pub fn release_keys(&self) -> anyhow::Result<release_manifest::KeyRing> {
+        let mut text = self.release_public_keys.clone();
+        if let Some(path) = &self.release_public_keys_file {
+            let file = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            text.push('\n');
+            text.push_str(&file);
+        }
+        release_manifest::KeyRing::parse(&text)
+            .map_err(|error| anyhow::anyhow!("RELEASE_PUBLIC_KEYS: {error}"))
     }
 
     /// Checks cross-field rules once at startup.
@@ -259,6 +288,10 @@ impl Config {
         if self.max_body_bytes < 1024 {
             bail!("MAX_BODY_BYTES must be at least 1024");
         }
+        if self.release_max_upload_bytes < 1024 {
+            bail!("RELEASE_MAX_UPLOAD_BYTES must be at least 1024");
+        }
+        self.release_keys()?;
         Ok(())
     }
 }

@@ -35,6 +35,7 @@ use repository::api_keys::SqlApiKeyRepository;
 use repository::audit::SqlAuditRepository;
 use repository::devices::SqlDeviceRepository;
 use repository::merchants::SqlMerchantRepository;
+use repository::releases::SqlReleaseRepository;
 use repository::sessions::SqlSessionRepository;
 use repository::users::SqlUserRepository;
 use service::api_keys::ApiKeyService;
@@ -42,6 +43,7 @@ use service::audit::AuditService;
 use service::auth::{AuthService, AuthSettings};
 use service::devices::{DevicePolicy, DeviceService};
 use service::merchants::MerchantService;
+use service::releases::{ReleaseService, ReleaseSettings};
 use service::users::UserService;
 
 /// Connects everything, creates the first admin if needed, and builds the state.
@@ -117,6 +119,18 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
         tracing::warn!("software attestation is ALLOWED: test and development deployments only");
     }
     let secure_cookies = config.tls_cert.is_some() || config.tls_self_signed;
+    let release_keys = config.release_keys()?;
+    if release_keys.is_empty() {
+        tracing::warn!("no release public key configured: kernel and terminal uploads are refused");
+    }
+    let releases = Arc::new(ReleaseService::new(
+        Arc::new(SqlReleaseRepository::new(pool.clone())),
+        audit.clone(),
+        ReleaseSettings {
+            keys: release_keys,
+            max_upload_bytes: config.release_max_upload_bytes,
+        },
+    ));
     Ok(AppState {
         users: Arc::new(UserService::new(users, audit.clone())),
         api_keys: Arc::new(ApiKeyService::new(api_key_repo, audit.clone())),
@@ -132,6 +146,7 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
             secure_cookies,
             metrics_token: config.metrics_token.clone(),
         }),
+        releases,
     })
 }
 

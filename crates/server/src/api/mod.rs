@@ -9,7 +9,9 @@ pub mod extract;
 pub mod health;
 pub mod merchants;
 pub mod paging;
+pub mod releases;
 pub mod state;
+pub mod terminal_software;
 pub mod users;
 
 use std::time::Duration;
@@ -47,6 +49,7 @@ use state::AppState;
         (name = "devices", description = "Device onboarding and lifecycle"),
         (name = "device", description = "Calls signed by a device key"),
         (name = "ops", description = "Liveness, readiness, metrics"),
+        (name = "releases", description = "Signed kernel and terminal-software releases"),
     )
 )]
 struct ApiDoc;
@@ -124,6 +127,31 @@ pub fn openapi_router() -> OpenApiRouter<AppState> {
         .routes(routes!(devices::resume_device))
         .routes(routes!(devices::revoke_device))
         .routes(routes!(devices::device_self))
+        .routes(routes!(releases::upload_kernel, releases::list_kernels))
+        .routes(routes!(releases::get_kernel))
+        .routes(routes!(releases::rerun_conformance))
+        .routes(routes!(releases::publish_kernel))
+        .routes(routes!(releases::pause_kernel))
+        .routes(routes!(releases::resume_kernel))
+        .routes(routes!(releases::deprecate_kernel))
+        .routes(routes!(releases::rollback_channel))
+        .routes(routes!(
+            releases::get_compatibility,
+            releases::replace_compatibility
+        ))
+        .routes(routes!(releases::device_kernel))
+        .routes(routes!(releases::download_kernel))
+        .routes(routes!(releases::public_kernel))
+        .routes(routes!(releases::public_kernel_wasm))
+        .routes(routes!(
+            terminal_software::create_terminal_release,
+            terminal_software::list_terminal_releases
+        ))
+        .routes(routes!(terminal_software::push_terminal_release))
+        .routes(routes!(terminal_software::terminal_adoption))
+        .routes(routes!(terminal_software::outdated_devices))
+        .routes(routes!(terminal_software::device_check_in))
+        .routes(routes!(terminal_software::report_task_result))
 }
 
 /// The OpenAPI document alone (for `cargo xtask codegen` and tests).

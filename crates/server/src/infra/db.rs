@@ -71,6 +71,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0003_attestation.sql"),
         include_str!("../../migrations/postgres/0003_attestation.sql"),
     ),
+    (
+        8,
+        "releases",
+        include_str!("../../migrations/sqlite/0008_releases.sql"),
+        include_str!("../../migrations/postgres/0008_releases.sql"),
+    ),
 ];
 
 fn migrator(backend: Backend) -> Migrator {

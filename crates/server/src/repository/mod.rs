@@ -7,6 +7,7 @@ pub mod attestations;
 pub mod audit;
 pub mod devices;
 pub mod merchants;
+pub mod releases;
 pub mod sessions;
 pub mod users;
 

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod devices;
 pub mod merchants;
 pub mod ports;
+pub mod releases;
 pub mod users;
 
 /// Facts about the request that services record (audit) or use (throttling).

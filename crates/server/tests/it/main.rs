@@ -15,6 +15,7 @@ mod bad_input;
 mod devices;
 mod merchants;
 mod ops;
+mod releases;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
