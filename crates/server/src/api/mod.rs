@@ -7,8 +7,10 @@ pub mod auth;
 pub mod devices;
 pub mod extract;
 pub mod health;
+pub mod health_reports;
 pub mod merchants;
 pub mod state;
+pub mod threats;
 pub mod users;
 
 use std::time::Duration;
@@ -46,6 +48,8 @@ use state::AppState;
         (name = "devices", description = "Device onboarding and lifecycle"),
         (name = "device", description = "Calls signed by a device key"),
         (name = "ops", description = "Liveness, readiness, metrics"),
+        (name = "health", description = "Device health reports, security policy, fleet health"),
+        (name = "threats", description = "Threat events, incidents, statistics"),
     )
 )]
 struct ApiDoc;
@@ -123,6 +127,20 @@ pub fn openapi_router() -> OpenApiRouter<AppState> {
         .routes(routes!(devices::resume_device))
         .routes(routes!(devices::revoke_device))
         .routes(routes!(devices::device_self))
+        .routes(routes!(health_reports::create_health_nonce))
+        .routes(routes!(health_reports::submit_health_report))
+        .routes(routes!(
+            health_reports::get_security_policy,
+            health_reports::update_security_policy
+        ))
+        .routes(routes!(health_reports::list_security_policy_versions))
+        .routes(routes!(health_reports::device_health_history))
+        .routes(routes!(health_reports::fleet_health_stats))
+        .routes(routes!(health_reports::sweep_heartbeats))
+        .routes(routes!(threats::list_threats))
+        .routes(routes!(threats::threat_stats))
+        .routes(routes!(threats::get_threat))
+        .routes(routes!(threats::update_threat_state))
 }
 
 /// The OpenAPI document alone (for `cargo xtask codegen` and tests).

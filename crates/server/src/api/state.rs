@@ -10,7 +10,9 @@ use crate::service::api_keys::ApiKeyService;
 use crate::service::audit::AuditService;
 use crate::service::auth::AuthService;
 use crate::service::devices::DeviceService;
+use crate::service::health::HealthService;
 use crate::service::merchants::MerchantService;
+use crate::service::threats::ThreatService;
 use crate::service::users::UserService;
 
 /// HTTP-level settings the handlers need.
@@ -47,4 +49,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// HTTP settings.
     pub settings: Arc<HttpSettings>,
+    /// Health reports and the security policy.
+    pub health: Arc<HealthService>,
+    /// Threat events and incidents.
+    pub threats: Arc<ThreatService>,
 }

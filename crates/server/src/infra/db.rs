@@ -65,6 +65,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0002_devices.sql"),
         include_str!("../../migrations/postgres/0002_devices.sql"),
     ),
+    (
+        4,
+        "health reports, security policies, threat events",
+        include_str!("../../migrations/sqlite/0004_health_threats.sql"),
+        include_str!("../../migrations/postgres/0004_health_threats.sql"),
+    ),
 ];
 
 fn migrator(backend: Backend) -> Migrator {

@@ -5,8 +5,10 @@
 pub mod api_keys;
 pub mod audit;
 pub mod devices;
+pub mod health;
 pub mod merchants;
 pub mod sessions;
+pub mod threats;
 pub mod users;
 
 use crate::error::AppError;
