@@ -88,8 +88,9 @@ CREATE TABLE transaction_observations (
                             CHECK (outcome IN ('approved', 'declined')),
     amount_minor    BIGINT  NOT NULL,
     currency        TEXT    NOT NULL,
-    latitude        DOUBLE PRECISION,
-    longitude       DOUBLE PRECISION,
+    -- Millionths of a degree (about 0.1 m): integers are exact on both backends.
+    latitude_e6     BIGINT,
+    longitude_e6    BIGINT,
     observed_at     BIGINT  NOT NULL,
     created_at      BIGINT  NOT NULL,
     updated_at      BIGINT  NOT NULL

@@ -161,6 +161,17 @@ pub(crate) fn enum_name<T: serde::Serialize>(value: &T) -> String {
     }
 }
 
+/// Degrees to millionths of a degree (callers validated the range).
+#[allow(clippy::cast_possible_truncation)] // |degrees| <= 180, so the product fits easily
+fn to_e6(degrees: f64) -> i64 {
+    (degrees * 1e6).round() as i64
+}
+
+#[allow(clippy::cast_precision_loss)] // at most 1.8e8, exact in f64
+fn from_e6(value: i64) -> f64 {
+    value as f64 / 1e6
+}
+
 fn to_event(row: &AnyRow) -> AppResult<ThreatEventRecord> {
     let id: String = row.try_get("id")?;
     let device_id: String = row.try_get("device_id")?;
@@ -387,7 +398,7 @@ impl ThreatRepository for SqlThreatRepository {
         let amount = i64::try_from(observation.amount_minor).unwrap_or(i64::MAX);
         let inserted = sqlx::query(
             "INSERT INTO transaction_observations (id, device_id, transaction_id, outcome, \
-             amount_minor, currency, latitude, longitude, observed_at, created_at, updated_at) \
+             amount_minor, currency, latitude_e6, longitude_e6, observed_at, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
         )
         .bind(Uuid::now_v7().to_string())
@@ -400,8 +411,8 @@ impl ThreatRepository for SqlThreatRepository {
         })
         .bind(amount)
         .bind(&observation.currency)
-        .bind(observation.location.map(|point| point.latitude))
-        .bind(observation.location.map(|point| point.longitude))
+        .bind(observation.location.map(|point| to_e6(point.latitude)))
+        .bind(observation.location.map(|point| to_e6(point.longitude)))
         .bind(observation.at)
         .bind(crate::domain::now_millis())
         .execute(&self.pool)
@@ -449,9 +460,9 @@ impl ThreatRepository for SqlThreatRepository {
         transaction: Uuid,
     ) -> AppResult<Option<(GeoPoint, UnixMillis)>> {
         let row = sqlx::query(
-            "SELECT latitude, longitude, observed_at FROM transaction_observations \
+            "SELECT latitude_e6, longitude_e6, observed_at FROM transaction_observations \
              WHERE device_id = $1 AND observed_at <= $2 AND transaction_id <> $3 \
-             AND latitude IS NOT NULL AND longitude IS NOT NULL \
+             AND latitude_e6 IS NOT NULL AND longitude_e6 IS NOT NULL \
              ORDER BY observed_at DESC, id DESC LIMIT 1",
         )
         .bind(device.to_string())
@@ -462,8 +473,8 @@ impl ThreatRepository for SqlThreatRepository {
         row.map(|row| {
             Ok((
                 GeoPoint {
-                    latitude: row.try_get("latitude")?,
-                    longitude: row.try_get("longitude")?,
+                    latitude: from_e6(row.try_get("latitude_e6")?),
+                    longitude: from_e6(row.try_get("longitude_e6")?),
                     accuracy_m: None,
                 },
                 row.try_get("observed_at")?,

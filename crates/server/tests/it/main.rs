@@ -12,8 +12,10 @@ mod auth;
 mod authz;
 mod bad_input;
 mod devices;
+mod health;
 mod merchants;
 mod ops;
+mod threats;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
