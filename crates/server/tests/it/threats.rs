@@ -23,6 +23,13 @@ use crate::{TestApp, TestDevice, expect_error};
 
 /// A `ThreatService` on the same database and stores as `app`.
 async fn threat_service(app: &TestApp) -> Arc<ThreatService> {
+    threat_service_with_bus(app).await.0
+}
+
+/// A `ThreatService` on the same database and stores as `app`, and its event bus.
+async fn threat_service_with_bus(
+    app: &TestApp,
+) -> (Arc<ThreatService>, Arc<dyn server::infra::stores::EventBus>) {
     use server::repository::audit::SqlAuditRepository;
     use server::repository::devices::SqlDeviceRepository;
     use server::repository::health::SqlHealthRepository;
@@ -58,17 +65,19 @@ async fn threat_service(app: &TestApp) -> Arc<ThreatService> {
             allow_software_attestation: true,
         },
     ));
+    devices.set_events(stores.events.clone());
     let policies = Arc::new(PolicyStore::new(
         Arc::new(SqlHealthRepository::new(pool.clone())),
         audit.clone(),
     ));
-    Arc::new(ThreatService::new(
+    let service = Arc::new(ThreatService::new(
         Arc::new(SqlThreatRepository::new(pool)),
         policies,
         devices,
         audit,
-        stores.events,
-    ))
+        stores.events.clone(),
+    ));
+    (service, stores.events)
 }
 
 fn device_id(device: &TestDevice) -> DeviceId {
@@ -591,7 +600,72 @@ async fn behaviour_rules(app: TestApp) {
     );
 }
 
+async fn live_events_are_published(app: TestApp) {
+    let admin = app.admin_token().await;
+    let (service, bus) = threat_service_with_bus(&app).await;
+    let mut events = bus.subscribe();
+    let device = app.active_device(&admin).await;
+    let ctx = RequestContext::default();
+    let event = service
+        .record(
+            ThreatSignal {
+                device_id: device_id(&device),
+                kind: ThreatKind::HookFramework,
+                severity: Severity::Critical,
+                evidence: json!({ "frameworks": ["frida"] }),
+                observed_at: now_millis(),
+            },
+            &ctx,
+        )
+        .await
+        .unwrap();
+    assert_eq!(event.action_outcome, "suspended");
+    let principal = server::domain::Principal::System { component: "test" };
+    service
+        .update_state(
+            &principal,
+            event.id,
+            server::service::threats::ThreatState::Acknowledged,
+            "seen".to_owned(),
+            &ctx,
+        )
+        .await
+        .unwrap();
+    let mut seen = std::collections::BTreeMap::new();
+    while seen.len() < 3 {
+        let received = tokio::time::timeout(std::time::Duration::from_secs(10), events.recv())
+            .await
+            .expect("live events within 10 s")
+            .expect("bus open");
+        if received.payload["device_id"] == device.id.as_str() {
+            assert!(
+                received.payload["id"]
+                    .as_str()
+                    .unwrap()
+                    .parse::<uuid::Uuid>()
+                    .is_ok()
+            );
+            seen.insert(received.kind.clone(), received.payload);
+        }
+    }
+    let state = &seen["device.state_changed"];
+    assert_eq!(state["from"], "ACTIVE");
+    assert_eq!(state["to"], "SUSPENDED");
+    assert_eq!(state["action"], "suspend");
+    assert_eq!(state["actor"], "system:threat_response");
+    assert!(
+        state["reason"]
+            .as_str()
+            .unwrap()
+            .contains(&event.id.to_string())
+    );
+    assert_eq!(seen["threat.recorded"]["threat_id"], event.id.to_string());
+    assert_eq!(seen["threat.recorded"]["action_outcome"], "suspended");
+    assert_eq!(seen["threat.updated"]["state"], "acknowledged");
+}
+
 crate::on_both_backends!(
+    live_events_are_published,
     response_actions_and_incident_workflow,
     missed_heartbeats_are_detected,
     behaviour_rules,
