@@ -22,7 +22,7 @@ use uuid::Uuid;
 use super::RequestContext;
 use super::audit::AuditService;
 use super::ports::{
-    HealthGate, HealthRefusal, HealthVerdict, Severity, ThreatKind, ThreatReporter, ThreatSignal,
+    HealthGate, HealthRefusal, HealthVerdict, ThreatKind, ThreatReporter, ThreatSignal,
 };
 use crate::domain::{Device, DeviceId, NewAuditRecord, Principal, UnixMillis, now_millis};
 use crate::error::{AppError, AppResult, FieldError};
@@ -629,9 +629,4 @@ impl HealthGate for HealthService {
             amount_ceiling_minor: report.amount_ceiling_minor,
         }))
     }
-}
-
-/// Severity parsed from its API name (for filters).
-pub fn parse_severity(text: &str) -> Option<Severity> {
-    serde_json::from_value(serde_json::Value::String(text.to_owned())).ok()
 }

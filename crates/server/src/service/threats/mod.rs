@@ -548,11 +548,6 @@ impl ThreatReporter for ThreatService {
     }
 }
 
-/// Severity as the API spells it.
-pub fn severity_name(severity: Severity) -> String {
-    enum_name(&severity)
-}
-
 #[cfg(test)]
 mod tests {
     use super::ThreatState as S;
