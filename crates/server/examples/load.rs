@@ -7,7 +7,10 @@
 //! target/release/examples/load --postgres-redis    # PostgreSQL + Redis on 127.0.0.1
 //! ```
 //!
-//! Options: `--seconds N` (default 10) per scenario, `--concurrency N` (default 16).
+//! Options: `--seconds N` (default 10) per scenario, `--concurrency N` (default 16),
+//! `--only admin|device|health` to run one scenario. The `health` scenario measures health
+//! reports ingested per second: each operation fetches a health nonce and submits a signed
+//! report with it (two signed requests, scored and stored), so req/s there is reports/s.
 //! Traffic goes to 127.0.0.1 only, bounded in time.
 
 use std::io::{BufRead, BufReader};
@@ -30,6 +33,57 @@ fn arg_value(name: &str, default: u64) -> u64 {
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+fn only(name: &str) -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .is_none_or(|wanted| wanted == name)
+}
+
+/// Headers of a device-signed request.
+fn signed_request(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    device_id: &str,
+    key: &SigningKey,
+    body: Vec<u8>,
+) -> reqwest::RequestBuilder {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let nonce = uuid::Uuid::new_v4().simple().to_string();
+    let message = format!(
+        "SOFTPOS-DEVICE-V1\nPOST\n{path}\n{now}\n{nonce}\n{}",
+        hex::encode(sha2::Sha256::digest(&body))
+    );
+    client
+        .post(format!("{base}{path}"))
+        .header("x-device-id", device_id)
+        .header("x-device-timestamp", now.to_string())
+        .header("x-device-nonce", nonce)
+        .header("x-device-signature", sign_b64(key, &message))
+        .header("content-type", "application/json")
+        .body(body)
+}
+
+/// One health report as a clean device would send it.
+fn clean_report() -> Value {
+    let now = chrono::Utc::now();
+    json!({
+        "root_indicators": [], "hook_frameworks": [],
+        "debugger_attached": false, "debuggable_build": false, "emulator": false,
+        "app_version": "1.2.0", "app_signing_digest": "ab".repeat(32),
+        "last_attestation_at": (now - chrono::Duration::days(1)).to_rfc3339(),
+        "os_version": "14",
+        "security_patch": (now - chrono::Duration::days(30)).format("%Y-%m-%d").to_string(),
+        "developer_options": false, "adb_enabled": false, "overlay_detected": false,
+        "screen_capture": false, "nfc_available": true, "device_time": now.to_rfc3339(),
+    })
 }
 
 fn sign_b64(key: &SigningKey, message: &str) -> String {
@@ -241,7 +295,7 @@ async fn main() {
         .expect("json");
     let device_id = device["id"].as_str().expect("device id").to_owned();
 
-    {
+    if only("admin") {
         let client = client.clone();
         let base = base.clone();
         let token = token.clone();
@@ -258,10 +312,58 @@ async fn main() {
         )
         .await;
     }
-    {
+    let key = Arc::new(key);
+    if only("health") {
         let client = client.clone();
         let base = base.clone();
-        let key = Arc::new(key);
+        let key = key.clone();
+        let device_id = device_id.clone();
+        run_scenario(
+            "health reports (nonce + report)",
+            seconds,
+            concurrency,
+            move |_| {
+                let client = client.clone();
+                let base = base.clone();
+                let key = key.clone();
+                let device_id = device_id.clone();
+                async move {
+                    let nonce_request = signed_request(
+                        &client,
+                        &base,
+                        "/api/v1/device/health/nonce",
+                        &device_id,
+                        &key,
+                        Vec::new(),
+                    );
+                    let Ok(res) = nonce_request.send().await else {
+                        return false;
+                    };
+                    let Ok(body) = res.json::<Value>().await else {
+                        return false;
+                    };
+                    let Some(nonce) = body["nonce"].as_str() else {
+                        return false;
+                    };
+                    let report = serde_json::to_vec(&json!({ "nonce": nonce, "report": clean_report() }))
+                        .expect("json");
+                    let request = signed_request(
+                        &client,
+                        &base,
+                        "/api/v1/device/health",
+                        &device_id,
+                        &key,
+                        report,
+                    );
+                    matches!(request.send().await, Ok(res) if res.status() == reqwest::StatusCode::CREATED)
+                }
+            },
+        )
+        .await;
+    }
+    if only("device") {
+        let client = client.clone();
+        let base = base.clone();
         run_scenario(
             "signed device requests (POST self)",
             seconds,

@@ -34,16 +34,20 @@ use infra::stores::Stores;
 use repository::api_keys::SqlApiKeyRepository;
 use repository::audit::SqlAuditRepository;
 use repository::devices::SqlDeviceRepository;
+use repository::health::SqlHealthRepository;
 use repository::merchants::SqlMerchantRepository;
 use repository::releases::SqlReleaseRepository;
 use repository::sessions::SqlSessionRepository;
+use repository::threats::SqlThreatRepository;
 use repository::users::SqlUserRepository;
 use service::api_keys::ApiKeyService;
 use service::audit::AuditService;
 use service::auth::{AuthService, AuthSettings};
 use service::devices::{DevicePolicy, DeviceService};
+use service::health::{HealthService, PolicyStore};
 use service::merchants::MerchantService;
 use service::releases::{ReleaseService, ReleaseSettings};
+use service::threats::ThreatService;
 use service::users::UserService;
 
 /// Connects everything, creates the first admin if needed, and builds the state.
@@ -115,6 +119,29 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
             )),
         ),
     );
+    let health_repo = Arc::new(SqlHealthRepository::new(pool.clone()));
+    let policies = Arc::new(PolicyStore::new(health_repo.clone(), audit.clone()));
+    policies
+        .ensure_default()
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot create the default security policy: {error:?}"))?;
+    devices.set_events(stores.events.clone());
+    let threats = Arc::new(ThreatService::new(
+        Arc::new(SqlThreatRepository::new(pool.clone())),
+        policies.clone(),
+        devices.clone(),
+        audit.clone(),
+        stores.events.clone(),
+    ));
+    let health = Arc::new(HealthService::new(
+        health_repo,
+        policies,
+        threats.clone(),
+        stores.once.clone(),
+        &jwt_secret,
+    ));
+    devices.set_health_gate(health.clone());
+    tokio::spawn(health.clone().run_heartbeat_sweeps());
     if config.allow_software_attestation {
         tracing::warn!("software attestation is ALLOWED: test and development deployments only");
     }
@@ -147,6 +174,8 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
             metrics_token: config.metrics_token.clone(),
         }),
         releases,
+        health,
+        threats,
     })
 }
 

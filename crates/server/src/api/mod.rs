@@ -7,11 +7,13 @@ pub mod auth;
 pub mod devices;
 pub mod extract;
 pub mod health;
+pub mod health_reports;
 pub mod merchants;
 pub mod paging;
 pub mod releases;
 pub mod state;
 pub mod terminal_software;
+pub mod threats;
 pub mod users;
 
 use std::time::Duration;
@@ -50,6 +52,8 @@ use state::AppState;
         (name = "device", description = "Calls signed by a device key"),
         (name = "ops", description = "Liveness, readiness, metrics"),
         (name = "releases", description = "Signed kernel and terminal-software releases"),
+        (name = "health", description = "Device health reports, security policy, fleet health"),
+        (name = "threats", description = "Threat events, incidents, statistics"),
     )
 )]
 struct ApiDoc;
@@ -152,6 +156,20 @@ pub fn openapi_router() -> OpenApiRouter<AppState> {
         .routes(routes!(terminal_software::outdated_devices))
         .routes(routes!(terminal_software::device_check_in))
         .routes(routes!(terminal_software::report_task_result))
+        .routes(routes!(health_reports::create_health_nonce))
+        .routes(routes!(health_reports::submit_health_report))
+        .routes(routes!(
+            health_reports::get_security_policy,
+            health_reports::update_security_policy
+        ))
+        .routes(routes!(health_reports::list_security_policy_versions))
+        .routes(routes!(health_reports::device_health_history))
+        .routes(routes!(health_reports::fleet_health_stats))
+        .routes(routes!(health_reports::sweep_heartbeats))
+        .routes(routes!(threats::list_threats))
+        .routes(routes!(threats::threat_stats))
+        .routes(routes!(threats::get_threat))
+        .routes(routes!(threats::update_threat_state))
 }
 
 /// The OpenAPI document alone (for `cargo xtask codegen` and tests).

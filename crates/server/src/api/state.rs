@@ -10,8 +10,10 @@ use crate::service::api_keys::ApiKeyService;
 use crate::service::audit::AuditService;
 use crate::service::auth::AuthService;
 use crate::service::devices::DeviceService;
+use crate::service::health::HealthService;
 use crate::service::merchants::MerchantService;
 use crate::service::releases::ReleaseService;
+use crate::service::threats::ThreatService;
 use crate::service::users::UserService;
 
 /// HTTP-level settings the handlers need.
@@ -50,4 +52,8 @@ pub struct AppState {
     pub settings: Arc<HttpSettings>,
     /// Kernel and terminal-software releases.
     pub releases: Arc<ReleaseService>,
+    /// Health reports and the security policy.
+    pub health: Arc<HealthService>,
+    /// Threat events and incidents.
+    pub threats: Arc<ThreatService>,
 }

@@ -72,6 +72,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0003_attestation.sql"),
     ),
     (
+        4,
+        "health reports, security policies, threat events",
+        include_str!("../../migrations/sqlite/0004_health_threats.sql"),
+        include_str!("../../migrations/postgres/0004_health_threats.sql"),
+    ),
+    (
         8,
         "releases",
         include_str!("../../migrations/sqlite/0008_releases.sql"),

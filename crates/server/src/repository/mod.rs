@@ -6,9 +6,11 @@ pub mod api_keys;
 pub mod attestations;
 pub mod audit;
 pub mod devices;
+pub mod health;
 pub mod merchants;
 pub mod releases;
 pub mod sessions;
+pub mod threats;
 pub mod users;
 
 use crate::error::AppError;

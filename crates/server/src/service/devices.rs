@@ -4,7 +4,7 @@
 //! Identity is the device's P-256 key: registering twice with one key is refused, and IMEI
 //! or serial never select a device.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use base64::Engine;
@@ -22,10 +22,11 @@ use crate::domain::{
 };
 use crate::error::{AppError, AppResult, FieldError};
 use crate::infra::keys::{SecretBytes, random_bytes};
-use crate::infra::stores::{OnceStore, RateLimiter};
+use crate::infra::stores::{Event, EventBus, OnceStore, RateLimiter};
 use crate::repository::attestations::AttestationRepository;
 use crate::repository::devices::{DeviceFilter, DeviceRepository, StateTransition};
 use crate::repository::merchants::MerchantRepository;
+use crate::service::ports::{EVENT_DEVICE_STATE_CHANGED, HealthGate};
 
 /// How long a registration challenge is valid.
 pub const CHALLENGE_TTL: Duration = Duration::from_secs(300);
@@ -142,6 +143,10 @@ pub struct DeviceService {
     policy: DevicePolicy,
     android: Option<Arc<AndroidKeyVerifier>>,
     attestations: Option<Arc<dyn AttestationRepository>>,
+    /// Late-bound: health is built after devices (threats need devices, health needs threats).
+    health_gate: OnceLock<Arc<dyn HealthGate>>,
+    /// Late-bound live-event bus for lifecycle transitions.
+    events: OnceLock<Arc<dyn EventBus>>,
 }
 
 impl std::fmt::Debug for DeviceService {
@@ -179,6 +184,8 @@ impl DeviceService {
             policy,
             android: None,
             attestations: None,
+            health_gate: OnceLock::new(),
+            events: OnceLock::new(),
         }
     }
 
@@ -202,6 +209,75 @@ impl DeviceService {
         match &self.attestations {
             Some(repo) => repo.latest(id).await,
             None => Ok(None),
+        }
+    }
+
+    /// Wires the health gate that resume from `SUSPENDED` asks. Until it is set, resume is
+    /// refused (fail closed). A second call is ignored.
+    pub fn set_health_gate(&self, gate: Arc<dyn HealthGate>) {
+        let _ = self.health_gate.set(gate);
+    }
+
+    /// Wires the bus that lifecycle transitions are published on. A second call is ignored.
+    pub fn set_events(&self, events: Arc<dyn EventBus>) {
+        let _ = self.events.set(events);
+    }
+
+    async fn publish_state_change(
+        &self,
+        device: DeviceId,
+        (from, to): (Option<DeviceState>, DeviceState),
+        action: &str,
+        actor: &str,
+        reason: Option<&str>,
+        at: UnixMillis,
+    ) {
+        let Some(events) = self.events.get() else {
+            return;
+        };
+        let event = Event {
+            kind: EVENT_DEVICE_STATE_CHANGED.to_owned(),
+            payload: serde_json::json!({
+                "id": uuid::Uuid::new_v4(),
+                "device_id": device.0,
+                "from": from.map(DeviceState::as_str),
+                "to": to.as_str(),
+                "action": action,
+                "actor": actor,
+                "reason": reason,
+                "at": at,
+            }),
+        };
+        // The transition is committed and audited; a lost live notification must not undo it.
+        if let Err(error) = events.publish(&event).await {
+            tracing::warn!(?error, "device state event not published");
+        }
+    }
+
+    /// Resume needs a passing health report received after the device was suspended and
+    /// still within the policy's maximum age.
+    async fn check_resume(&self, device: &Device) -> AppResult<()> {
+        let refused = |message| AppError::Conflict {
+            code: "resume_requires_health_check",
+            message,
+        };
+        let Some(gate) = self.health_gate.get() else {
+            return Err(refused("no health gate is configured"));
+        };
+        match gate.fresh_passing_verdict(device.id).await? {
+            Ok(verdict) if verdict.received_at > device.updated_at => Ok(()),
+            Ok(_) => Err(refused(
+                "the latest passing health check predates the suspension; send a fresh one",
+            )),
+            Err(crate::service::ports::HealthRefusal::NoHealthCheck) => {
+                Err(refused("the device never sent a valid health check"))
+            }
+            Err(crate::service::ports::HealthRefusal::HealthCheckFailed) => {
+                Err(refused("the latest health check failed the policy"))
+            }
+            Err(crate::service::ports::HealthRefusal::HealthCheckStale) => Err(refused(
+                "the latest health check is older than the policy allows",
+            )),
         }
     }
 
@@ -388,6 +464,15 @@ impl DeviceService {
         }
         metrics::counter!("device_registrations_total", "format" => device.attestation_format.clone())
             .increment(1);
+        self.publish_state_change(
+            device.id,
+            (None, device.state),
+            "register",
+            &actor,
+            None,
+            device.created_at,
+        )
+        .await;
         self.audit
             .append(NewAuditRecord {
                 actor,
@@ -428,6 +513,10 @@ impl DeviceService {
                 message: "this action is not allowed in the device's current state",
             });
         };
+        if action == DeviceAction::Resume {
+            self.check_resume(&device).await?;
+        }
+        let at = now_millis();
         let applied = self
             .devices
             .transition(&StateTransition {
@@ -438,7 +527,7 @@ impl DeviceService {
                 actor: actor.to_owned(),
                 reason: reason.clone(),
                 request_id: ctx.request_id.clone(),
-                at: now_millis(),
+                at,
             })
             .await?;
         if !applied {
@@ -456,11 +545,23 @@ impl DeviceService {
                     "{} -> {}{}",
                     device.state.as_str(),
                     to.as_str(),
-                    reason.map(|r| format!(": {r}")).unwrap_or_default()
+                    reason
+                        .as_ref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
                 )),
                 request_id: ctx.request_id.clone(),
             })
             .await?;
+        self.publish_state_change(
+            id,
+            (Some(device.state), to),
+            action.as_str(),
+            actor,
+            reason.as_deref(),
+            at,
+        )
+        .await;
         self.get(id).await
     }
 

@@ -13,9 +13,11 @@ mod auth;
 mod authz;
 mod bad_input;
 mod devices;
+mod health;
 mod merchants;
 mod ops;
 mod releases;
+mod threats;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
