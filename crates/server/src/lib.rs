@@ -36,12 +36,18 @@ use repository::audit::SqlAuditRepository;
 use repository::devices::SqlDeviceRepository;
 use repository::merchants::SqlMerchantRepository;
 use repository::sessions::SqlSessionRepository;
+use repository::tokens::SqlTokenRepository;
 use repository::users::SqlUserRepository;
+use repository::webhooks::SqlWebhookRepository;
 use service::api_keys::ApiKeyService;
 use service::audit::AuditService;
 use service::auth::{AuthService, AuthSettings};
 use service::devices::{DevicePolicy, DeviceService};
+use service::events::EventsService;
+use service::events::webhooks::{WebhookService, WebhookSettings};
 use service::merchants::MerchantService;
+use service::tokens::pending::PendingPorts;
+use service::tokens::{TokenPorts, TokenService, TokenSettings};
 use service::users::UserService;
 
 /// Connects everything, creates the first admin if needed, and builds the state.
@@ -109,6 +115,43 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
         tracing::warn!("software attestation is ALLOWED: test and development deployments only");
     }
     let secure_cookies = config.tls_cert.is_some() || config.tls_self_signed;
+    // Until the health, threat and key services exist these ports fail closed (see
+    // `service::tokens::pending`); replace with the real services when they land.
+    let pending = Arc::new(PendingPorts::new(audit.clone()));
+    let token_ports = TokenPorts {
+        health: pending.clone(),
+        threats: pending.clone(),
+        keys: pending,
+    };
+    let tokens = Arc::new(TokenService::new(
+        Arc::new(SqlTokenRepository::new(pool.clone())),
+        Arc::new(SqlDeviceRepository::new(pool.clone())),
+        token_ports,
+        stores.once.clone(),
+        audit.clone(),
+        jwt_secret.expose(),
+        TokenSettings {
+            ttl: Duration::from_secs(config.token_ttl_secs),
+        },
+    ));
+    let events = Arc::new(EventsService::new(
+        stores.events.clone(),
+        stores.once.clone(),
+        jwt_secret.expose(),
+    ));
+    let webhooks = Arc::new(WebhookService::new(
+        Arc::new(SqlWebhookRepository::new(pool.clone())),
+        stores.once.clone(),
+        audit.clone(),
+        jwt_secret.expose(),
+        WebhookSettings {
+            max_attempts: config.webhook_max_attempts,
+            base_delay: Duration::from_millis(config.webhook_retry_base_ms),
+            max_delay: Duration::from_millis(config.webhook_retry_max_ms),
+            timeout: Duration::from_secs(config.webhook_timeout_secs),
+        },
+    )?);
+    webhooks.spawn_dispatcher(&stores.events);
     Ok(AppState {
         users: Arc::new(UserService::new(users, audit.clone())),
         api_keys: Arc::new(ApiKeyService::new(api_key_repo, audit.clone())),
@@ -124,6 +167,9 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
             secure_cookies,
             metrics_token: config.metrics_token.clone(),
         }),
+        tokens,
+        events,
+        webhooks,
     })
 }
 

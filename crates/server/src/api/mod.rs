@@ -5,11 +5,14 @@ pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod devices;
+pub mod events;
 pub mod extract;
 pub mod health;
 pub mod merchants;
 pub mod state;
+pub mod tokens;
 pub mod users;
+pub mod webhooks;
 
 use std::time::Duration;
 
@@ -46,6 +49,9 @@ use state::AppState;
         (name = "devices", description = "Device onboarding and lifecycle"),
         (name = "device", description = "Calls signed by a device key"),
         (name = "ops", description = "Liveness, readiness, metrics"),
+        (name = "tokens", description = "Transaction Tokens, their keys and JWKS"),
+        (name = "events", description = "Live threat and device-state events"),
+        (name = "webhooks", description = "Outbound webhooks and their delivery log"),
     )
 )]
 struct ApiDoc;
@@ -123,6 +129,15 @@ pub fn openapi_router() -> OpenApiRouter<AppState> {
         .routes(routes!(devices::resume_device))
         .routes(routes!(devices::revoke_device))
         .routes(routes!(devices::device_self))
+        .routes(routes!(tokens::issue_token))
+        .routes(routes!(tokens::jwks))
+        .routes(routes!(tokens::rotate_keys))
+        .routes(routes!(tokens::introspect_token))
+        .routes(routes!(events::create_ticket))
+        .routes(routes!(events::stream_events))
+        .routes(routes!(webhooks::create_webhook, webhooks::list_webhooks))
+        .routes(routes!(webhooks::delete_webhook))
+        .routes(routes!(webhooks::list_deliveries))
 }
 
 /// The OpenAPI document alone (for `cargo xtask codegen` and tests).

@@ -10,7 +10,10 @@ use crate::service::api_keys::ApiKeyService;
 use crate::service::audit::AuditService;
 use crate::service::auth::AuthService;
 use crate::service::devices::DeviceService;
+use crate::service::events::EventsService;
+use crate::service::events::webhooks::WebhookService;
 use crate::service::merchants::MerchantService;
+use crate::service::tokens::TokenService;
 use crate::service::users::UserService;
 
 /// HTTP-level settings the handlers need.
@@ -47,4 +50,10 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// HTTP settings.
     pub settings: Arc<HttpSettings>,
+    /// Transaction Tokens.
+    pub tokens: Arc<TokenService>,
+    /// Live event stream and tickets.
+    pub events: Arc<EventsService>,
+    /// Outbound webhooks.
+    pub webhooks: Arc<WebhookService>,
 }

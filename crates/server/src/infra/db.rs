@@ -65,6 +65,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0002_devices.sql"),
         include_str!("../../migrations/postgres/0002_devices.sql"),
     ),
+    (
+        5,
+        "tokens and events",
+        include_str!("../../migrations/sqlite/0005_tokens_events.sql"),
+        include_str!("../../migrations/postgres/0005_tokens_events.sql"),
+    ),
 ];
 
 fn migrator(backend: Backend) -> Migrator {

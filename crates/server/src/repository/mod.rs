@@ -7,7 +7,9 @@ pub mod audit;
 pub mod devices;
 pub mod merchants;
 pub mod sessions;
+pub mod tokens;
 pub mod users;
+pub mod webhooks;
 
 use crate::error::AppError;
 

@@ -5,8 +5,10 @@ pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod devices;
+pub mod events;
 pub mod merchants;
 pub mod ports;
+pub mod tokens;
 pub mod users;
 
 /// Facts about the request that services record (audit) or use (throttling).

@@ -23,6 +23,8 @@ const PUBLIC: &[(&str, &str)] = &[
     // Onboarding: the attestation evidence over a single-use challenge is the credential.
     ("post", "/api/v1/devices/challenge"),
     ("post", "/api/v1/devices/register"),
+    // Public keys that verify Transaction Tokens.
+    ("get", "/api/v1/.well-known/jwks.json"),
 ];
 
 const ROLES: &[&str] = &["admin", "security_officer", "operator", "auditor"];
