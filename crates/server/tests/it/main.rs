@@ -12,8 +12,10 @@ mod auth;
 mod authz;
 mod bad_input;
 mod devices;
+mod events;
 mod merchants;
 mod ops;
+mod tokens;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
