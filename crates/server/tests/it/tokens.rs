@@ -557,6 +557,12 @@ async fn forged_expired_and_foreign_tokens_are_refused(app: TestApp) {
         "device_not_active"
     );
     assert_eq!(code(inst.tokens.issue(id).await), "device_not_active");
+    set_state(&inst.pool, &device, "REVOKED").await;
+    assert_eq!(
+        code(inst.tokens.consume(&issued.token, id, &ctx).await),
+        "device_not_active"
+    );
+    // Test setup only: back to ACTIVE to show the refusals above did not spend the token.
     set_state(&inst.pool, &device, "ACTIVE").await;
     // None of the refusals spent it.
     inst.tokens.consume(&issued.token, id, &ctx).await.unwrap();
