@@ -17,6 +17,10 @@
 //! `TokenService` in this process over the server's own database (and Redis), with the
 //! health, threat and key ports answered by the benchmark harness below (always healthy,
 //! never blocked, no key set); the device is made ACTIVE by SQL in setup.
+//! Measured 2026-11-26 on the shared 2-core build machine (load average about 12 from
+//! other builds, so figures are pessimistic), 10 s, concurrency 16: SQLite + in-process
+//! stores 428 issue+consume/s, p50 5.6 ms, p99 666 ms (SQLite write lock); PostgreSQL +
+//! Redis 297/s, p50 44 ms, p99 175 ms.
 //! Traffic goes to 127.0.0.1 only, bounded in time.
 
 use std::io::{BufRead, BufReader};
