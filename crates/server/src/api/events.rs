@@ -69,7 +69,25 @@ pub struct StreamQuery {
 pub struct EventViewer {
     /// The caller.
     pub principal: Principal,
+    /// The access token it authenticated with, re-checked while the stream is open.
+    access_token: String,
 }
+
+fn bearer(parts: &Parts) -> Option<String> {
+    let value = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(|token| token.trim().to_owned())
+}
+
+/// How often an open stream re-checks its access token (session revoked, user disabled,
+/// token expired): the stream lives no longer than the credential that opened it.
+pub const STREAM_RECHECK: Duration = Duration::from_secs(5);
 
 impl<S> FromRequestParts<S> for EventViewer
 where
@@ -84,8 +102,11 @@ where
             .and_then(|Query(query)| query.ticket);
         let Some(ticket) = ticket else {
             let auth = Authorized::<AnyStaff>::from_request_parts(parts, state).await?;
+            // `Authorized` accepted a bearer token (API keys have no scope here).
+            let access_token = bearer(parts).ok_or(AppError::Unauthorized)?;
             return Ok(Self {
                 principal: auth.principal,
+                access_token,
             });
         };
         let app = AppState::from_ref(state);
@@ -96,14 +117,18 @@ where
         if !allowed {
             return Err(AppError::Forbidden);
         }
-        Ok(Self { principal })
+        Ok(Self {
+            principal,
+            access_token: token,
+        })
     }
 }
 
 /// Live `threat.*` and `device.state_changed` events from every instance, as server-sent
 /// events (`event:` the kind, `data:` its JSON payload), with keep-alive comments every
 /// 15 s. At most once: no ids, no replay on reconnect (`Last-Event-ID` is ignored).
-/// Authenticate with `Authorization: Bearer` or `?ticket=`.
+/// Authenticate with `Authorization: Bearer` or `?ticket=`; the stream ends when that
+/// access token stops being valid (logout, expiry, disabled user): open a new one.
 #[utoipa::path(get, path = "/api/v1/events/stream", tag = "events",
     params(StreamQuery),
     security(("bearer" = ["admin", "security_officer", "operator", "auditor"])),
@@ -118,20 +143,31 @@ pub async fn stream_events(
     // Subscribed before the response head is sent: anything published after the client
     // saw the 200 reaches it.
     let receiver = state.events.subscribe();
-    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+    let mut recheck = tokio::time::interval(STREAM_RECHECK);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let watch = (receiver, recheck, state.auth.clone(), viewer.access_token);
+    let stream = futures_util::stream::unfold(watch, |mut watch| async move {
         loop {
-            match receiver.recv().await {
-                Ok(event) if is_live_kind(&event.kind) => {
-                    let sse = SseEvent::default()
-                        .event(event.kind.clone())
-                        .data(event.payload.to_string());
-                    return Some((Ok(sse), receiver));
+            let (receiver, recheck, auth, token) = &mut watch;
+            tokio::select! {
+                received = receiver.recv() => match received {
+                    Ok(event) if is_live_kind(&event.kind) => {
+                        let sse = SseEvent::default()
+                            .event(event.kind.clone())
+                            .data(event.payload.to_string());
+                        return Some((Ok(sse), watch));
+                    }
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "event stream subscriber lagged; events skipped");
+                    }
+                    Err(RecvError::Closed) => return None,
+                },
+                _ = recheck.tick() => {
+                    if auth.authenticate_access(token).await.is_err() {
+                        return None;
+                    }
                 }
-                Ok(_) => {}
-                Err(RecvError::Lagged(missed)) => {
-                    tracing::warn!(missed, "event stream subscriber lagged; events skipped");
-                }
-                Err(RecvError::Closed) => return None,
             }
         }
     });

@@ -150,6 +150,22 @@ async fn stream_on_one_instance_sees_events_of_another_postgres_redis() {
     .await;
     let mut buf = String::new();
     assert_eq!(next_event(&mut direct, &mut buf).await.0, "threat.updated");
+
+    // Logging out ends both streams opened with that session (re-checked every 5 s).
+    let res = first
+        .req(Method::POST, "/api/v1/auth/logout")
+        .bearer_auth(&auditor)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    for open in [&mut stream, &mut direct] {
+        let ended = tokio::time::timeout(Duration::from_secs(12), async {
+            while let Some(_chunk) = open.chunk().await.expect("stream error") {}
+        })
+        .await;
+        assert!(ended.is_ok(), "stream still open after logout");
+    }
 }
 
 /// A local endpoint that checks each delivery's signature and fails the first ones.

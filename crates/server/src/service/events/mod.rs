@@ -15,7 +15,9 @@
 //! AES-256-GCM under a key derived from the server secret, with an expiry (60 s) and a
 //! nonce; it is single use across instances (`OnceStore` on the nonce), unreadable to
 //! whoever sees the URL in a log, and redeeming it re-runs the full access-token check
-//! (session live, user enabled, role), so logging out also kills unused tickets.
+//! (session live, user enabled, role), so logging out also kills unused tickets. An open
+//! stream re-checks its access token every 5 s and ends when it is no longer valid
+//! (logout, expiry, disabled user), so a stream never outlives its credential.
 
 pub mod webhooks;
 
