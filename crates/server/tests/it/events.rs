@@ -425,3 +425,50 @@ async fn webhook_gives_up_after_the_cap_postgres_redis() {
         "no attempt beyond the cap"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_retries_stop_when_the_endpoint_is_deleted_postgres_redis() {
+    let env = [
+        ("WEBHOOK_RETRY_BASE_MS", "1500"),
+        ("WEBHOOK_MAX_ATTEMPTS", "5"),
+    ];
+    let Some(app) = TestApp::spawn(Backend::Postgres, &env).await else {
+        return;
+    };
+    let admin = app.admin_token().await;
+    let receiver = Receiver {
+        fail_first: usize::MAX,
+        ..Receiver::default()
+    };
+    let url = start_receiver(receiver.clone()).await;
+    let created: Value = app
+        .req(Method::POST, "/api/v1/webhooks")
+        .bearer_auth(&admin)
+        .json(&json!({ "url": url, "event_kinds": ["threat.recorded"] }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    *receiver.secret.lock().unwrap() = created["secret"].as_str().map(str::to_owned);
+    publish(&app, "threat.recorded", json!({ "threat_id": "t-del" })).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while receiver.hits.lock().unwrap().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "never attempted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let res = app
+        .req(
+            Method::DELETE,
+            &format!("/api/v1/webhooks/{}", created["id"].as_str().unwrap()),
+        )
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    // The retry would have come 1.5 s after the first attempt.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(receiver.hits.lock().unwrap().len(), 1);
+}

@@ -14,7 +14,9 @@
 //! Retries: up to `max_attempts`, waiting `base_delay · 2^(n-1)` capped at `max_delay`
 //! between attempts; 2xx is success, anything else (status, timeout, refused connection)
 //! is retried. Each attempt is logged (attempt, outcome, status, latency, error). Redirects
-//! are not followed. URLs: `http`/`https` only, no credentials in the URL.
+//! are not followed; a deleted endpoint gets no further retry. Pending retries live in the
+//! instance that claimed the pair: if it stops, they are lost (the claim holds for a day),
+//! so delivery is at most once per (event, endpoint) with retries, not guaranteed. URLs: `http`/`https` only, no credentials in the URL.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -312,6 +314,10 @@ impl WebhookService {
         .to_string();
         let max_attempts = self.settings.max_attempts.max(1);
         for attempt in 1..=max_attempts {
+            // An endpoint deleted while its retries wait gets no further attempt.
+            if attempt > 1 && !matches!(self.repo.endpoint_exists(endpoint.id).await, Ok(true)) {
+                return;
+            }
             let t = now_millis() / 1000;
             let started = Instant::now();
             let result = self
