@@ -5,12 +5,25 @@
 //! cargo build --release -p server --bin softpos-server --example load
 //! target/release/examples/load                     # SQLite + in-process stores
 //! target/release/examples/load --postgres-redis    # PostgreSQL + Redis on 127.0.0.1
+//! target/release/examples/load --tokens [--postgres-redis]   # Transaction Tokens
 //! ```
 //!
 //! Options: `--seconds N` (default 10) per scenario, `--concurrency N` (default 16),
 //! `--only admin|device|health` to run one scenario. The `health` scenario measures health
 //! reports ingested per second: each operation fetches a health nonce and submits a signed
 //! report with it (two signed requests, scored and stored), so req/s there is reports/s.
+//!
+//! `--tokens` measures Transaction Tokens issued + consumed per second (one operation =
+//! issue, then consume, each a signed JWS, a database write and, for consumption, the
+//! `OnceStore` claim plus the conditional UPDATE). Issuance needs a passing health verdict
+//! and the health service is not part of this server yet, so the scenario drives a
+//! `TokenService` in this process over the server's own database (and Redis), with the
+//! health, threat and key ports answered by the benchmark harness below (always healthy,
+//! never blocked, no key set); the device is made ACTIVE by SQL in setup.
+//! Measured 2026-11-26 on the shared 2-core build machine (load average about 12 from
+//! other builds, so figures are pessimistic), 10 s, concurrency 16: SQLite + in-process
+//! stores 428 issue+consume/s, p50 5.6 ms, p99 666 ms (SQLite write lock); PostgreSQL +
+//! Redis 297/s, p50 44 ms, p99 175 ms.
 //! Traffic goes to 127.0.0.1 only, bounded in time.
 
 use std::io::{BufRead, BufReader};
@@ -25,6 +38,157 @@ use serde_json::{Value, json};
 use sha2::Digest;
 
 const ADMIN_PASSWORD: &str = "benchmark-admin-password";
+
+/// Benchmark harness for the token service's ports: every device healthy (score 90), no
+/// threat, no key set. Measures the token path alone.
+mod harness {
+    use async_trait::async_trait;
+    use server::domain::{DeviceId, now_millis};
+    use server::error::{AppError, AppResult};
+    use server::service::RequestContext;
+    use server::service::ports::{
+        BlockingThreat, DeviceKeys, DukptHost, HealthGate, HealthRefusal, HealthVerdict,
+        KeySetInfo, ThreatReporter, ThreatSignal, TransactionObservation, ZonePinKey,
+    };
+
+    #[derive(Debug)]
+    pub(crate) struct AlwaysHealthy;
+
+    #[async_trait]
+    impl HealthGate for AlwaysHealthy {
+        async fn fresh_passing_verdict(
+            &self,
+            device: DeviceId,
+        ) -> AppResult<Result<HealthVerdict, HealthRefusal>> {
+            Ok(Ok(HealthVerdict {
+                report_id: uuid::Uuid::new_v4(),
+                device_id: device,
+                score: 90,
+                passed: true,
+                failed_checks: vec![],
+                policy_version: 1,
+                received_at: now_millis(),
+                amount_ceiling_minor: None,
+            }))
+        }
+    }
+
+    #[async_trait]
+    impl ThreatReporter for AlwaysHealthy {
+        async fn report(&self, _signal: ThreatSignal, _ctx: &RequestContext) -> AppResult<()> {
+            Ok(())
+        }
+        async fn blocking_threat(&self, _device: DeviceId) -> AppResult<Option<BlockingThreat>> {
+            Ok(None)
+        }
+        async fn observe_transaction(
+            &self,
+            _observation: TransactionObservation,
+            _ctx: &RequestContext,
+        ) -> AppResult<()> {
+            Ok(())
+        }
+    }
+
+    #[async_trait]
+    impl DeviceKeys for AlwaysHealthy {
+        async fn active_key_set(&self, _device: DeviceId) -> AppResult<Option<KeySetInfo>> {
+            Ok(None)
+        }
+        async fn dukpt_host(&self, _key_set: uuid::Uuid) -> AppResult<DukptHost> {
+            Err(AppError::NotFound("key set"))
+        }
+        async fn zone_pin_key(&self, _processor: &str) -> AppResult<ZonePinKey> {
+            Err(AppError::NotFound("zone PIN key"))
+        }
+    }
+}
+
+/// Issue + consume per second through an in-process `TokenService` over the server's
+/// database and stores.
+async fn token_scenario(
+    database_url: &str,
+    redis: Option<(&str, &str)>,
+    device_id: &str,
+    seconds: u64,
+    concurrency: u64,
+) {
+    use server::infra::stores::{EventBus, MemoryStores, OnceStore, RedisStores};
+    use server::service::ports::TokenConsumer;
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(16)
+        .connect(database_url)
+        .await
+        .expect("database");
+    // Benchmark setup: the approve → keys → health flow is not in this server yet.
+    sqlx::query("UPDATE devices SET state = 'ACTIVE' WHERE id = $1")
+        .bind(device_id)
+        .execute(&pool)
+        .await
+        .expect("activate device");
+    let (once, bus): (Arc<dyn OnceStore>, Arc<dyn EventBus>) = match redis {
+        Some((url, prefix)) => {
+            let stores = Arc::new(RedisStores::connect(url, prefix).await.expect("Redis"));
+            (stores.clone(), stores)
+        }
+        None => {
+            let stores = Arc::new(MemoryStores::default());
+            (stores.clone(), stores)
+        }
+    };
+    let ports = Arc::new(harness::AlwaysHealthy);
+    let audit = Arc::new(server::service::audit::AuditService::new(
+        Arc::new(server::repository::audit::SqlAuditRepository::new(
+            pool.clone(),
+        )),
+        bus,
+    ));
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).expect("random");
+    let tokens = Arc::new(server::service::tokens::TokenService::new(
+        Arc::new(server::repository::tokens::SqlTokenRepository::new(
+            pool.clone(),
+        )),
+        Arc::new(server::repository::devices::SqlDeviceRepository::new(
+            pool.clone(),
+        )),
+        server::service::tokens::TokenPorts {
+            health: ports.clone(),
+            threats: ports.clone(),
+            keys: ports,
+        },
+        once,
+        audit,
+        &secret,
+        server::service::tokens::TokenSettings {
+            ttl: Duration::from_secs(300),
+        },
+    ));
+    let device = server::domain::DeviceId(device_id.parse().expect("device id"));
+    run_scenario(
+        "tokens issued + consumed",
+        seconds,
+        concurrency,
+        move |_| {
+            let tokens = tokens.clone();
+            async move {
+                let Ok(issued) = tokens.issue(device).await else {
+                    return false;
+                };
+                tokens
+                    .consume(
+                        &issued.token,
+                        device,
+                        &server::service::RequestContext::default(),
+                    )
+                    .await
+                    .is_ok()
+            }
+        },
+    )
+    .await;
+}
 
 fn arg_value(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
@@ -150,6 +314,7 @@ async fn main() {
     let seconds = arg_value("--seconds", 10);
     let concurrency = arg_value("--concurrency", 16);
     let shared = std::env::args().any(|a| a == "--postgres-redis");
+    let tokens_mode = std::env::args().any(|a| a == "--tokens");
     let server = std::env::current_exe()
         .expect("exe")
         .parent()
@@ -168,6 +333,8 @@ async fn main() {
         .env("DATABASE_MAX_CONNECTIONS", "16")
         .stdout(Stdio::piped());
     let mut pg_database = None;
+    let mut database_url = format!("sqlite://{}/softpos.db?mode=rwc", dir.path().display());
+    let mut redis_prefix = None;
     if shared {
         sqlx::any::install_default_drivers();
         let name = format!("softpos_bench_{}", uuid::Uuid::new_v4().simple());
@@ -178,6 +345,8 @@ async fn main() {
             .execute(&admin)
             .await
             .expect("create database");
+        database_url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+        redis_prefix = Some(format!("{name}:"));
         command
             .env(
                 "DATABASE_URL",
@@ -295,7 +464,19 @@ async fn main() {
         .expect("json");
     let device_id = device["id"].as_str().expect("device id").to_owned();
 
-    if only("admin") {
+    if tokens_mode {
+        token_scenario(
+            &database_url,
+            redis_prefix
+                .as_deref()
+                .map(|prefix| ("redis://127.0.0.1:6379", prefix)),
+            &device_id,
+            seconds,
+            concurrency,
+        )
+        .await;
+    }
+    if !tokens_mode && only("admin") {
         let client = client.clone();
         let base = base.clone();
         let token = token.clone();
@@ -313,7 +494,7 @@ async fn main() {
         .await;
     }
     let key = Arc::new(key);
-    if only("health") {
+    if !tokens_mode && only("health") {
         let client = client.clone();
         let base = base.clone();
         let key = key.clone();
@@ -361,7 +542,7 @@ async fn main() {
         )
         .await;
     }
-    if only("device") {
+    if !tokens_mode && only("device") {
         let client = client.clone();
         let base = base.clone();
         run_scenario(

@@ -197,6 +197,25 @@ pub struct Config {
     /// Largest kernel upload in bytes (a per-route limit above `MAX_BODY_BYTES`).
     #[arg(long, env = "RELEASE_MAX_UPLOAD_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub release_max_upload_bytes: usize,
+    /// Lifetime of a Transaction Token in seconds.
+    #[arg(long, env = "TOKEN_TTL_SECS", default_value_t = 300)]
+    pub token_ttl_secs: u64,
+
+    /// Delivery attempts per webhook event and endpoint.
+    #[arg(long, env = "WEBHOOK_MAX_ATTEMPTS", default_value_t = 6)]
+    pub webhook_max_attempts: u32,
+
+    /// Wait before the second webhook attempt, in milliseconds; doubles per attempt.
+    #[arg(long, env = "WEBHOOK_RETRY_BASE_MS", default_value_t = 1000)]
+    pub webhook_retry_base_ms: u64,
+
+    /// Longest wait between webhook attempts, in milliseconds.
+    #[arg(long, env = "WEBHOOK_RETRY_MAX_MS", default_value_t = 300_000)]
+    pub webhook_retry_max_ms: u64,
+
+    /// Per-attempt webhook timeout in seconds.
+    #[arg(long, env = "WEBHOOK_TIMEOUT_SECS", default_value_t = 10)]
+    pub webhook_timeout_secs: u64,
 }
 
 impl Config {
@@ -284,6 +303,18 @@ impl Config {
             || self.login_max_failures_per_addr == 0
         {
             bail!("login throttling settings must be positive");
+        }
+        if self.webhook_max_attempts == 0 || self.webhook_max_attempts > 20 {
+            bail!("WEBHOOK_MAX_ATTEMPTS must be between 1 and 20");
+        }
+        if self.webhook_timeout_secs == 0 || self.webhook_retry_max_ms < self.webhook_retry_base_ms
+        {
+            bail!(
+                "WEBHOOK_TIMEOUT_SECS must be positive and WEBHOOK_RETRY_MAX_MS at least WEBHOOK_RETRY_BASE_MS"
+            );
+        }
+        if self.token_ttl_secs == 0 || self.token_ttl_secs > 3600 {
+            bail!("TOKEN_TTL_SECS must be between 1 and 3600");
         }
         if self.max_body_bytes < 1024 {
             bail!("MAX_BODY_BYTES must be at least 1024");

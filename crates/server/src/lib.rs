@@ -39,15 +39,21 @@ use repository::merchants::SqlMerchantRepository;
 use repository::releases::SqlReleaseRepository;
 use repository::sessions::SqlSessionRepository;
 use repository::threats::SqlThreatRepository;
+use repository::tokens::SqlTokenRepository;
 use repository::users::SqlUserRepository;
+use repository::webhooks::SqlWebhookRepository;
 use service::api_keys::ApiKeyService;
 use service::audit::AuditService;
 use service::auth::{AuthService, AuthSettings};
 use service::devices::{DevicePolicy, DeviceService};
+use service::events::EventsService;
+use service::events::webhooks::{WebhookService, WebhookSettings};
 use service::health::{HealthService, PolicyStore};
 use service::merchants::MerchantService;
 use service::releases::{ReleaseService, ReleaseSettings};
 use service::threats::ThreatService;
+use service::tokens::pending::PendingPorts;
+use service::tokens::{TokenPorts, TokenService, TokenSettings};
 use service::users::UserService;
 
 /// Connects everything, creates the first admin if needed, and builds the state.
@@ -158,6 +164,42 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
             max_upload_bytes: config.release_max_upload_bytes,
         },
     ));
+    // Key sets come with the key service; until it is wired the key port answers "no key
+    // set" (see `service::tokens::pending`).
+    let token_ports = TokenPorts {
+        health: health.clone(),
+        threats: threats.clone(),
+        keys: Arc::new(PendingPorts::new(audit.clone())),
+    };
+    let tokens = Arc::new(TokenService::new(
+        Arc::new(SqlTokenRepository::new(pool.clone())),
+        Arc::new(SqlDeviceRepository::new(pool.clone())),
+        token_ports,
+        stores.once.clone(),
+        audit.clone(),
+        jwt_secret.expose(),
+        TokenSettings {
+            ttl: Duration::from_secs(config.token_ttl_secs),
+        },
+    ));
+    let events = Arc::new(EventsService::new(
+        stores.events.clone(),
+        stores.once.clone(),
+        jwt_secret.expose(),
+    ));
+    let webhooks = Arc::new(WebhookService::new(
+        Arc::new(SqlWebhookRepository::new(pool.clone())),
+        stores.once.clone(),
+        audit.clone(),
+        jwt_secret.expose(),
+        WebhookSettings {
+            max_attempts: config.webhook_max_attempts,
+            base_delay: Duration::from_millis(config.webhook_retry_base_ms),
+            max_delay: Duration::from_millis(config.webhook_retry_max_ms),
+            timeout: Duration::from_secs(config.webhook_timeout_secs),
+        },
+    )?);
+    webhooks.spawn_dispatcher(&stores.events);
     Ok(AppState {
         users: Arc::new(UserService::new(users, audit.clone())),
         api_keys: Arc::new(ApiKeyService::new(api_key_repo, audit.clone())),
@@ -176,6 +218,9 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
         releases,
         health,
         threats,
+        tokens,
+        events,
+        webhooks,
     })
 }
 

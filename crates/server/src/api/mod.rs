@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod devices;
+pub mod events;
 pub mod extract;
 pub mod health;
 pub mod health_reports;
@@ -14,7 +15,9 @@ pub mod releases;
 pub mod state;
 pub mod terminal_software;
 pub mod threats;
+pub mod tokens;
 pub mod users;
+pub mod webhooks;
 
 use std::time::Duration;
 
@@ -54,6 +57,9 @@ use state::AppState;
         (name = "releases", description = "Signed kernel and terminal-software releases"),
         (name = "health", description = "Device health reports, security policy, fleet health"),
         (name = "threats", description = "Threat events, incidents, statistics"),
+        (name = "tokens", description = "Transaction Tokens, their keys and JWKS"),
+        (name = "events", description = "Live threat and device-state events"),
+        (name = "webhooks", description = "Outbound webhooks and their delivery log"),
     )
 )]
 struct ApiDoc;
@@ -170,6 +176,15 @@ pub fn openapi_router() -> OpenApiRouter<AppState> {
         .routes(routes!(threats::threat_stats))
         .routes(routes!(threats::get_threat))
         .routes(routes!(threats::update_threat_state))
+        .routes(routes!(tokens::issue_token))
+        .routes(routes!(tokens::jwks))
+        .routes(routes!(tokens::rotate_keys))
+        .routes(routes!(tokens::introspect_token))
+        .routes(routes!(events::create_ticket))
+        .routes(routes!(events::stream_events))
+        .routes(routes!(webhooks::create_webhook, webhooks::list_webhooks))
+        .routes(routes!(webhooks::delete_webhook))
+        .routes(routes!(webhooks::list_deliveries))
 }
 
 /// The OpenAPI document alone (for `cargo xtask codegen` and tests).

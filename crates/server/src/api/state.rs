@@ -10,10 +10,13 @@ use crate::service::api_keys::ApiKeyService;
 use crate::service::audit::AuditService;
 use crate::service::auth::AuthService;
 use crate::service::devices::DeviceService;
+use crate::service::events::EventsService;
+use crate::service::events::webhooks::WebhookService;
 use crate::service::health::HealthService;
 use crate::service::merchants::MerchantService;
 use crate::service::releases::ReleaseService;
 use crate::service::threats::ThreatService;
+use crate::service::tokens::TokenService;
 use crate::service::users::UserService;
 
 /// HTTP-level settings the handlers need.
@@ -56,4 +59,10 @@ pub struct AppState {
     pub health: Arc<HealthService>,
     /// Threat events and incidents.
     pub threats: Arc<ThreatService>,
+    /// Transaction Tokens.
+    pub tokens: Arc<TokenService>,
+    /// Live event stream and tickets.
+    pub events: Arc<EventsService>,
+    /// Outbound webhooks.
+    pub webhooks: Arc<WebhookService>,
 }

@@ -78,6 +78,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0004_health_threats.sql"),
     ),
     (
+        5,
+        "tokens and live events",
+        include_str!("../../migrations/sqlite/0005_tokens_events.sql"),
+        include_str!("../../migrations/postgres/0005_tokens_events.sql"),
+    ),
+    (
         8,
         "releases",
         include_str!("../../migrations/sqlite/0008_releases.sql"),

@@ -11,7 +11,9 @@ pub mod merchants;
 pub mod releases;
 pub mod sessions;
 pub mod threats;
+pub mod tokens;
 pub mod users;
+pub mod webhooks;
 
 use crate::error::AppError;
 

@@ -6,11 +6,13 @@ pub mod attestation;
 pub mod audit;
 pub mod auth;
 pub mod devices;
+pub mod events;
 pub mod health;
 pub mod merchants;
 pub mod ports;
 pub mod releases;
 pub mod threats;
+pub mod tokens;
 pub mod users;
 
 /// Facts about the request that services record (audit) or use (throttling).

@@ -26,6 +26,8 @@ const PUBLIC: &[(&str, &str)] = &[
     // The web demo reads the current stable kernel (manifest, signature and .wasm) anonymously.
     ("get", "/api/v1/public/kernel"),
     ("get", "/api/v1/public/kernel/wasm"),
+    // Public keys that verify Transaction Tokens.
+    ("get", "/api/v1/.well-known/jwks.json"),
 ];
 
 const ROLES: &[&str] = &["admin", "security_officer", "operator", "auditor"];

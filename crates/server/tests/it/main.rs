@@ -13,11 +13,13 @@ mod auth;
 mod authz;
 mod bad_input;
 mod devices;
+mod events;
 mod health;
 mod merchants;
 mod ops;
 mod releases;
 mod threats;
+mod tokens;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
