@@ -34,6 +34,7 @@ use infra::stores::Stores;
 use repository::api_keys::SqlApiKeyRepository;
 use repository::audit::SqlAuditRepository;
 use repository::devices::SqlDeviceRepository;
+use repository::keys::SqlKeyRepository;
 use repository::merchants::SqlMerchantRepository;
 use repository::sessions::SqlSessionRepository;
 use repository::users::SqlUserRepository;
@@ -41,6 +42,8 @@ use service::api_keys::ApiKeyService;
 use service::audit::AuditService;
 use service::auth::{AuthService, AuthSettings};
 use service::devices::{DevicePolicy, DeviceService};
+use service::keys::KeyService;
+use service::keys::store::{MasterKeyring, SealedKeyStore};
 use service::merchants::MerchantService;
 use service::users::UserService;
 
@@ -108,12 +111,25 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
     if config.allow_software_attestation {
         tracing::warn!("software attestation is ALLOWED: test and development deployments only");
     }
+    let keyring = Arc::new(MasterKeyring::load(
+        config.master_key.as_deref(),
+        config.master_key_file.as_deref(),
+        &config.data_dir,
+    )?);
+    let key_repo = Arc::new(SqlKeyRepository::new(pool.clone()));
+    let keys = Arc::new(KeyService::new(
+        key_repo.clone(),
+        Arc::new(SealedKeyStore::new(keyring, key_repo)),
+        devices.clone(),
+        audit.clone(),
+    ));
     let secure_cookies = config.tls_cert.is_some() || config.tls_self_signed;
     Ok(AppState {
         users: Arc::new(UserService::new(users, audit.clone())),
         api_keys: Arc::new(ApiKeyService::new(api_key_repo, audit.clone())),
         merchants: Arc::new(MerchantService::new(merchant_repo, audit.clone())),
         devices,
+        keys,
         auth,
         audit,
         db,

@@ -7,6 +7,8 @@ pub mod auth;
 pub mod devices;
 pub mod extract;
 pub mod health;
+pub mod key_injection;
+pub mod keys;
 pub mod merchants;
 pub mod state;
 pub mod users;
@@ -46,6 +48,7 @@ use state::AppState;
         (name = "devices", description = "Device onboarding and lifecycle"),
         (name = "device", description = "Calls signed by a device key"),
         (name = "ops", description = "Liveness, readiness, metrics"),
+        (name = "keys", description = "Key custody: BDKs, zone PIN keys, dual control, key sets"),
     )
 )]
 struct ApiDoc;
@@ -123,6 +126,24 @@ pub fn openapi_router() -> OpenApiRouter<AppState> {
         .routes(routes!(devices::resume_device))
         .routes(routes!(devices::revoke_device))
         .routes(routes!(devices::device_self))
+        .routes(routes!(keys::list_keys))
+        .routes(routes!(keys::get_key))
+        .routes(routes!(keys::generate_key))
+        .routes(routes!(keys::import_tr31))
+        .routes(routes!(keys::activate_key))
+        .routes(routes!(keys::retire_key))
+        .routes(routes!(keys::open_ceremony))
+        .routes(routes!(keys::get_ceremony))
+        .routes(routes!(keys::submit_component))
+        .routes(routes!(keys::confirm_ceremony))
+        .routes(routes!(keys::rotate_master))
+        .routes(routes!(keys::list_profiles))
+        .routes(routes!(keys::update_profile))
+        .routes(routes!(keys::list_key_sets))
+        .routes(routes!(keys::rotate_key_set))
+        .routes(routes!(key_injection::request_keys))
+        .routes(routes!(key_injection::confirm_keys))
+        .routes(routes!(key_injection::activate))
 }
 
 /// The OpenAPI document alone (for `cargo xtask codegen` and tests).

@@ -10,6 +10,7 @@ use crate::service::api_keys::ApiKeyService;
 use crate::service::audit::AuditService;
 use crate::service::auth::AuthService;
 use crate::service::devices::DeviceService;
+use crate::service::keys::KeyService;
 use crate::service::merchants::MerchantService;
 use crate::service::users::UserService;
 
@@ -39,6 +40,8 @@ pub struct AppState {
     pub merchants: Arc<MerchantService>,
     /// Devices.
     pub devices: Arc<DeviceService>,
+    /// Key custody and injection (also the payment pipeline's `DeviceKeys`).
+    pub keys: Arc<KeyService>,
     /// Database (readiness).
     pub db: Database,
     /// Shared stores (readiness).

@@ -65,6 +65,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0002_devices.sql"),
         include_str!("../../migrations/postgres/0002_devices.sql"),
     ),
+    (
+        6,
+        "keys",
+        include_str!("../../migrations/sqlite/0006_keys.sql"),
+        include_str!("../../migrations/postgres/0006_keys.sql"),
+    ),
 ];
 
 fn migrator(backend: Backend) -> Migrator {

@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod devices;
+pub mod keys;
 pub mod merchants;
 pub mod ports;
 pub mod users;
