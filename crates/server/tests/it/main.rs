@@ -12,6 +12,7 @@ mod auth;
 mod authz;
 mod bad_input;
 mod devices;
+mod keys;
 mod merchants;
 mod ops;
 
