@@ -162,8 +162,10 @@ fn patterns(secret: &[u8]) -> Vec<Vec<u8>> {
     ]
 }
 
-/// Scans the SQLite file and its WAL (SQLite) or every key column (PostgreSQL) for `secrets`.
-async fn assert_nothing_secret_at_rest(app: &TestApp, secrets: &[&[u8]]) {
+/// Scans the SQLite file and its WAL (SQLite) and every key and audit column (both backends)
+/// for `secrets`. `control` is a stored, non-secret value (a KCV) that the scan must find, so
+/// the scan is shown to read the data it claims to.
+async fn assert_nothing_secret_at_rest(app: &TestApp, control: &str, secrets: &[&[u8]]) {
     let mut haystacks: Vec<Vec<u8>> = Vec::new();
     if let Some(path) = sqlite_path(app) {
         for suffix in ["", "-wal"] {
@@ -185,6 +187,25 @@ async fn assert_nothing_secret_at_rest(app: &TestApp, secrets: &[&[u8]]) {
         haystacks.push(rows.join("\n").into_bytes());
     }
     pool.close().await;
+    let found = |pattern: &[u8]| {
+        haystacks
+            .iter()
+            .any(|haystack| haystack.windows(pattern.len()).any(|w| w == pattern))
+    };
+    assert!(
+        found(control.as_bytes()),
+        "the scan does not see the stored data"
+    );
+    if sqlite_path(app).is_some() {
+        // The raw files alone (first haystacks) must show the control too.
+        let files = haystacks.len() - 4;
+        assert!(
+            haystacks[..files]
+                .iter()
+                .any(|h| h.windows(control.len()).any(|w| w == control.as_bytes())),
+            "the SQLite files do not show the stored data"
+        );
+    }
     for secret in secrets {
         for pattern in patterns(secret) {
             for haystack in &haystacks {
@@ -448,7 +469,7 @@ async fn dual_control_and_tr31_import(app: TestApp) {
         );
     }
 
-    assert_nothing_secret_at_rest(&app, &[&kek, &first, &second, &bdk_key]).await;
+    assert_nothing_secret_at_rest(&app, &kek_kcv, &[&kek, &first, &second, &bdk_key]).await;
 }
 
 /// The device side of an injection: unwraps the block with its ephemeral key.
@@ -798,7 +819,7 @@ async fn key_injection_end_to_end(app: TestApp) {
 
     let initial: &[u8] = initial_key.expose_secret();
     let ipek_bytes: &[u8] = ipek.expose_secret();
-    assert_nothing_secret_at_rest(&app, &[initial, ipek_bytes]).await;
+    assert_nothing_secret_at_rest(&app, &kcv_of(&ipek), &[initial, ipek_bytes]).await;
 }
 
 /// Master rotation re-wraps everything under the new version; afterwards the old master key
@@ -868,7 +889,12 @@ async fn master_key_rotation(app: TestApp) {
             .unwrap();
     pool.close().await;
     assert_eq!(action, 2);
-    assert_nothing_secret_at_rest(&app, &[before.key.expose_secret()]).await;
+    assert_nothing_secret_at_rest(
+        &app,
+        zpk["kcv"].as_str().unwrap(),
+        &[before.key.expose_secret()],
+    )
+    .await;
 }
 
 /// Keys listed and shown carry no material.
