@@ -145,3 +145,37 @@ pub async fn activate(
     let activation = state.keys.activate_device(signed.device.id, &ctx).await?;
     Ok(Json(activation.into()))
 }
+
+/// The device's key status.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyStatusResponse {
+    /// The active key set.
+    pub key_set_id: Uuid,
+    /// Its version.
+    pub version: i64,
+    /// DUKPT variant.
+    pub scheme: DukptScheme,
+    /// An administrator or the payment pipeline asked for a new key set: request one now.
+    pub rotation_due: bool,
+    /// Request a new key set once the transaction counter passes this.
+    pub rotate_after: i64,
+}
+
+/// The device's active key set and whether it must rotate.
+#[utoipa::path(post, path = "/api/v1/device/keys/status", tag = "device",
+    security(("device_signature" = [])),
+    responses((status = 200, body = KeyStatusResponse), (status = 401, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "`no_confirmed_key_set`")))]
+pub async fn key_status(
+    State(state): State<AppState>,
+    signed: SignedDevice,
+) -> Result<Json<KeyStatusResponse>, AppError> {
+    let (set, rotation_due, rotate_after) = state.keys.key_status(&signed.device).await?;
+    Ok(Json(KeyStatusResponse {
+        key_set_id: set.id,
+        version: set.version,
+        scheme: set.scheme,
+        rotation_due,
+        rotate_after,
+    }))
+}

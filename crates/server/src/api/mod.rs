@@ -144,6 +144,7 @@ pub fn openapi_router() -> OpenApiRouter<AppState> {
         .routes(routes!(key_injection::request_keys))
         .routes(routes!(key_injection::confirm_keys))
         .routes(routes!(key_injection::activate))
+        .routes(routes!(key_injection::key_status))
 }
 
 /// The OpenAPI document alone (for `cargo xtask codegen` and tests).

@@ -642,6 +642,34 @@ async fn key_injection_end_to_end(app: TestApp) {
         .await
         .unwrap();
     expect_error(res, StatusCode::CONFLICT, "key_set_not_issued").await;
+    let status = ok_json(
+        app.signed(&device, Method::POST, "/api/v1/device/keys/status", b"")
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(status["key_set_id"], key_set_id.to_string());
+    assert_eq!(status["rotation_due"], false);
+    assert_eq!(status["rotate_after"], 900_000);
+    let rotate = format!("/api/v1/devices/{}/key-sets/rotate", device.id);
+    let res = post(&app, &admin, &rotate, json!({ "reason": " " })).await;
+    expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    ok_json(
+        post(&app, &admin, &rotate, json!({ "reason": "policy" })).await,
+        StatusCode::OK,
+    )
+    .await;
+    let status = ok_json(
+        app.signed(&device, Method::POST, "/api/v1/device/keys/status", b"")
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(status["rotation_due"], true);
 
     // The server's DUKPT host and the device's originator agree on the PIN key.
     let info = keys
@@ -752,6 +780,20 @@ async fn key_injection_end_to_end(app: TestApp) {
             .unwrap()
             .pin_encryption_key()
     );
+    // The payment pipeline's counter check flags rotation past the profile's threshold.
+    let ctx = server::service::RequestContext::default();
+    assert!(!keys.note_counter(set2, 1000, &ctx).await.unwrap());
+    assert!(keys.note_counter(set2, 1001, &ctx).await.unwrap());
+    let status = ok_json(
+        app.signed(&device, Method::POST, "/api/v1/device/keys/status", b"")
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(status["version"], 2);
+    assert_eq!(status["rotation_due"], true);
     let sets: Value = app
         .req(
             Method::GET,
@@ -897,9 +939,119 @@ async fn master_key_rotation(app: TestApp) {
     .await;
 }
 
-/// Keys listed and shown carry no material.
-async fn listings_show_only_metadata(app: TestApp) {
+/// TR-31:2018 Annex A.7.4 / ANSI X9.143-2021 8.1 (as quoted in payment-crypto's TR-31
+/// tests): an AES-128 PIN encryption key (P0) in a version D block under an AES-256 KBPK.
+const A74_KBPK: &str = "88E1AB2A2E3DD38C1FA039A536500CC8A87AB9D62DC92C01058FA79F44657DE6";
+const A74_BLOCK: &str = "D0112P0AE00E0000B82679114F470F540165EDFBF7E250FCEA43F810D215F8D207E2E417C07156A27E8E31DA05F7425509593D03A457DC34";
+const A74_KEY: &str = "3F419E1CB7079442AA37474C2EFBF8B8";
+
+/// A zone PIN key imported as a TR-31 version D block under an AES-256 KEK that three
+/// custodians assembled; keys listed and shown carry no material.
+async fn zone_pin_key_by_three_custodians_and_listings(app: TestApp) {
     let admin = app.admin_token().await;
+    let mut custodians = Vec::new();
+    for role in ["security_officer", "operator", "auditor"] {
+        custodians.push(user(&app, &admin, role).await);
+    }
+    let ids: Vec<&String> = custodians.iter().map(|(id, _)| id).collect();
+    let ceremony = ok_json(
+        post(
+            &app,
+            &admin,
+            "/api/v1/keys/ceremonies",
+            json!({
+                "key": { "name": "acquirer ZMK", "usage": "kek", "algorithm": "aes256" },
+                "custodians": ids
+            }),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let ceremony_id = ceremony["id"].as_str().unwrap();
+    let kek = hex::decode(A74_KBPK).unwrap();
+    let first = [0x11u8; 32];
+    let second: Vec<u8> = (0..32u8).map(|i| i.wrapping_mul(91)).collect();
+    let third: Vec<u8> = kek
+        .iter()
+        .zip(&first)
+        .zip(&second)
+        .map(|((k, a), b)| k ^ a ^ b)
+        .collect();
+    let components = format!("/api/v1/keys/ceremonies/{ceremony_id}/components");
+    for ((_, token), part) in custodians.iter().zip([&first[..], &second, &third]) {
+        let receipt = ok_json(
+            post(
+                &app,
+                token,
+                &components,
+                json!({ "component": hex::encode(part) }),
+            )
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(
+            receipt["component_kcv"],
+            kcv_of(&SecretKey::aes(part).unwrap()).as_str()
+        );
+        assert_eq!(receipt["required"], 3);
+    }
+    let kek_kcv = kcv_of(&SecretKey::aes(&kek).unwrap());
+    let officer = app.token_for_role(&admin, "security_officer").await;
+    let key = ok_json(
+        post(
+            &app,
+            &officer,
+            &format!("/api/v1/keys/ceremonies/{ceremony_id}/confirm"),
+            json!({ "kcv": kek_kcv }),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(key["state"], "ACTIVE");
+    let zpk = ok_json(
+        post(
+            &app,
+            &admin,
+            "/api/v1/keys/import-tr31",
+            json!({
+                "name": "acquirer 2 ZPK", "usage": "zpk", "processor": "acq-2", "pin_format": 4,
+                "kek_id": key["id"], "block": A74_BLOCK
+            }),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let zpk_key = hex::decode(A74_KEY).unwrap();
+    assert_eq!(
+        zpk["kcv"],
+        kcv_of(&SecretKey::aes(&zpk_key).unwrap()).as_str()
+    );
+    let keys = key_service(&app, MASTER_1).await;
+    assert!(keys.zone_pin_key("acq-2").await.is_err(), "not active yet");
+    let zpk_path = |action: &str| format!("/api/v1/keys/{}/{action}", zpk["id"].as_str().unwrap());
+    ok_json(
+        post(&app, &admin, &zpk_path("activate"), json!({})).await,
+        StatusCode::OK,
+    )
+    .await;
+    let active = keys.zone_pin_key("acq-2").await.unwrap();
+    assert_eq!(active.key.expose_secret(), zpk_key.as_slice());
+    assert_eq!(
+        active.format,
+        payment_crypto::pinblock::PinBlockFormat::Iso4
+    );
+    ok_json(
+        post(&app, &admin, &zpk_path("retire"), json!({})).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(keys.zone_pin_key("acq-2").await.is_err(), "retired");
+    assert_nothing_secret_at_rest(&app, &kek_kcv, &[&kek, &first, &second, &third, &zpk_key]).await;
+
     generate_active(&app, &admin, "bdk", "aes256", json!({})).await;
     let res = post(
         &app,
@@ -960,9 +1112,9 @@ mod sqlite {
         }
     }
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn listings_show_only_metadata() {
+    async fn zone_pin_key_by_three_custodians_and_listings() {
         if let Some(app) = super::spawn(crate::Backend::Sqlite).await {
-            super::listings_show_only_metadata(app).await;
+            super::zone_pin_key_by_three_custodians_and_listings(app).await;
         }
     }
 }
@@ -987,9 +1139,9 @@ mod postgres_redis {
         }
     }
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn listings_show_only_metadata() {
+    async fn zone_pin_key_by_three_custodians_and_listings() {
         if let Some(app) = super::spawn(crate::Backend::Postgres).await {
-            super::listings_show_only_metadata(app).await;
+            super::zone_pin_key_by_three_custodians_and_listings(app).await;
         }
     }
 }

@@ -380,6 +380,67 @@ impl KeyService {
         }
     }
 
+    /// The device's active key set, whether it should rotate now, and the profile's counter
+    /// threshold (the device rotates by itself once its transaction counter passes it).
+    ///
+    /// # Errors
+    /// `no_confirmed_key_set`; storage errors.
+    pub async fn key_status(&self, device: &Device) -> AppResult<(KeySet, bool, i64)> {
+        let set = self
+            .repo
+            .active_key_set(device.id)
+            .await?
+            .ok_or(AppError::Conflict {
+                code: "no_confirmed_key_set",
+                message: "the device has no confirmed key set",
+            })?;
+        let rotate_after = self
+            .repo
+            .find_profile(device.mode)
+            .await?
+            .map_or(i64::MAX, |p| p.rotate_after);
+        let due = set.rotation_requested_at.is_some();
+        Ok((set, due, rotate_after))
+    }
+
+    /// Whether a transaction counter seen on `key_set` (by the payment pipeline) has passed the
+    /// rotation threshold of the device's profile; if so, flags the key set for rotation once
+    /// (audited) so the device fetches a new one at its next status check.
+    ///
+    /// # Errors
+    /// `not_found`; storage errors.
+    pub async fn note_counter(
+        &self,
+        key_set: Uuid,
+        counter: u32,
+        ctx: &RequestContext,
+    ) -> AppResult<bool> {
+        let set = self
+            .repo
+            .find_key_set(key_set)
+            .await?
+            .ok_or(AppError::NotFound("key set"))?;
+        let device = self.devices.get(set.device_id).await?;
+        let rotate_after = self
+            .repo
+            .find_profile(device.mode)
+            .await?
+            .map_or(i64::MAX, |p| p.rotate_after);
+        if i64::from(counter) <= rotate_after {
+            return Ok(false);
+        }
+        if set.state == KeySetState::Active && set.rotation_requested_at.is_none() {
+            self.request_rotation(
+                &system(),
+                set.device_id,
+                &format!("transaction counter {counter} passed {rotate_after}"),
+                ctx,
+            )
+            .await?;
+        }
+        Ok(true)
+    }
+
     /// A device's key sets, newest first.
     ///
     /// # Errors
