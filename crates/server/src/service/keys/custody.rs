@@ -409,8 +409,8 @@ impl KeyService {
     /// A named custodian submits their component (hex).
     ///
     /// # Errors
-    /// `not_found`, `not_a_custodian` (403-like 409 is avoided: 403 `forbidden`),
-    /// `component_already_submitted`, `ceremony_not_open`, `validation_failed` (component).
+    /// `not_found`, `forbidden` (not a named custodian; audited), `component_already_submitted`,
+    /// `ceremony_not_open`, `validation_failed` (component).
     pub async fn submit_component(
         &self,
         principal: &Principal,
