@@ -72,6 +72,16 @@ pub struct Config {
     #[arg(long, env = "SOFTPOS_ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,
 
+    /// Master key wrapping every stored key (AES-256-GCM): 64 hex digits (version 1), or
+    /// `version:hex` entries separated by commas; the highest version wraps. Unset (and no
+    /// file): generated into `<DATA_DIR>/master.key` (development only; a warning is logged).
+    #[arg(long, env = "SOFTPOS_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
+
+    /// File holding the master keyring in the `SOFTPOS_MASTER_KEY` format.
+    #[arg(long, env = "SOFTPOS_MASTER_KEY_FILE")]
+    pub master_key_file: Option<std::path::PathBuf>,
+
     /// PEM certificate chain; with `TLS_KEY` enables TLS 1.3.
     #[arg(long, env = "TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,

@@ -35,6 +35,7 @@ use repository::api_keys::SqlApiKeyRepository;
 use repository::audit::SqlAuditRepository;
 use repository::devices::SqlDeviceRepository;
 use repository::health::SqlHealthRepository;
+use repository::keys::SqlKeyRepository;
 use repository::merchants::SqlMerchantRepository;
 use repository::releases::SqlReleaseRepository;
 use repository::sessions::SqlSessionRepository;
@@ -49,10 +50,11 @@ use service::devices::{DevicePolicy, DeviceService};
 use service::events::EventsService;
 use service::events::webhooks::{WebhookService, WebhookSettings};
 use service::health::{HealthService, PolicyStore};
+use service::keys::KeyService;
+use service::keys::store::{MasterKeyring, SealedKeyStore};
 use service::merchants::MerchantService;
 use service::releases::{ReleaseService, ReleaseSettings};
 use service::threats::ThreatService;
-use service::tokens::pending::PendingPorts;
 use service::tokens::{TokenPorts, TokenService, TokenSettings};
 use service::users::UserService;
 
@@ -151,6 +153,21 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
     if config.allow_software_attestation {
         tracing::warn!("software attestation is ALLOWED: test and development deployments only");
     }
+    let keyring = Arc::new(MasterKeyring::load(
+        config.master_key.as_deref(),
+        config.master_key_file.as_deref(),
+        &config.data_dir,
+    )?);
+    let key_repo = Arc::new(SqlKeyRepository::new(pool.clone()));
+    let keys = Arc::new(
+        KeyService::new(
+            key_repo.clone(),
+            Arc::new(SealedKeyStore::new(keyring, key_repo)),
+            devices.clone(),
+            audit.clone(),
+        )
+        .with_health_gate(health.clone()),
+    );
     let secure_cookies = config.tls_cert.is_some() || config.tls_self_signed;
     let release_keys = config.release_keys()?;
     if release_keys.is_empty() {
@@ -164,12 +181,10 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
             max_upload_bytes: config.release_max_upload_bytes,
         },
     ));
-    // Key sets come with the key service; until it is wired the key port answers "no key
-    // set" (see `service::tokens::pending`).
     let token_ports = TokenPorts {
         health: health.clone(),
         threats: threats.clone(),
-        keys: Arc::new(PendingPorts::new(audit.clone())),
+        keys: keys.clone(),
     };
     let tokens = Arc::new(TokenService::new(
         Arc::new(SqlTokenRepository::new(pool.clone())),
@@ -205,6 +220,7 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
         api_keys: Arc::new(ApiKeyService::new(api_key_repo, audit.clone())),
         merchants: Arc::new(MerchantService::new(merchant_repo, audit.clone())),
         devices,
+        keys,
         auth,
         audit,
         db,

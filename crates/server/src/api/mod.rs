@@ -9,6 +9,8 @@ pub mod events;
 pub mod extract;
 pub mod health;
 pub mod health_reports;
+pub mod key_injection;
+pub mod keys;
 pub mod merchants;
 pub mod paging;
 pub mod releases;
@@ -60,6 +62,7 @@ use state::AppState;
         (name = "tokens", description = "Transaction Tokens, their keys and JWKS"),
         (name = "events", description = "Live threat and device-state events"),
         (name = "webhooks", description = "Outbound webhooks and their delivery log"),
+        (name = "keys", description = "Key custody: BDKs, zone PIN keys, dual control, key sets"),
     )
 )]
 struct ApiDoc;
@@ -185,6 +188,25 @@ pub fn openapi_router() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::create_webhook, webhooks::list_webhooks))
         .routes(routes!(webhooks::delete_webhook))
         .routes(routes!(webhooks::list_deliveries))
+        .routes(routes!(keys::list_keys))
+        .routes(routes!(keys::get_key))
+        .routes(routes!(keys::generate_key))
+        .routes(routes!(keys::import_tr31))
+        .routes(routes!(keys::activate_key))
+        .routes(routes!(keys::retire_key))
+        .routes(routes!(keys::open_ceremony))
+        .routes(routes!(keys::get_ceremony))
+        .routes(routes!(keys::submit_component))
+        .routes(routes!(keys::confirm_ceremony))
+        .routes(routes!(keys::rotate_master))
+        .routes(routes!(keys::list_profiles))
+        .routes(routes!(keys::update_profile))
+        .routes(routes!(keys::list_key_sets))
+        .routes(routes!(keys::rotate_key_set))
+        .routes(routes!(key_injection::request_keys))
+        .routes(routes!(key_injection::confirm_keys))
+        .routes(routes!(key_injection::activate))
+        .routes(routes!(key_injection::key_status))
 }
 
 /// The OpenAPI document alone (for `cargo xtask codegen` and tests).

@@ -13,6 +13,7 @@ use crate::service::devices::DeviceService;
 use crate::service::events::EventsService;
 use crate::service::events::webhooks::WebhookService;
 use crate::service::health::HealthService;
+use crate::service::keys::KeyService;
 use crate::service::merchants::MerchantService;
 use crate::service::releases::ReleaseService;
 use crate::service::threats::ThreatService;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub merchants: Arc<MerchantService>,
     /// Devices.
     pub devices: Arc<DeviceService>,
+    /// Key custody and injection (also the payment pipeline's `DeviceKeys`).
+    pub keys: Arc<KeyService>,
     /// Database (readiness).
     pub db: Database,
     /// Shared stores (readiness).

@@ -84,6 +84,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0005_tokens_events.sql"),
     ),
     (
+        6,
+        "keys",
+        include_str!("../../migrations/sqlite/0006_keys.sql"),
+        include_str!("../../migrations/postgres/0006_keys.sql"),
+    ),
+    (
         8,
         "releases",
         include_str!("../../migrations/sqlite/0008_releases.sql"),

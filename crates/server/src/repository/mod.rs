@@ -7,6 +7,7 @@ pub mod attestations;
 pub mod audit;
 pub mod devices;
 pub mod health;
+pub mod keys;
 pub mod merchants;
 pub mod releases;
 pub mod sessions;

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod devices;
 pub mod events;
 pub mod health;
+pub mod keys;
 pub mod merchants;
 pub mod ports;
 pub mod releases;

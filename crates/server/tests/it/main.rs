@@ -15,6 +15,7 @@ mod bad_input;
 mod devices;
 mod events;
 mod health;
+mod keys;
 mod merchants;
 mod ops;
 mod releases;

@@ -31,7 +31,6 @@
 //! token any instance signed with it can still be verified by a JWKS client.
 
 pub mod jws;
-pub mod pending;
 pub mod wrap;
 
 use std::collections::HashMap;
