@@ -23,8 +23,8 @@ use super::devices::DeviceService;
 use super::health::PolicyStore;
 use super::health::policy::ResponseAction;
 use super::ports::{
-    BlockingThreat, EVENT_THREAT_RECORDED, EVENT_THREAT_UPDATED, Severity, ThreatKind,
-    ThreatReporter, ThreatSignal, TransactionObservation,
+    BlockingThreat, EVENT_THREAT_RECORDED, EVENT_THREAT_UPDATED, ThreatKind, ThreatReporter,
+    ThreatSignal, TransactionObservation,
 };
 use crate::domain::{
     DeviceAction, DeviceId, DeviceState, NewAuditRecord, Principal, UnixMillis, now_millis,
