@@ -120,6 +120,16 @@ pub struct Config {
     /// Seconds to wait for in-flight requests on shutdown.
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 20)]
     pub shutdown_grace_secs: u64,
+
+    /// Milliseconds the processor connector waits for an authorisation before it gives up
+    /// and sends an automatic reversal.
+    #[arg(long, env = "PROCESSOR_TIMEOUT_MS", default_value_t = 2000)]
+    pub processor_timeout_ms: u64,
+
+    /// Key of the PAN fingerprints (HMAC-SHA256, hex or base64, 32+ bytes). Unset: a
+    /// development key is generated into the data folder.
+    #[arg(long, env = "PAN_FINGERPRINT_KEY", hide_env_values = true)]
+    pub pan_fingerprint_key: Option<String>,
 }
 
 impl Config {
@@ -179,6 +189,9 @@ impl Config {
             || self.login_max_failures_per_addr == 0
         {
             bail!("login throttling settings must be positive");
+        }
+        if !(50..=60_000).contains(&self.processor_timeout_ms) {
+            bail!("PROCESSOR_TIMEOUT_MS must be between 50 and 60000");
         }
         if self.max_body_bytes < 1024 {
             bail!("MAX_BODY_BYTES must be at least 1024");

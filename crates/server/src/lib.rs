@@ -36,12 +36,14 @@ use repository::audit::SqlAuditRepository;
 use repository::devices::SqlDeviceRepository;
 use repository::merchants::SqlMerchantRepository;
 use repository::sessions::SqlSessionRepository;
+use repository::transactions::SqlTransactionRepository;
 use repository::users::SqlUserRepository;
 use service::api_keys::ApiKeyService;
 use service::audit::AuditService;
 use service::auth::{AuthService, AuthSettings};
 use service::devices::{DevicePolicy, DeviceService};
 use service::merchants::MerchantService;
+use service::payments::{PaymentPorts, PaymentService};
 use service::users::UserService;
 
 /// Connects everything, creates the first admin if needed, and builds the state.
@@ -109,6 +111,24 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
         tracing::warn!("software attestation is ALLOWED: test and development deployments only");
     }
     let secure_cookies = config.tls_cert.is_some() || config.tls_self_signed;
+    let pan_fingerprint_key = infra::keys::load_pan_fingerprint_key(
+        config.pan_fingerprint_key.as_deref(),
+        &config.data_dir,
+    )?;
+    // The token, key and threat services are built on their own branches: until `build_state`
+    // wires them here, payments answer 503 rather than run without them.
+    let unwired = Arc::new(service::payments::unwired::Unwired);
+    let payments = Arc::new(PaymentService::new(
+        Arc::new(SqlTransactionRepository::new(pool.clone())),
+        PaymentPorts {
+            tokens: unwired.clone(),
+            keys: unwired.clone(),
+            threats: unwired.clone(),
+        },
+        unwired,
+        audit.clone(),
+        pan_fingerprint_key.expose(),
+    ));
     Ok(AppState {
         users: Arc::new(UserService::new(users, audit.clone())),
         api_keys: Arc::new(ApiKeyService::new(api_key_repo, audit.clone())),
@@ -124,6 +144,7 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
             secure_cookies,
             metrics_token: config.metrics_token.clone(),
         }),
+        payments,
     })
 }
 

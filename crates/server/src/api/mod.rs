@@ -8,7 +8,9 @@ pub mod devices;
 pub mod extract;
 pub mod health;
 pub mod merchants;
+pub mod payments;
 pub mod state;
+pub mod transactions;
 pub mod users;
 
 use std::time::Duration;
@@ -46,6 +48,7 @@ use state::AppState;
         (name = "devices", description = "Device onboarding and lifecycle"),
         (name = "device", description = "Calls signed by a device key"),
         (name = "ops", description = "Liveness, readiness, metrics"),
+        (name = "transactions", description = "Transaction records, refunds, voids, reversals, statistics"),
     )
 )]
 struct ApiDoc;
@@ -123,6 +126,17 @@ pub fn openapi_router() -> OpenApiRouter<AppState> {
         .routes(routes!(devices::resume_device))
         .routes(routes!(devices::revoke_device))
         .routes(routes!(devices::device_self))
+        .routes(routes!(payments::create_sale))
+        .routes(routes!(payments::create_pin_operation))
+        .routes(routes!(transactions::list_transactions))
+        .routes(routes!(transactions::search_transactions))
+        .routes(routes!(transactions::export_transactions))
+        .routes(routes!(transactions::transaction_stats))
+        .routes(routes!(transactions::get_transaction))
+        .routes(routes!(transactions::refund_transaction))
+        .routes(routes!(transactions::void_transaction))
+        .routes(routes!(transactions::reverse_transaction))
+        .routes(routes!(transactions::list_pin_operations))
 }
 
 /// The OpenAPI document alone (for `cargo xtask codegen` and tests).

@@ -11,6 +11,7 @@ use crate::service::audit::AuditService;
 use crate::service::auth::AuthService;
 use crate::service::devices::DeviceService;
 use crate::service::merchants::MerchantService;
+use crate::service::payments::PaymentService;
 use crate::service::users::UserService;
 
 /// HTTP-level settings the handlers need.
@@ -47,4 +48,6 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// HTTP settings.
     pub settings: Arc<HttpSettings>,
+    /// Payments: sales, follow-ups, records, statistics.
+    pub payments: Arc<PaymentService>,
 }

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod devices;
 pub mod merchants;
 pub mod sessions;
+pub mod transactions;
 pub mod users;
 
 use crate::error::AppError;

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod devices;
 pub mod merchants;
+pub mod payments;
 pub mod ports;
 pub mod users;
 
