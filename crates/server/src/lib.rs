@@ -118,14 +118,19 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
     // The token, key and threat services are built on their own branches: until `build_state`
     // wires them here, payments answer 503 rather than run without them.
     let unwired = Arc::new(service::payments::unwired::Unwired);
+    let processor = Arc::new(service::payments::acquirer::SimulatedAcquirer::new(
+        "issuer-sim",
+        unwired.clone(),
+        Duration::from_millis(config.processor_timeout_ms),
+    ));
     let payments = Arc::new(PaymentService::new(
         Arc::new(SqlTransactionRepository::new(pool.clone())),
         PaymentPorts {
             tokens: unwired.clone(),
             keys: unwired.clone(),
-            threats: unwired.clone(),
+            threats: unwired,
         },
-        unwired,
+        processor,
         audit.clone(),
         pan_fingerprint_key.expose(),
     ));

@@ -291,7 +291,8 @@ pub async fn export_transactions(
 ) -> Result<Response, AppError> {
     query.cursor = None;
     query.limit = None;
-    let mut filter = filter_of(query, EXPORT_PAGE)?;
+    // The page size is the export's own, not the caller's.
+    let mut filter = filter_of(query, 50)?;
     filter.limit = EXPORT_PAGE;
     let payments = state.payments.clone();
     let stream = futures_util::stream::unfold((Some(filter), true), move |(filter, first)| {

@@ -65,6 +65,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0002_devices.sql"),
         include_str!("../../migrations/postgres/0002_devices.sql"),
     ),
+    (
+        7,
+        "transactions",
+        include_str!("../../migrations/sqlite/0007_transactions.sql"),
+        include_str!("../../migrations/postgres/0007_transactions.sql"),
+    ),
 ];
 
 fn migrator(backend: Backend) -> Migrator {

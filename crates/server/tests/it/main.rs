@@ -14,6 +14,7 @@ mod bad_input;
 mod devices;
 mod merchants;
 mod ops;
+mod payments;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};

@@ -216,11 +216,18 @@ pub(crate) struct PayApp {
     pub dir: tempfile::TempDir,
     pg_database: Option<String>,
     server: tokio::task::JoinHandle<()>,
+    logs: Arc<Mutex<Vec<u8>>>,
 }
 
 impl Drop for PayApp {
     fn drop(&mut self) {
         self.server.abort();
+        if std::thread::panicking() {
+            eprintln!(
+                "server log:\n{}",
+                String::from_utf8_lossy(&self.logs.lock().unwrap())
+            );
+        }
         let Some(name) = self.pg_database.take() else {
             return;
         };
@@ -253,6 +260,7 @@ async fn pg_admin() -> Result<sqlx::AnyPool, sqlx::Error> {
 
 impl PayApp {
     pub(crate) async fn spawn(backend: Backend) -> Option<Self> {
+        let logs = capture_logs();
         let dir = tempfile::tempdir().unwrap();
         let mut args = vec![
             "softpos-server".to_owned(),
@@ -333,8 +341,8 @@ impl PayApp {
             cors_origins: Vec::new(),
             hsts: false,
         };
-        let app = server::api::router(state, &limits)
-            .into_make_service_with_connect_info::<SocketAddr>();
+        let app =
+            server::api::router(state, &limits).into_make_service_with_connect_info::<SocketAddr>();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let server = tokio::spawn(async move {
@@ -353,6 +361,7 @@ impl PayApp {
             dir,
             pg_database,
             server,
+            logs,
         })
     }
 
@@ -490,7 +499,12 @@ impl PayApp {
     async fn submit(&self, terminal: &Terminal, body: &Value, key: &str) -> (StatusCode, Value) {
         let bytes = serde_json::to_vec(body).unwrap();
         let res = self
-            .signed(&terminal.device, "/api/v1/device/transactions", &bytes, Some(key))
+            .signed(
+                &terminal.device,
+                "/api/v1/device/transactions",
+                &bytes,
+                Some(key),
+            )
             .send()
             .await
             .unwrap();
@@ -632,10 +646,7 @@ impl Terminal {
         let ksn = self.originator.ksn().unwrap();
         let data_key = self
             .originator
-            .derive_working_key(
-                WorkingKeyUsage::DataEncryptionEncrypt,
-                KeyAlgorithm::Aes128,
-            )
+            .derive_working_key(WorkingKeyUsage::DataEncryptionEncrypt, KeyAlgorithm::Aes128)
             .unwrap();
         let pin_key = self
             .originator
@@ -707,14 +718,24 @@ async fn approved_declined_tampered_and_idempotent_retry(app: PayApp) {
     let pan = card_pan("mc-cda");
     assert_eq!(
         approved["pan_masked"].as_str().unwrap(),
-        format!("{}{}{}", &pan[..6], "*".repeat(pan.len() - 10), &pan[pan.len() - 4..])
+        format!(
+            "{}{}{}",
+            &pan[..6],
+            "*".repeat(pan.len() - 10),
+            &pan[pan.len() - 4..]
+        )
     );
     assert!(!approved.to_string().contains(pan));
 
     // Same key, same body: the first answer, marked as a replay; nothing new recorded.
     let bytes = serde_json::to_vec(&body).unwrap();
     let res = app
-        .signed(&terminal.device, "/api/v1/device/transactions", &bytes, Some(&key))
+        .signed(
+            &terminal.device,
+            "/api/v1/device/transactions",
+            &bytes,
+            Some(&key),
+        )
         .send()
         .await
         .unwrap();
@@ -730,7 +751,13 @@ async fn approved_declined_tampered_and_idempotent_retry(app: PayApp) {
     let mut other = body.clone();
     other["amount_minor"] = json!(2_001);
     let (status, error) = app.submit(&terminal, &other, &key).await;
-    expect_code(status, &error, StatusCode::CONFLICT, "idempotency_key_reused").await;
+    expect_code(
+        status,
+        &error,
+        StatusCode::CONFLICT,
+        "idempotency_key_reused",
+    )
+    .await;
 
     // Insufficient funds (amount ending in 51), and a tampered ARQC.
     let (status, declined) = app.sale(&mut terminal, Sale::new("mc-cda", 2_051)).await;
@@ -781,7 +808,11 @@ async fn approved_declined_tampered_and_idempotent_retry(app: PayApp) {
         .json()
         .await
         .unwrap();
-    assert_eq!(found["transactions"].as_array().unwrap().len(), 2, "{found}");
+    assert_eq!(
+        found["transactions"].as_array().unwrap().len(),
+        2,
+        "{found}"
+    );
     let detail: Value = app
         .req(
             Method::GET,
@@ -994,18 +1025,29 @@ async fn pinpad_operations_are_logged_and_counted(app: PayApp) {
     let admin = app.admin().await;
     let pinpad = app.terminal(&admin, "pinpad").await;
     let softpos = app.terminal(&admin, "softpos").await;
-    let report = json!({ "ksn": "FFFF9876543210E00001", "result": "accepted", "reference": "POS-77" });
+    let report =
+        json!({ "ksn": "FFFF9876543210E00001", "result": "accepted", "reference": "POS-77" });
     let bytes = serde_json::to_vec(&report).unwrap();
     for _ in 0..2 {
         let res = app
-            .signed(&pinpad.device, "/api/v1/device/pin-operations", &bytes, None)
+            .signed(
+                &pinpad.device,
+                "/api/v1/device/pin-operations",
+                &bytes,
+                None,
+            )
             .send()
             .await
             .unwrap();
         assert_eq!(res.status(), StatusCode::CREATED);
     }
     let res = app
-        .signed(&softpos.device, "/api/v1/device/pin-operations", &bytes, None)
+        .signed(
+            &softpos.device,
+            "/api/v1/device/pin-operations",
+            &bytes,
+            None,
+        )
         .send()
         .await
         .unwrap();
@@ -1039,7 +1081,12 @@ async fn bad_sales_change_nothing(app: PayApp) {
     let body = terminal.build(&app.token(&terminal), &Sale::new("mc-cda", 2_000));
     let bytes = serde_json::to_vec(&body).unwrap();
     let res = app
-        .signed(&terminal.device, "/api/v1/device/transactions", &bytes, None)
+        .signed(
+            &terminal.device,
+            "/api/v1/device/transactions",
+            &bytes,
+            None,
+        )
         .send()
         .await
         .unwrap();
@@ -1047,7 +1094,13 @@ async fn bad_sales_change_nothing(app: PayApp) {
     let mut bad = body.clone();
     bad["ksn"] = json!("zz");
     let (status, error) = app.submit(&terminal, &bad, "b1").await;
-    expect_code(status, &error, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    expect_code(
+        status,
+        &error,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
     // Card data that does not decrypt under the KSN's key.
     let mut garbled = body.clone();
     garbled["card_data"] = json!("00".repeat(32));
@@ -1100,7 +1153,6 @@ async fn bad_sales_change_nothing(app: PayApp) {
 /// After approved, PIN and declined sales, neither the SQLite files nor the server's log
 /// output contain a test PAN or PIN.
 async fn nothing_secret_at_rest_or_in_logs(app: PayApp) {
-    let logs = crate::payments::capture_logs();
     let admin = app.admin().await;
     let mut terminal = app.terminal(&admin, "softpos").await;
     let pin = Card::profile("visa-online-pin").unwrap().test_pin();
@@ -1128,13 +1180,10 @@ async fn nothing_secret_at_rest_or_in_logs(app: PayApp) {
             assert!(!text.contains(pan), "PAN found in {name}");
         }
         // The PIN as the PIN field of a format 4 block would hold it, or as text.
-        assert!(
-            !text.contains(&format!("\"{pin}\"")),
-            "PIN found in {name}"
-        );
+        assert!(!text.contains(&format!("\"{pin}\"")), "PIN found in {name}");
     }
     assert!(scanned > 0, "no database file scanned");
-    let output = logs.lock().unwrap().clone();
+    let output = app.logs.lock().unwrap().clone();
     let output = String::from_utf8_lossy(&output);
     assert!(!output.is_empty(), "no log output captured");
     for pan in pans {

@@ -22,8 +22,8 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::processor::{
-    AuthorizationAnswer, AuthorizationMessage, FollowUpAnswer, FollowUpMessage,
-    ProcessorConnector, ProcessorError,
+    AuthorizationAnswer, AuthorizationMessage, FollowUpAnswer, FollowUpMessage, ProcessorConnector,
+    ProcessorError,
 };
 use crate::service::ports::DeviceKeys;
 

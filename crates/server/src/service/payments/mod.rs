@@ -20,6 +20,7 @@
 //! masked PAN, the last four digits and an HMAC-SHA256 fingerprint under a server key; PIN
 //! blocks are never stored or logged and the clear PIN never leaves `payment-crypto`.
 
+pub mod acquirer;
 pub mod card;
 pub mod followup;
 pub mod idempotency;
