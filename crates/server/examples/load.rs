@@ -8,6 +8,11 @@
 //! ```
 //!
 //! Options: `--seconds N` (default 10) per scenario, `--concurrency N` (default 16).
+//!
+//! Payments mode (`--payments`, with or without `--postgres-redis`): authorizations/s end to
+//! end over loopback HTTP (token consumed, KSN compare-and-set, DUKPT decryption of the card
+//! data, PIN translation to the zone PIN key, ARQC and PIN verification by the issuer
+//! simulator, persistence), see `examples/load/payments.rs`.
 //! Traffic goes to 127.0.0.1 only, bounded in time.
 
 use std::io::{BufRead, BufReader};
@@ -20,6 +25,9 @@ use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
 use serde_json::{Value, json};
 use sha2::Digest;
+
+#[path = "load/payments.rs"]
+mod payments;
 
 const ADMIN_PASSWORD: &str = "benchmark-admin-password";
 
@@ -96,6 +104,10 @@ async fn main() {
     let seconds = arg_value("--seconds", 10);
     let concurrency = arg_value("--concurrency", 16);
     let shared = std::env::args().any(|a| a == "--postgres-redis");
+    if std::env::args().any(|a| a == "--payments") {
+        payments::run(seconds, concurrency, shared).await;
+        return;
+    }
     let server = std::env::current_exe()
         .expect("exe")
         .parent()
