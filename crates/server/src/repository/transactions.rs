@@ -326,11 +326,13 @@ pub trait TransactionRepository: Send + Sync + std::fmt::Debug {
     async fn insert(&self, record: &TransactionRecord) -> AppResult<()>;
     /// Records the processor's decision if the transaction is still `PENDING`.
     async fn decide(&self, id: Uuid, decision: &Decision) -> AppResult<bool>;
-    /// Records an acknowledged automatic reversal on a failed transaction.
+    /// Records an automatic reversal on a failed transaction; `reversed_at` is set only when
+    /// the processor acknowledged it.
     async fn mark_reversed(
         &self,
         id: Uuid,
         reason: &str,
+        acknowledged: bool,
         event: &TransactionEvent,
     ) -> AppResult<()>;
     /// Adds a refund of `amount` if the transaction is `APPROVED` and the refunds stay
@@ -630,14 +632,16 @@ impl TransactionRepository for SqlTransactionRepository {
         &self,
         id: Uuid,
         reason: &str,
+        acknowledged: bool,
         event: &TransactionEvent,
     ) -> AppResult<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "UPDATE transactions SET reversal_reason = $1, reversed_at = $2, updated_at = $2 \
-             WHERE id = $3",
+            "UPDATE transactions SET reversal_reason = $1, reversed_at = $2, updated_at = $3 \
+             WHERE id = $4",
         )
         .bind(reason)
+        .bind(acknowledged.then_some(event.at))
         .bind(event.at)
         .bind(id.to_string())
         .execute(&mut *tx)

@@ -982,7 +982,7 @@ async fn refunds_never_exceed_captured(app: PayApp) {
         "transaction_not_cancellable",
     )
     .await;
-    // An auditor reads but does not refund.
+    // Without credentials: refused.
     let res = app
         .req(Method::POST, &format!("/api/v1/transactions/{id}/refunds"))
         .header("idempotency-key", "r5")
@@ -1002,6 +1002,7 @@ async fn processor_timeout_is_reversed(app: PayApp) {
     assert_eq!(failed["state"], "FAILED", "{failed}");
     assert_eq!(failed["decline_reason"], "processor_timeout");
     assert_eq!(failed["reversal_reason"], "processor_timeout");
+    assert!(failed["reversed_at"].is_string(), "{failed}");
     let detail: Value = app
         .req(
             Method::GET,

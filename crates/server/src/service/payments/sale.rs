@@ -437,15 +437,20 @@ impl PaymentService {
             currency_numeric,
         };
         let answer = self.processor.reverse(&message).await;
+        let acknowledged = answer.as_ref().is_ok_and(|answer| answer.accepted);
         let (response_code, reason) = match &answer {
             Ok(answer) => (Some(answer.response_code.clone()), "processor_timeout"),
             Err(error) => (None, error.code()),
         };
+        if !acknowledged {
+            tracing::error!(transaction = %record.id, "automatic reversal not acknowledged");
+        }
         metrics::counter!("payments_automatic_reversals_total").increment(1);
         self.repo
             .mark_reversed(
                 record.id,
                 "processor_timeout",
+                acknowledged,
                 &TransactionEvent {
                     kind: "reversal".to_owned(),
                     amount_minor: record.amount_minor,
@@ -479,5 +484,89 @@ fn card_error(error: card::CardDataError) -> AppError {
                 "EMV currency differs from the request currency"
             }
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_set(scheme: DukptScheme, initial_key_id: &[u8]) -> KeySetInfo {
+        KeySetInfo {
+            id: Uuid::nil(),
+            device_id: crate::domain::DeviceId(Uuid::nil()),
+            version: 1,
+            scheme,
+            initial_key_id: initial_key_id.to_vec(),
+            bdk_id: Uuid::nil(),
+        }
+    }
+
+    fn code(result: AppResult<(ParsedKsn, u32)>) -> &'static str {
+        match result {
+            Ok(_) => "ok",
+            Err(error) => error.code(),
+        }
+    }
+
+    #[test]
+    fn tdes_ksn_yields_the_published_pin_key() {
+        // ANSI X9.24-1:2009 A.4 test data: BDK 0123456789ABCDEFFEDCBA9876543210, KSN
+        // FFFF9876543210E00001: current key 042666B49184CFA368DE9628D0397BC9, with the PIN
+        // variant of Table A-1 applied 042666B49184CF5C68DE9628D0397B36.
+        let bdk =
+            SecretKey::tdes(&hex::decode("0123456789ABCDEFFEDCBA9876543210").unwrap()).unwrap();
+        let host = DukptHost::Tdes(Box::new(tdes_dukpt::BaseDerivationKey::new(&bdk).unwrap()));
+        let set = key_set(
+            DukptScheme::Tdes,
+            &hex::decode("FFFF9876543210E00000").unwrap(),
+        );
+        let (ksn, counter) =
+            ParsedKsn::parse(&set, &hex::decode("FFFF9876543210E00001").unwrap()).unwrap();
+        assert_eq!(counter, 1);
+        let (_, pin, format) = ksn.working_keys(&host).unwrap();
+        assert_eq!(
+            hex::encode_upper(pin.expose_secret()),
+            "042666B49184CF5C68DE9628D0397B36"
+        );
+        assert_eq!(format, PinBlockFormat::Iso0);
+        // Another device's initial KSN, and counter 0, are refused.
+        assert_eq!(
+            code(ParsedKsn::parse(
+                &set,
+                &hex::decode("FFFF9876543211E00001").unwrap()
+            )),
+            "ksn_invalid"
+        );
+        assert_eq!(
+            code(ParsedKsn::parse(
+                &set,
+                &hex::decode("FFFF9876543210E00000").unwrap()
+            )),
+            "ksn_invalid"
+        );
+    }
+
+    #[test]
+    fn aes_ksn_must_belong_to_the_key_set() {
+        let set = key_set(
+            DukptScheme::Aes128,
+            &hex::decode("1234567890123456").unwrap(),
+        );
+        let ksn = |hex_text: &str| ParsedKsn::parse(&set, &hex::decode(hex_text).unwrap());
+        assert_eq!(code(ksn("123456789012345600000001")), "ok");
+        assert_eq!(code(ksn("123456789012345700000001")), "ksn_invalid");
+        assert_eq!(code(ksn("123456789012345600000000")), "ksn_invalid");
+        // 17 one-bits: not a counter X9.24-3 6.1 allows.
+        assert_eq!(code(ksn("12345678901234560001FFFF")), "ksn_invalid");
+        assert_eq!(code(ksn("1234567890123456000001")), "ksn_invalid");
+        // A TDES BDK behind an AES key set is a configuration error, not a client error.
+        let bdk = SecretKey::tdes(&[0x11; 16]).unwrap();
+        let host = DukptHost::Tdes(Box::new(tdes_dukpt::BaseDerivationKey::new(&bdk).unwrap()));
+        let (parsed, _) = ksn("123456789012345600000001").unwrap();
+        assert_eq!(
+            parsed.working_keys(&host).err().map(|e| e.code()),
+            Some("internal_error")
+        );
     }
 }
