@@ -35,18 +35,28 @@
 //!   dependencies), about 12 min in all (`time cargo build -p kernel-host
 //!   [--no-default-features]` in an empty target directory, then with the feature); the test
 //!   binary with both engines ran its 21 tests in 121 s in a debug build (unoptimised Cranelift
-//!   compiles the 305 KB kernel slowly: each wasmtime load costs seconds in debug builds);
+//!   compiles the kernel slowly: each wasmtime load costs seconds in debug builds);
 //! - speed: before this change a transaction with ODA took 26 to 29 ms through wasmi against 0.7
 //!   to 1.0 ms natively, and most of that was the kernel's RSA exponentiation (a fixed window
 //!   over 64 exponent bits, about 80 modular multiplications where exponent 3 needs 2). The
 //!   kernel now squares and multiplies over the exponent's actual bits. After (`cargo bench -p
 //!   kernel-host --bench transaction -- --warm-up-time 1 --measurement-time 2`, per card with
-//!   ODA): native 0.39 to 0.56 ms, wasmtime 0.89 to 1.56 ms (2.0 to 3.1 times native: visa-fdda
-//!   1.37 ms, mc-cda 1.40 ms), wasmi 4.0 to 5.6 ms (7 to 13 times native); without ODA
-//!   (no-supported-aid) native 5 µs, wasmtime 0.22 ms, wasmi 0.57 ms (mostly instantiation);
-//! - loading: wasmi translates the whole kernel eagerly at load (about 19 ms) and a fresh
+//!   ODA): native 0.39 to 0.56 ms, wasmtime 0.89 to 1.56 ms, wasmi 4.0 to 5.6 ms (7 to 13 times
+//!   native, with the opt-level "s" kernel);
+//! - speed now (issue 3's target is the `.wasm` at most 3 times native): thread CPU time per
+//!   transaction, native and wasmtime interleaved, median of 300 each, with the opt-level 3
+//!   kernel (381 KB), on the loaded machine where wall-clock criterion figures varied by 50%:
+//!   with ODA native 0.35 to 0.36 ms and wasmtime 0.78 to 0.89 ms, 2.2 to 2.5 times (visa-fdda
+//!   2.23, mc-cda 2.20, expired 2.43, bad-signature 2.25, multi-app 2.45); without ODA a fixed
+//!   cost dominates: about 0.1 ms of guest work per transaction reading the JSON parameters
+//!   (153 K fuel for a session that only selects the PPSE) plus 10 µs to instantiate, so
+//!   visa-online-pin 0.27 ms against 0.055 ms (5.0 times), malformed 0.16 ms against 0.029 ms
+//!   (5.7), no-supported-aid 0.097 ms against 5.5 µs (17.6). Fuel metering costs 12 to 15%,
+//!   instance memory faults are 8 pages per transaction; opt-level 3 instead of "s" cut fuel by
+//!   25 to 34%. The remaining gap is the JSON message encoding of ABI version 1;
+////! - loading: wasmi translates the whole kernel eagerly at load (about 19 ms) and a fresh
 //!   instance costs about 0.6 ms; wasmtime compiles to machine code at load (once per kernel
-//!   release: about 0.6 s for the 305 KB kernel in a release build) and instantiates from a
+//!   release: about 0.6 s for the 305 KB opt-level "s" kernel in a release build) and instantiates from a
 //!   pre-linked `InstancePre`;
 //! - determinism and limits: both count fuel per WebAssembly instruction, so a runaway kernel
 //!   fails with [`HostError::FuelExhausted`] after the same work on every machine and never

@@ -36,6 +36,99 @@ pub(crate) enum Command {
     /// TR-31 / ANSI X9.143 key blocks, versions B (TDES KBPK) and D (AES KBPK).
     #[command(subcommand)]
     Tr31(Tr31Command),
+    /// Release signing (Ed25519 over the canonical manifest bytes of `release-manifest`).
+    #[command(subcommand)]
+    Release(ReleaseCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ReleaseCommand {
+    /// Generates a release signing key into a new file (mode 0600) and prints its public key.
+    Keygen(ReleaseKeygenArgs),
+    /// Prints the public key of a signing key file and its `RELEASE_PUBLIC_KEYS` entry.
+    PublicKey(ReleasePublicKeyArgs),
+    /// Signs the manifest of an artifact (kernel `.wasm` or terminal build).
+    Sign(ReleaseSignArgs),
+    /// Verifies a signed manifest (and optionally its artifact) with a public key.
+    Verify(ReleaseVerifyArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ArtifactKindArg {
+    /// An EMV kernel `.wasm`.
+    Kernel,
+    /// Terminal software.
+    Terminal,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ReleaseKeygenArgs {
+    /// File to create for the 32-byte seed (hex); refused if it exists.
+    #[arg(long)]
+    pub(crate) out: std::path::PathBuf,
+    /// Key id to print in the `RELEASE_PUBLIC_KEYS` entry.
+    #[arg(long, default_value = "release")]
+    pub(crate) key_id: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ReleasePublicKeyArgs {
+    /// Signing key file (32-byte seed, hex or base64).
+    #[arg(long)]
+    pub(crate) key: std::path::PathBuf,
+    /// Key id for the `RELEASE_PUBLIC_KEYS` entry.
+    #[arg(long, default_value = "release")]
+    pub(crate) key_id: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ReleaseSignArgs {
+    /// Signing key file (32-byte seed, hex or base64).
+    #[arg(long)]
+    pub(crate) key: std::path::PathBuf,
+    /// Id of the key as the server knows it (`RELEASE_PUBLIC_KEYS`).
+    #[arg(long)]
+    pub(crate) key_id: String,
+    /// The artifact: the kernel `.wasm` or the terminal build.
+    #[arg(long, alias = "artifact")]
+    pub(crate) wasm: std::path::PathBuf,
+    /// Kernel or terminal software.
+    #[arg(long, value_enum, default_value = "kernel")]
+    pub(crate) kind: ArtifactKindArg,
+    /// Release name (`[a-z0-9._-]`, at most 64).
+    #[arg(long)]
+    pub(crate) name: String,
+    /// Semantic version.
+    #[arg(long)]
+    pub(crate) version: String,
+    /// Kernel ABI version (kernels only).
+    #[arg(long)]
+    pub(crate) abi_version: Option<u32>,
+    /// A supported scheme (repeat for several).
+    #[arg(long = "scheme")]
+    pub(crate) schemes: Vec<String>,
+    /// A supported AID in hex (repeat for several).
+    #[arg(long = "aid")]
+    pub(crate) aids: Vec<String>,
+    /// Build time, Unix seconds (default: now).
+    #[arg(long)]
+    pub(crate) created_at: Option<i64>,
+    /// Also write the signed manifest JSON to this file.
+    #[arg(long)]
+    pub(crate) out: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ReleaseVerifyArgs {
+    /// Release public key (32 bytes, hex or base64).
+    #[arg(long)]
+    pub(crate) public_key: String,
+    /// Signed manifest JSON file (as written by `release sign --out`).
+    #[arg(long)]
+    pub(crate) manifest: std::path::PathBuf,
+    /// The artifact, to check its SHA-256 and size too.
+    #[arg(long)]
+    pub(crate) artifact: Option<std::path::PathBuf>,
 }
 
 /// A block cipher family, for keys whose length alone does not say (16 bytes).

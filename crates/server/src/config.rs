@@ -72,6 +72,16 @@ pub struct Config {
     #[arg(long, env = "SOFTPOS_ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,
 
+    /// Master key wrapping every stored key (AES-256-GCM): 64 hex digits (version 1), or
+    /// `version:hex` entries separated by commas; the highest version wraps. Unset (and no
+    /// file): generated into `<DATA_DIR>/master.key` (development only; a warning is logged).
+    #[arg(long, env = "SOFTPOS_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
+
+    /// File holding the master keyring in the `SOFTPOS_MASTER_KEY` format.
+    #[arg(long, env = "SOFTPOS_MASTER_KEY_FILE")]
+    pub master_key_file: Option<std::path::PathBuf>,
+
     /// PEM certificate chain; with `TLS_KEY` enables TLS 1.3.
     #[arg(long, env = "TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -117,6 +127,19 @@ pub struct Config {
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log_filter: String,
 
+    /// OTLP/gRPC collector endpoint for OpenTelemetry traces (e.g. `http://127.0.0.1:4317`);
+    /// unset: no traces are exported.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+
+    /// `service.name` of the exported traces.
+    #[arg(long, env = "OTEL_SERVICE_NAME", default_value = "softpos-server")]
+    pub otel_service_name: String,
+
+    /// Which spans are exported (tracing `EnvFilter` syntax), independent of `RUST_LOG`.
+    #[arg(long, env = "OTEL_TRACES_FILTER", default_value = "info")]
+    pub otel_traces_filter: String,
+
     /// Seconds to wait for in-flight requests on shutdown.
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 20)]
     pub shutdown_grace_secs: u64,
@@ -130,9 +153,104 @@ pub struct Config {
     /// development key is generated into the data folder.
     #[arg(long, env = "PAN_FINGERPRINT_KEY", hide_env_values = true)]
     pub pan_fingerprint_key: Option<String>,
+
+    /// Android Key Attestation: comma-separated app packages allowed to register. Empty:
+    /// the attested package must equal the package the device reports.
+    #[arg(long, env = "ANDROID_ATTESTATION_ALLOWED_PACKAGES", default_value = "")]
+    pub android_attestation_allowed_packages: String,
+
+    /// Android Key Attestation: comma-separated SHA-256 digests (hex) of allowed app signing
+    /// certificates. Empty: the attested digest must equal the one the device reports.
+    #[arg(long, env = "ANDROID_ATTESTATION_ALLOWED_DIGESTS", default_value = "")]
+    pub android_attestation_allowed_digests: String,
+
+    /// Android Key Attestation: lowest accepted security level, `tee` or `strongbox`
+    /// (`software` only for tests).
+    #[arg(
+        long,
+        env = "ANDROID_ATTESTATION_SECURITY_LEVEL",
+        default_value = "tee"
+    )]
+    pub android_attestation_security_level: String,
+
+    /// Android Key Attestation: path of the operator's copy of Google's revocation status
+    /// list (https://android.googleapis.com/attestation/status); its modification time is
+    /// its fetch time. Unset: revocation is not checked (a warning is logged).
+    #[arg(long, env = "ANDROID_ATTESTATION_REVOCATION_LIST")]
+    pub android_attestation_revocation_list: Option<PathBuf>,
+
+    /// Android Key Attestation: oldest accepted revocation list, seconds.
+    #[arg(
+        long,
+        env = "ANDROID_ATTESTATION_REVOCATION_MAX_AGE_SECS",
+        default_value_t = 86_400
+    )]
+    pub android_attestation_revocation_max_age_secs: u64,
+
+    /// Android Key Attestation: accept unlocked bootloaders and unverified boot. Never in
+    /// production.
+    #[arg(
+        long,
+        env = "ANDROID_ATTESTATION_ALLOW_UNLOCKED_BOOTLOADER",
+        default_value_t = false
+    )]
+    pub android_attestation_allow_unlocked_bootloader: bool,
+
+    /// TESTING ONLY: comma-separated PEM files whose keys are trusted as extra attestation
+    /// roots beside Google's. Default none.
+    #[arg(
+        long,
+        env = "ANDROID_ATTESTATION_EXTRA_ROOTS_FOR_TESTING",
+        default_value = ""
+    )]
+    pub android_attestation_extra_roots_for_testing: String,
+
+    /// Trusted Ed25519 release public keys: comma-separated `id=key` entries, each key 32 bytes
+    /// as 64 hex digits or base64. Unset with no file: release uploads are refused.
+    #[arg(long, env = "RELEASE_PUBLIC_KEYS", default_value = "")]
+    pub release_public_keys: String,
+
+    /// File with more release public keys, one `id=key` per line (`#` comments allowed).
+    #[arg(long, env = "RELEASE_PUBLIC_KEYS_FILE")]
+    pub release_public_keys_file: Option<PathBuf>,
+
+    /// Largest kernel upload in bytes (a per-route limit above `MAX_BODY_BYTES`).
+    #[arg(long, env = "RELEASE_MAX_UPLOAD_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub release_max_upload_bytes: usize,
+    /// Lifetime of a Transaction Token in seconds.
+    #[arg(long, env = "TOKEN_TTL_SECS", default_value_t = 300)]
+    pub token_ttl_secs: u64,
+
+    /// Delivery attempts per webhook event and endpoint.
+    #[arg(long, env = "WEBHOOK_MAX_ATTEMPTS", default_value_t = 6)]
+    pub webhook_max_attempts: u32,
+
+    /// Wait before the second webhook attempt, in milliseconds; doubles per attempt.
+    #[arg(long, env = "WEBHOOK_RETRY_BASE_MS", default_value_t = 1000)]
+    pub webhook_retry_base_ms: u64,
+
+    /// Longest wait between webhook attempts, in milliseconds.
+    #[arg(long, env = "WEBHOOK_RETRY_MAX_MS", default_value_t = 300_000)]
+    pub webhook_retry_max_ms: u64,
+
+    /// Per-attempt webhook timeout in seconds.
+    #[arg(long, env = "WEBHOOK_TIMEOUT_SECS", default_value_t = 10)]
+    pub webhook_timeout_secs: u64,
 }
 
 impl Config {
+    /// Trace export settings, when an OTLP endpoint is configured.
+    pub fn otlp(&self) -> Option<crate::infra::telemetry::OtlpSettings> {
+        self.otlp_endpoint
+            .as_ref()
+            .filter(|endpoint| !endpoint.trim().is_empty())
+            .map(|endpoint| crate::infra::telemetry::OtlpSettings {
+                endpoint: endpoint.trim().to_owned(),
+                service_name: self.otel_service_name.clone(),
+                filter: self.otel_traces_filter.clone(),
+            })
+    }
+
     /// The effective database URL.
     pub fn database_url(&self) -> String {
         match &self.database_url {
@@ -152,6 +270,22 @@ impl Config {
             .filter(|origin| !origin.is_empty())
             .map(str::to_owned)
             .collect()
+    }
+
+    /// The trusted release keys from `RELEASE_PUBLIC_KEYS` and `RELEASE_PUBLIC_KEYS_FILE`.
+    ///
+    /// # Errors
+    /// A malformed entry, an unreadable file or an id given twice.
+    pub fn release_keys(&self) -> anyhow::Result<release_manifest::KeyRing> {
+        let mut text = self.release_public_keys.clone();
+        if let Some(path) = &self.release_public_keys_file {
+            let file = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            text.push('\n');
+            text.push_str(&file);
+        }
+        release_manifest::KeyRing::parse(&text)
+            .map_err(|error| anyhow::anyhow!("RELEASE_PUBLIC_KEYS: {error}"))
     }
 
     /// Checks cross-field rules once at startup.
@@ -193,9 +327,25 @@ impl Config {
         if !(50..=60_000).contains(&self.processor_timeout_ms) {
             bail!("PROCESSOR_TIMEOUT_MS must be between 50 and 60000");
         }
+        if self.webhook_max_attempts == 0 || self.webhook_max_attempts > 20 {
+            bail!("WEBHOOK_MAX_ATTEMPTS must be between 1 and 20");
+        }
+        if self.webhook_timeout_secs == 0 || self.webhook_retry_max_ms < self.webhook_retry_base_ms
+        {
+            bail!(
+                "WEBHOOK_TIMEOUT_SECS must be positive and WEBHOOK_RETRY_MAX_MS at least WEBHOOK_RETRY_BASE_MS"
+            );
+        }
+        if self.token_ttl_secs == 0 || self.token_ttl_secs > 3600 {
+            bail!("TOKEN_TTL_SECS must be between 1 and 3600");
+        }
         if self.max_body_bytes < 1024 {
             bail!("MAX_BODY_BYTES must be at least 1024");
         }
+        if self.release_max_upload_bytes < 1024 {
+            bail!("RELEASE_MAX_UPLOAD_BYTES must be at least 1024");
+        }
+        self.release_keys()?;
         Ok(())
     }
 }

@@ -34,16 +34,30 @@ use infra::stores::Stores;
 use repository::api_keys::SqlApiKeyRepository;
 use repository::audit::SqlAuditRepository;
 use repository::devices::SqlDeviceRepository;
+use repository::health::SqlHealthRepository;
+use repository::keys::SqlKeyRepository;
 use repository::merchants::SqlMerchantRepository;
+use repository::releases::SqlReleaseRepository;
 use repository::sessions::SqlSessionRepository;
+use repository::threats::SqlThreatRepository;
+use repository::tokens::SqlTokenRepository;
 use repository::transactions::SqlTransactionRepository;
 use repository::users::SqlUserRepository;
+use repository::webhooks::SqlWebhookRepository;
 use service::api_keys::ApiKeyService;
 use service::audit::AuditService;
 use service::auth::{AuthService, AuthSettings};
 use service::devices::{DevicePolicy, DeviceService};
+use service::events::EventsService;
+use service::events::webhooks::{WebhookService, WebhookSettings};
+use service::health::{HealthService, PolicyStore};
+use service::keys::KeyService;
+use service::keys::store::{MasterKeyring, SealedKeyStore};
 use service::merchants::MerchantService;
 use service::payments::{PaymentPorts, PaymentService};
+use service::releases::{ReleaseService, ReleaseSettings};
+use service::threats::ThreatService;
+use service::tokens::{TokenPorts, TokenService, TokenSettings};
 use service::users::UserService;
 
 /// Connects everything, creates the first admin if needed, and builds the state.
@@ -96,49 +110,139 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
         println!("==================================================================");
     }
     let merchant_repo = Arc::new(SqlMerchantRepository::new(pool.clone()));
-    let devices = Arc::new(DeviceService::new(
-        Arc::new(SqlDeviceRepository::new(pool.clone())),
-        merchant_repo.clone(),
-        stores.once.clone(),
-        stores.limiter.clone(),
+    let devices = Arc::new(
+        DeviceService::new(
+            Arc::new(SqlDeviceRepository::new(pool.clone())),
+            merchant_repo.clone(),
+            stores.once.clone(),
+            stores.limiter.clone(),
+            audit.clone(),
+            &jwt_secret,
+            DevicePolicy {
+                allow_software_attestation: config.allow_software_attestation,
+            },
+        )
+        .with_attestation(
+            android_attestation_verifier(config)?,
+            Arc::new(repository::attestations::SqlAttestationRepository::new(
+                pool.clone(),
+            )),
+        ),
+    );
+    let health_repo = Arc::new(SqlHealthRepository::new(pool.clone()));
+    let policies = Arc::new(PolicyStore::new(health_repo.clone(), audit.clone()));
+    policies
+        .ensure_default()
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot create the default security policy: {error:?}"))?;
+    devices.set_events(stores.events.clone());
+    let threats = Arc::new(ThreatService::new(
+        Arc::new(SqlThreatRepository::new(pool.clone())),
+        policies.clone(),
+        devices.clone(),
         audit.clone(),
-        &jwt_secret,
-        DevicePolicy {
-            allow_software_attestation: config.allow_software_attestation,
-        },
+        stores.events.clone(),
     ));
+    let health = Arc::new(HealthService::new(
+        health_repo,
+        policies,
+        threats.clone(),
+        stores.once.clone(),
+        &jwt_secret,
+    ));
+    devices.set_health_gate(health.clone());
+    tokio::spawn(health.clone().run_heartbeat_sweeps());
     if config.allow_software_attestation {
         tracing::warn!("software attestation is ALLOWED: test and development deployments only");
     }
+    let keyring = Arc::new(MasterKeyring::load(
+        config.master_key.as_deref(),
+        config.master_key_file.as_deref(),
+        &config.data_dir,
+    )?);
+    let key_repo = Arc::new(SqlKeyRepository::new(pool.clone()));
+    let keys = Arc::new(
+        KeyService::new(
+            key_repo.clone(),
+            Arc::new(SealedKeyStore::new(keyring, key_repo)),
+            devices.clone(),
+            audit.clone(),
+        )
+        .with_health_gate(health.clone()),
+    );
     let secure_cookies = config.tls_cert.is_some() || config.tls_self_signed;
     let pan_fingerprint_key = infra::keys::load_pan_fingerprint_key(
         config.pan_fingerprint_key.as_deref(),
         &config.data_dir,
     )?;
-    // The token, key and threat services are built on their own branches: until `build_state`
-    // wires them here, payments answer 503 rather than run without them.
-    let unwired = Arc::new(service::payments::unwired::Unwired);
+    let release_keys = config.release_keys()?;
+    if release_keys.is_empty() {
+        tracing::warn!("no release public key configured: kernel and terminal uploads are refused");
+    }
+    let releases = Arc::new(ReleaseService::new(
+        Arc::new(SqlReleaseRepository::new(pool.clone())),
+        audit.clone(),
+        ReleaseSettings {
+            keys: release_keys,
+            max_upload_bytes: config.release_max_upload_bytes,
+        },
+    ));
+    let token_ports = TokenPorts {
+        health: health.clone(),
+        threats: threats.clone(),
+        keys: keys.clone(),
+    };
+    let tokens = Arc::new(TokenService::new(
+        Arc::new(SqlTokenRepository::new(pool.clone())),
+        Arc::new(SqlDeviceRepository::new(pool.clone())),
+        token_ports,
+        stores.once.clone(),
+        audit.clone(),
+        jwt_secret.expose(),
+        TokenSettings {
+            ttl: Duration::from_secs(config.token_ttl_secs),
+        },
+    ));
     let processor = Arc::new(service::payments::acquirer::SimulatedAcquirer::new(
         "issuer-sim",
-        unwired.clone(),
+        keys.clone(),
         Duration::from_millis(config.processor_timeout_ms),
     ));
     let payments = Arc::new(PaymentService::new(
         Arc::new(SqlTransactionRepository::new(pool.clone())),
         PaymentPorts {
-            tokens: unwired.clone(),
-            keys: unwired.clone(),
-            threats: unwired,
+            tokens: tokens.clone(),
+            keys: keys.clone(),
+            threats: threats.clone(),
         },
         processor,
         audit.clone(),
         pan_fingerprint_key.expose(),
     ));
+    let events = Arc::new(EventsService::new(
+        stores.events.clone(),
+        stores.once.clone(),
+        jwt_secret.expose(),
+    ));
+    let webhooks = Arc::new(WebhookService::new(
+        Arc::new(SqlWebhookRepository::new(pool.clone())),
+        stores.once.clone(),
+        audit.clone(),
+        jwt_secret.expose(),
+        WebhookSettings {
+            max_attempts: config.webhook_max_attempts,
+            base_delay: Duration::from_millis(config.webhook_retry_base_ms),
+            max_delay: Duration::from_millis(config.webhook_retry_max_ms),
+            timeout: Duration::from_secs(config.webhook_timeout_secs),
+        },
+    )?);
+    webhooks.spawn_dispatcher(&stores.events);
     Ok(AppState {
         users: Arc::new(UserService::new(users, audit.clone())),
         api_keys: Arc::new(ApiKeyService::new(api_key_repo, audit.clone())),
         merchants: Arc::new(MerchantService::new(merchant_repo, audit.clone())),
         devices,
+        keys,
         auth,
         audit,
         db,
@@ -150,6 +254,12 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
             metrics_token: config.metrics_token.clone(),
         }),
         payments,
+        releases,
+        health,
+        threats,
+        tokens,
+        events,
+        webhooks,
     })
 }
 
@@ -242,4 +352,26 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     state.db.pool.close().await;
     tracing::info!("softpos-server stopped");
     Ok(())
+}
+
+/// The Android Key Attestation verifier from configuration.
+fn android_attestation_verifier(
+    config: &Config,
+) -> anyhow::Result<Arc<service::attestation::AndroidKeyVerifier>> {
+    let policy = service::attestation::AndroidPolicy::from_config(config)?;
+    let extra = service::attestation::extra_roots(config);
+    if !extra.is_empty() {
+        tracing::warn!(
+            count = extra.len(),
+            "extra Android attestation roots are trusted: testing deployments only"
+        );
+    }
+    if policy.revocation_list.is_none() {
+        tracing::warn!(
+            "ANDROID_ATTESTATION_REVOCATION_LIST unset: attestation revocation is not checked"
+        );
+    }
+    Ok(Arc::new(service::attestation::AndroidKeyVerifier::new(
+        policy, &extra,
+    )?))
 }

@@ -1,13 +1,30 @@
-//! `softpos-server`: parses configuration and runs the back end (see the library).
+//! `softpos-server`: parses configuration and runs the back end (see the library). With a
+//! first argument `attestation`, runs the offline attestation verifier instead (see `cli`).
 
 use clap::Parser;
 
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    if cli::selected() {
+        return cli::run();
+    }
+    server_main()
+}
+
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
+async fn server_main() -> std::process::ExitCode {
     // A missing `.env` is normal.
     let _ = dotenvy::dotenv();
     let config = server::config::Config::parse();
-    server::infra::telemetry::init_logging(&config.log_filter);
+    let _telemetry =
+        match server::infra::telemetry::init_logging(&config.log_filter, config.otlp().as_ref()) {
+            Ok(guard) => guard,
+            Err(error) => {
+                eprintln!("softpos-server: cannot start trace export: {error:#}");
+                return std::process::ExitCode::FAILURE;
+            }
+        };
     match server::run(config).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {

@@ -5,6 +5,7 @@ mod emv;
 mod kcv;
 mod mac;
 mod pin;
+mod release;
 mod tr31;
 
 use crate::cli::Command;
@@ -20,5 +21,6 @@ pub(crate) fn run(command: &Command) -> Result<Report, CliError> {
         Command::Dukpt(command) => dukpt::run(command),
         Command::Pin(command) => pin::run(command),
         Command::Tr31(command) => tr31::run(command),
+        Command::Release(command) => release::run(command),
     }
 }

@@ -8,6 +8,7 @@ mod emv;
 mod kcv;
 mod mac;
 mod pin;
+mod release;
 mod tr31;
 
 use std::process::{Command, Output};

@@ -14,6 +14,7 @@ use super::extract::{
     AppJson, AppPath, AppQuery, Authorized, Ctx, DeviceApprovers, DeviceGuardians, DeviceReaders,
     Policy, SignedDevice,
 };
+use super::paging;
 use super::state::AppState;
 use crate::domain::{
     Device, DeviceAction, DeviceFacts, DeviceId, DeviceMode, DeviceState, DeviceStateChange,
@@ -40,7 +41,13 @@ pub struct AttestationRequest {
     pub format: String,
     /// Software format: base64 ECDSA P-256/SHA-256 signature (DER or r‖s) by the device key
     /// over `softpos-device-registration-v1\n<challenge>\n<public_key as sent>`.
+    #[serde(default)]
     pub signature: String,
+    /// `android_key` format: the device key's attestation certificate chain from
+    /// `KeyStore.getCertificateChain()`, leaf first, each element base64 DER or PEM. The key
+    /// must have been generated with `setAttestationChallenge(<challenge base64url-decoded>)`.
+    #[serde(default)]
+    pub certificate_chain: Vec<String>,
 }
 
 /// A registration.
@@ -144,6 +151,57 @@ pub struct DeviceDetail {
     pub device: DeviceResponse,
     /// State changes, oldest first.
     pub history: Vec<StateChangeResponse>,
+    /// The stored attestation verification result (absent for devices registered before
+    /// results were stored).
+    pub attestation: Option<AttestationResultResponse>,
+}
+
+/// One check of an attestation verification.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AttestationCheckResponse {
+    /// Stable name, e.g. `chain_to_google_root`, `challenge_matches`, `device_locked`.
+    pub name: String,
+    /// `pass`, `fail` or `skipped`.
+    pub outcome: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// The attestation verification result stored with a device.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttestationResultResponse {
+    /// `android_key` or `software`.
+    pub format: String,
+    /// `accepted`.
+    pub verdict: String,
+    /// attestationSecurityLevel (`TRUSTED_ENVIRONMENT`, `STRONG_BOX`, …).
+    pub attestation_security_level: Option<String>,
+    /// KeyMint security level.
+    pub keymint_security_level: Option<String>,
+    /// attestationVersion.
+    pub attestation_version: Option<i64>,
+    /// Every check.
+    pub checks: Vec<AttestationCheckResponse>,
+    /// The parsed KeyDescription (public values).
+    #[schema(value_type = Option<Object>)]
+    pub key_description: Option<serde_json::Value>,
+    /// When verified.
+    pub verified_at: DateTime<Utc>,
+}
+
+impl From<crate::service::attestation::AttestationRecord> for AttestationResultResponse {
+    fn from(record: crate::service::attestation::AttestationRecord) -> Self {
+        Self {
+            format: record.format,
+            verdict: record.verdict,
+            attestation_security_level: record.attestation_security_level,
+            keymint_security_level: record.keymint_security_level,
+            attestation_version: record.attestation_version,
+            checks: serde_json::from_value(record.checks).unwrap_or_default(),
+            key_description: record.key_description,
+            verified_at: to_rfc3339(record.verified_at),
+        }
+    }
 }
 
 /// Why an action is taken.
@@ -197,26 +255,11 @@ pub struct DeviceSelfResponse {
     pub body_bytes: usize,
 }
 
-const B64URL: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
-fn encode_cursor(device: &Device) -> String {
-    B64URL.encode(format!("{}|{}", device.created_at, device.id))
-}
-
-fn decode_cursor(cursor: &str) -> Option<(i64, DeviceId)> {
-    let text = String::from_utf8(B64URL.decode(cursor).ok()?).ok()?;
-    let (created, id) = text.split_once('|')?;
-    Some((created.parse().ok()?, id.parse().ok()?))
-}
-
 impl TryFrom<DeviceQuery> for DeviceFilter {
     type Error = AppError;
     fn try_from(query: DeviceQuery) -> Result<Self, Self::Error> {
         let mut problems = Vec::new();
-        let limit = query.limit.unwrap_or(50);
-        if !(1..=200).contains(&limit) {
-            problems.push(FieldError::new("limit", "between 1 and 200"));
-        }
+        let (after, limit) = paging::page(query.cursor.as_deref(), query.limit, &mut problems);
         if query
             .model
             .as_ref()
@@ -224,14 +267,6 @@ impl TryFrom<DeviceQuery> for DeviceFilter {
         {
             problems.push(FieldError::new("model", "at most 100 characters"));
         }
-        let after = match query.cursor.as_deref().map(decode_cursor) {
-            Some(None) => {
-                problems.push(FieldError::new("cursor", "not a cursor from this API"));
-                None
-            }
-            Some(after) => after,
-            None => None,
-        };
         if !problems.is_empty() {
             return Err(AppError::Validation(problems));
         }
@@ -337,6 +372,7 @@ pub async fn register_device(
                 attestation: Attestation {
                     format: req.attestation.format,
                     signature: req.attestation.signature,
+                    certificate_chain: req.attestation.certificate_chain,
                 },
             },
             &ctx,
@@ -356,8 +392,9 @@ pub async fn list_devices(
 ) -> Result<Json<DevicePage>, AppError> {
     let filter = DeviceFilter::try_from(query)?;
     let devices = state.devices.list(&filter).await?;
-    let full_page = i64::try_from(devices.len()).unwrap_or(0) == filter.limit;
-    let next_cursor = devices.last().filter(|_| full_page).map(encode_cursor);
+    let next_cursor = paging::next_cursor(&devices, filter.limit, |device| {
+        paging::encode_cursor(device.created_at, device.id)
+    });
     Ok(Json(DevicePage {
         devices: devices.into_iter().map(Into::into).collect(),
         next_cursor,
@@ -377,9 +414,11 @@ pub async fn get_device(
     let id = DeviceId(device_id);
     let device = state.devices.get(id).await?;
     let history = state.devices.history(id).await?;
+    let attestation = state.devices.attestation(id).await?;
     Ok(Json(DeviceDetail {
         device: device.into(),
         history: history.into_iter().map(Into::into).collect(),
+        attestation: attestation.map(Into::into),
     }))
 }
 

@@ -3,7 +3,6 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -12,6 +11,7 @@ use uuid::Uuid;
 use super::extract::{
     AppJson, AppPath, AppQuery, Authorized, Ctx, MerchantReaders, MerchantWriters,
 };
+use super::paging;
 use super::state::AppState;
 use crate::domain::{Merchant, MerchantId, MerchantStatus, to_rfc3339};
 use crate::error::{AppError, ErrorBody, FieldError};
@@ -101,41 +101,14 @@ pub struct MerchantPage {
     pub next_cursor: Option<String>,
 }
 
-fn encode_cursor(merchant: &Merchant) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(format!("{}|{}", merchant.created_at, merchant.id))
-}
-
-fn decode_cursor(cursor: &str) -> Option<(i64, MerchantId)> {
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()?;
-    let text = String::from_utf8(bytes).ok()?;
-    let (created, id) = text.split_once('|')?;
-    Some((created.parse().ok()?, id.parse().ok()?))
-}
-
 impl TryFrom<MerchantQuery> for MerchantFilter {
     type Error = AppError;
     fn try_from(query: MerchantQuery) -> Result<Self, Self::Error> {
         let mut problems = Vec::new();
-        let limit = query.limit.unwrap_or(50);
-        if !(1..=200).contains(&limit) {
-            problems.push(FieldError::new("limit", "between 1 and 200"));
-        }
+        let (after, limit) = paging::page(query.cursor.as_deref(), query.limit, &mut problems);
         if query.q.as_ref().is_some_and(|q| q.chars().count() > 100) {
             problems.push(FieldError::new("q", "at most 100 characters"));
         }
-        let after = match query.cursor.as_deref() {
-            Some(cursor) => match decode_cursor(cursor) {
-                Some(after) => Some(after),
-                None => {
-                    problems.push(FieldError::new("cursor", "not a cursor from this API"));
-                    None
-                }
-            },
-            None => None,
-        };
         if !problems.is_empty() {
             return Err(AppError::Validation(problems));
         }
@@ -186,8 +159,9 @@ pub async fn list_merchants(
 ) -> Result<Json<MerchantPage>, AppError> {
     let filter = MerchantFilter::try_from(query)?;
     let merchants = state.merchants.list(&filter).await?;
-    let full_page = i64::try_from(merchants.len()).unwrap_or(0) == filter.limit;
-    let next_cursor = merchants.last().filter(|_| full_page).map(encode_cursor);
+    let next_cursor = paging::next_cursor(&merchants, filter.limit, |merchant| {
+        paging::encode_cursor(merchant.created_at, merchant.id)
+    });
     Ok(Json(MerchantPage {
         merchants: merchants.into_iter().map(Into::into).collect(),
         next_cursor,
@@ -238,28 +212,4 @@ pub async fn update_merchant(
         )
         .await?;
     Ok(Json(merchant.into()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursor_round_trips_and_rejects_garbage() {
-        let merchant = Merchant {
-            id: MerchantId::new(),
-            name: "n".to_owned(),
-            country: "DE".to_owned(),
-            mcc: "5411".to_owned(),
-            status: MerchantStatus::Active,
-            created_at: 42,
-            updated_at: 42,
-        };
-        assert_eq!(
-            decode_cursor(&encode_cursor(&merchant)),
-            Some((42, merchant.id))
-        );
-        assert_eq!(decode_cursor("' OR 1=1 --"), None);
-        assert_eq!(decode_cursor("aGVsbG8"), None);
-    }
 }

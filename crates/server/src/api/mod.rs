@@ -5,13 +5,23 @@ pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod devices;
+pub mod events;
 pub mod extract;
 pub mod health;
+pub mod health_reports;
+pub mod key_injection;
+pub mod keys;
 pub mod merchants;
+pub mod paging;
 pub mod payments;
+pub mod releases;
 pub mod state;
+pub mod terminal_software;
+pub mod threats;
+pub mod tokens;
 pub mod transactions;
 pub mod users;
+pub mod webhooks;
 
 use std::time::Duration;
 
@@ -49,6 +59,13 @@ use state::AppState;
         (name = "device", description = "Calls signed by a device key"),
         (name = "ops", description = "Liveness, readiness, metrics"),
         (name = "transactions", description = "Transaction records, refunds, voids, reversals, statistics"),
+        (name = "releases", description = "Signed kernel and terminal-software releases"),
+        (name = "health", description = "Device health reports, security policy, fleet health"),
+        (name = "threats", description = "Threat events, incidents, statistics"),
+        (name = "tokens", description = "Transaction Tokens, their keys and JWKS"),
+        (name = "events", description = "Live threat and device-state events"),
+        (name = "webhooks", description = "Outbound webhooks and their delivery log"),
+        (name = "keys", description = "Key custody: BDKs, zone PIN keys, dual control, key sets"),
     )
 )]
 struct ApiDoc;
@@ -137,6 +154,73 @@ pub fn openapi_router() -> OpenApiRouter<AppState> {
         .routes(routes!(transactions::void_transaction))
         .routes(routes!(transactions::reverse_transaction))
         .routes(routes!(transactions::list_pin_operations))
+        .routes(routes!(releases::upload_kernel, releases::list_kernels))
+        .routes(routes!(releases::get_kernel))
+        .routes(routes!(releases::rerun_conformance))
+        .routes(routes!(releases::publish_kernel))
+        .routes(routes!(releases::pause_kernel))
+        .routes(routes!(releases::resume_kernel))
+        .routes(routes!(releases::deprecate_kernel))
+        .routes(routes!(releases::rollback_channel))
+        .routes(routes!(
+            releases::get_compatibility,
+            releases::replace_compatibility
+        ))
+        .routes(routes!(releases::device_kernel))
+        .routes(routes!(releases::download_kernel))
+        .routes(routes!(releases::public_kernel))
+        .routes(routes!(releases::public_kernel_wasm))
+        .routes(routes!(
+            terminal_software::create_terminal_release,
+            terminal_software::list_terminal_releases
+        ))
+        .routes(routes!(terminal_software::push_terminal_release))
+        .routes(routes!(terminal_software::terminal_adoption))
+        .routes(routes!(terminal_software::outdated_devices))
+        .routes(routes!(terminal_software::device_check_in))
+        .routes(routes!(terminal_software::report_task_result))
+        .routes(routes!(health_reports::create_health_nonce))
+        .routes(routes!(health_reports::submit_health_report))
+        .routes(routes!(
+            health_reports::get_security_policy,
+            health_reports::update_security_policy
+        ))
+        .routes(routes!(health_reports::list_security_policy_versions))
+        .routes(routes!(health_reports::device_health_history))
+        .routes(routes!(health_reports::fleet_health_stats))
+        .routes(routes!(health_reports::sweep_heartbeats))
+        .routes(routes!(threats::list_threats))
+        .routes(routes!(threats::threat_stats))
+        .routes(routes!(threats::get_threat))
+        .routes(routes!(threats::update_threat_state))
+        .routes(routes!(tokens::issue_token))
+        .routes(routes!(tokens::jwks))
+        .routes(routes!(tokens::rotate_keys))
+        .routes(routes!(tokens::introspect_token))
+        .routes(routes!(events::create_ticket))
+        .routes(routes!(events::stream_events))
+        .routes(routes!(webhooks::create_webhook, webhooks::list_webhooks))
+        .routes(routes!(webhooks::delete_webhook))
+        .routes(routes!(webhooks::list_deliveries))
+        .routes(routes!(keys::list_keys))
+        .routes(routes!(keys::get_key))
+        .routes(routes!(keys::generate_key))
+        .routes(routes!(keys::import_tr31))
+        .routes(routes!(keys::activate_key))
+        .routes(routes!(keys::retire_key))
+        .routes(routes!(keys::open_ceremony))
+        .routes(routes!(keys::get_ceremony))
+        .routes(routes!(keys::submit_component))
+        .routes(routes!(keys::confirm_ceremony))
+        .routes(routes!(keys::rotate_master))
+        .routes(routes!(keys::list_profiles))
+        .routes(routes!(keys::update_profile))
+        .routes(routes!(keys::list_key_sets))
+        .routes(routes!(keys::rotate_key_set))
+        .routes(routes!(key_injection::request_keys))
+        .routes(routes!(key_injection::confirm_keys))
+        .routes(routes!(key_injection::activate))
+        .routes(routes!(key_injection::key_status))
 }
 
 /// The OpenAPI document alone (for `cargo xtask codegen` and tests).
@@ -220,6 +304,8 @@ pub fn router(state: AppState, limits: &HttpLimits) -> Router {
                 // The path only: query strings may carry search text.
                 tracing::info_span!(
                     "request",
+                    otel.name = %format!("HTTP {}", req.method()),
+                    otel.kind = "server",
                     method = %req.method(),
                     path = %req.uri().path(),
                     request_id = %request_id,

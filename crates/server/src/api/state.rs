@@ -10,8 +10,15 @@ use crate::service::api_keys::ApiKeyService;
 use crate::service::audit::AuditService;
 use crate::service::auth::AuthService;
 use crate::service::devices::DeviceService;
+use crate::service::events::EventsService;
+use crate::service::events::webhooks::WebhookService;
+use crate::service::health::HealthService;
+use crate::service::keys::KeyService;
 use crate::service::merchants::MerchantService;
 use crate::service::payments::PaymentService;
+use crate::service::releases::ReleaseService;
+use crate::service::threats::ThreatService;
+use crate::service::tokens::TokenService;
 use crate::service::users::UserService;
 
 /// HTTP-level settings the handlers need.
@@ -40,6 +47,8 @@ pub struct AppState {
     pub merchants: Arc<MerchantService>,
     /// Devices.
     pub devices: Arc<DeviceService>,
+    /// Key custody and injection (also the payment pipeline's `DeviceKeys`).
+    pub keys: Arc<KeyService>,
     /// Database (readiness).
     pub db: Database,
     /// Shared stores (readiness).
@@ -50,4 +59,16 @@ pub struct AppState {
     pub settings: Arc<HttpSettings>,
     /// Payments: sales, follow-ups, records, statistics.
     pub payments: Arc<PaymentService>,
+    /// Kernel and terminal-software releases.
+    pub releases: Arc<ReleaseService>,
+    /// Health reports and the security policy.
+    pub health: Arc<HealthService>,
+    /// Threat events and incidents.
+    pub threats: Arc<ThreatService>,
+    /// Transaction Tokens.
+    pub tokens: Arc<TokenService>,
+    /// Live event stream and tickets.
+    pub events: Arc<EventsService>,
+    /// Outbound webhooks.
+    pub webhooks: Arc<WebhookService>,
 }

@@ -5,10 +5,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::extract::{AdminOnly, AppJson, AppPath, Authorized, Ctx};
+use super::extract::{AdminOnly, AppJson, AppPath, AppQuery, Authorized, Ctx};
+use super::paging;
 use super::state::AppState;
 use crate::domain::{Role, User, UserId, to_rfc3339};
 use crate::error::{AppError, ErrorBody};
@@ -79,23 +80,49 @@ pub async fn create_user(
     Ok((StatusCode::CREATED, Json(user.into())))
 }
 
-/// Lists users.
-#[utoipa::path(get, path = "/api/v1/users", tag = "users",
+/// Query of the user list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct UserQuery {
+    /// Cursor from the previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    /// Page size, 1–200 (default 50).
+    pub limit: Option<i64>,
+}
+
+/// A page of users.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserPage {
+    /// Users, oldest first.
+    pub users: Vec<UserResponse>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Lists users, oldest first, with cursor pagination.
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserQuery),
     security(("bearer" = ["admin"])),
-    responses((status = 200, body = Vec<UserResponse>)))]
+    responses((status = 200, body = UserPage), (status = 400, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 pub async fn list_users(
     _auth: Authorized<AdminOnly>,
     State(state): State<AppState>,
-) -> Result<Json<Vec<UserResponse>>, AppError> {
-    Ok(Json(
-        state
-            .users
-            .list()
-            .await?
-            .into_iter()
-            .map(Into::into)
-            .collect(),
-    ))
+    AppQuery(query): AppQuery<UserQuery>,
+) -> Result<Json<UserPage>, AppError> {
+    let mut problems = Vec::new();
+    let (after, limit) = paging::page(query.cursor.as_deref(), query.limit, &mut problems);
+    if !problems.is_empty() {
+        return Err(AppError::Validation(problems));
+    }
+    let users = state.users.list(after, limit).await?;
+    let next_cursor = paging::next_cursor(&users, limit, |user| {
+        paging::encode_cursor(user.created_at, user.id)
+    });
+    Ok(Json(UserPage {
+        users: users.into_iter().map(Into::into).collect(),
+        next_cursor,
+    }))
 }
 
 /// One user.

@@ -66,10 +66,40 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0002_devices.sql"),
     ),
     (
+        3,
+        "attestation",
+        include_str!("../../migrations/sqlite/0003_attestation.sql"),
+        include_str!("../../migrations/postgres/0003_attestation.sql"),
+    ),
+    (
+        4,
+        "health reports, security policies, threat events",
+        include_str!("../../migrations/sqlite/0004_health_threats.sql"),
+        include_str!("../../migrations/postgres/0004_health_threats.sql"),
+    ),
+    (
+        5,
+        "tokens and live events",
+        include_str!("../../migrations/sqlite/0005_tokens_events.sql"),
+        include_str!("../../migrations/postgres/0005_tokens_events.sql"),
+    ),
+    (
+        6,
+        "keys",
+        include_str!("../../migrations/sqlite/0006_keys.sql"),
+        include_str!("../../migrations/postgres/0006_keys.sql"),
+    ),
+    (
         7,
         "transactions",
         include_str!("../../migrations/sqlite/0007_transactions.sql"),
         include_str!("../../migrations/postgres/0007_transactions.sql"),
+    ),
+    (
+        8,
+        "releases",
+        include_str!("../../migrations/sqlite/0008_releases.sql"),
+        include_str!("../../migrations/postgres/0008_releases.sql"),
     ),
 ];
 

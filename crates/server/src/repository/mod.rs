@@ -3,12 +3,19 @@
 //! `&'static str` with `$N` placeholders: values are always bound, never formatted into SQL.
 
 pub mod api_keys;
+pub mod attestations;
 pub mod audit;
 pub mod devices;
+pub mod health;
+pub mod keys;
 pub mod merchants;
+pub mod releases;
 pub mod sessions;
+pub mod threats;
+pub mod tokens;
 pub mod transactions;
 pub mod users;
+pub mod webhooks;
 
 use crate::error::AppError;
 

@@ -19,7 +19,8 @@ pub trait UserRepository: Send + Sync + std::fmt::Debug {
     /// Finds by id.
     async fn find_by_id(&self, id: UserId) -> AppResult<Option<User>>;
     /// All users, oldest first.
-    async fn list(&self) -> AppResult<Vec<User>>;
+    /// One page of users ordered by (creation time, id), after `after`.
+    async fn list(&self, after: Option<(UnixMillis, UserId)>, limit: i64) -> AppResult<Vec<User>>;
     /// Number of users.
     async fn count(&self) -> AppResult<i64>;
     /// Replaces the password hash.
@@ -139,11 +140,19 @@ impl UserRepository for SqlUserRepository {
         .transpose()
     }
 
-    async fn list(&self) -> AppResult<Vec<User>> {
+    async fn list(&self, after: Option<(UnixMillis, UserId)>, limit: i64) -> AppResult<Vec<User>> {
+        let (after_created, after_id) = match after {
+            Some((created_at, id)) => (Some(created_at), Some(id.to_string())),
+            None => (None, None),
+        };
         sqlx::query(
-            "SELECT id, username, password_hash, role, disabled_at, created_at \
-             FROM users ORDER BY created_at, id",
+            "SELECT id, username, password_hash, role, disabled_at, created_at FROM users \
+             WHERE ($1 IS NULL OR created_at > $1 OR (created_at = $1 AND id > $2)) \
+             ORDER BY created_at, id LIMIT $3",
         )
+        .bind(after_created)
+        .bind(after_id)
+        .bind(limit)
         .fetch_all(&self.pool)
         .await?
         .iter()

@@ -4,7 +4,7 @@
 //! Identity is the device's P-256 key: registering twice with one key is refused, and IMEI
 //! or serial never select a device.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use base64::Engine;
@@ -14,6 +14,7 @@ use p256::ecdsa::{Signature, VerifyingKey};
 use sha2::{Digest, Sha256};
 
 use super::RequestContext;
+use super::attestation::{self, AndroidKeyVerifier, AttestationRecord};
 use super::audit::AuditService;
 use crate::domain::{
     Device, DeviceAction, DeviceFacts, DeviceId, DeviceMode, DeviceState, DeviceStateChange,
@@ -21,9 +22,11 @@ use crate::domain::{
 };
 use crate::error::{AppError, AppResult, FieldError};
 use crate::infra::keys::{SecretBytes, random_bytes};
-use crate::infra::stores::{OnceStore, RateLimiter};
+use crate::infra::stores::{Event, EventBus, OnceStore, RateLimiter};
+use crate::repository::attestations::AttestationRepository;
 use crate::repository::devices::{DeviceFilter, DeviceRepository, StateTransition};
 use crate::repository::merchants::MerchantRepository;
+use crate::service::ports::{EVENT_DEVICE_STATE_CHANGED, HealthGate};
 
 /// How long a registration challenge is valid.
 pub const CHALLENGE_TTL: Duration = Duration::from_secs(300);
@@ -56,11 +59,14 @@ pub struct DevicePolicy {
 /// Attestation evidence.
 #[derive(Debug, Clone)]
 pub struct Attestation {
-    /// `software` (implemented) or `android_key` (not yet).
+    /// `software` or `android_key`.
     pub format: String,
     /// Software format: ECDSA P-256/SHA-256 signature (DER or raw r‖s, base64) by the device
     /// key over `REGISTRATION_CONTEXT \n challenge \n base64(public key)`.
     pub signature: String,
+    /// `android_key` format: the key's certificate chain, leaf first, each base64 DER or PEM.
+    /// The attestationChallenge is the registration challenge, base64url-decoded.
+    pub certificate_chain: Vec<String>,
 }
 
 /// A registration request.
@@ -135,6 +141,12 @@ pub struct DeviceService {
     audit: Arc<AuditService>,
     challenge_key: Vec<u8>,
     policy: DevicePolicy,
+    android: Option<Arc<AndroidKeyVerifier>>,
+    attestations: Option<Arc<dyn AttestationRepository>>,
+    /// Late-bound: health is built after devices (threats need devices, health needs threats).
+    health_gate: OnceLock<Arc<dyn HealthGate>>,
+    /// Late-bound live-event bus for lifecycle transitions.
+    events: OnceLock<Arc<dyn EventBus>>,
 }
 
 impl std::fmt::Debug for DeviceService {
@@ -170,6 +182,102 @@ impl DeviceService {
             audit,
             challenge_key: hasher.finalize().to_vec(),
             policy,
+            android: None,
+            attestations: None,
+            health_gate: OnceLock::new(),
+            events: OnceLock::new(),
+        }
+    }
+
+    /// Enables the `android_key` format and stores every accepted attestation with its device.
+    #[must_use]
+    pub fn with_attestation(
+        mut self,
+        android: Arc<AndroidKeyVerifier>,
+        attestations: Arc<dyn AttestationRepository>,
+    ) -> Self {
+        self.android = Some(android);
+        self.attestations = Some(attestations);
+        self
+    }
+
+    /// The stored attestation result of a device.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn attestation(&self, id: DeviceId) -> AppResult<Option<AttestationRecord>> {
+        match &self.attestations {
+            Some(repo) => repo.latest(id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Wires the health gate that resume from `SUSPENDED` asks. Until it is set, resume is
+    /// refused (fail closed). A second call is ignored.
+    pub fn set_health_gate(&self, gate: Arc<dyn HealthGate>) {
+        let _ = self.health_gate.set(gate);
+    }
+
+    /// Wires the bus that lifecycle transitions are published on. A second call is ignored.
+    pub fn set_events(&self, events: Arc<dyn EventBus>) {
+        let _ = self.events.set(events);
+    }
+
+    async fn publish_state_change(
+        &self,
+        device: DeviceId,
+        (from, to): (Option<DeviceState>, DeviceState),
+        action: &str,
+        actor: &str,
+        reason: Option<&str>,
+        at: UnixMillis,
+    ) {
+        let Some(events) = self.events.get() else {
+            return;
+        };
+        let event = Event {
+            kind: EVENT_DEVICE_STATE_CHANGED.to_owned(),
+            payload: serde_json::json!({
+                "id": uuid::Uuid::new_v4(),
+                "device_id": device.0,
+                "from": from.map(DeviceState::as_str),
+                "to": to.as_str(),
+                "action": action,
+                "actor": actor,
+                "reason": reason,
+                "at": at,
+            }),
+        };
+        // The transition is committed and audited; a lost live notification must not undo it.
+        if let Err(error) = events.publish(&event).await {
+            tracing::warn!(?error, "device state event not published");
+        }
+    }
+
+    /// Resume needs a passing health report received after the device was suspended and
+    /// still within the policy's maximum age.
+    async fn check_resume(&self, device: &Device) -> AppResult<()> {
+        let refused = |message| AppError::Conflict {
+            code: "resume_requires_health_check",
+            message,
+        };
+        let Some(gate) = self.health_gate.get() else {
+            return Err(refused("no health gate is configured"));
+        };
+        match gate.fresh_passing_verdict(device.id).await? {
+            Ok(verdict) if verdict.received_at > device.updated_at => Ok(()),
+            Ok(_) => Err(refused(
+                "the latest passing health check predates the suspension; send a fresh one",
+            )),
+            Err(crate::service::ports::HealthRefusal::NoHealthCheck) => {
+                Err(refused("the device never sent a valid health check"))
+            }
+            Err(crate::service::ports::HealthRefusal::HealthCheckFailed) => {
+                Err(refused("the latest health check failed the policy"))
+            }
+            Err(crate::service::ports::HealthRefusal::HealthCheckStale) => Err(refused(
+                "the latest health check is older than the policy allows",
+            )),
         }
     }
 
@@ -244,7 +352,7 @@ impl DeviceService {
             .map_err(|_| AppError::field("public_key", "not a valid P-256 public key"))?;
         let uncompressed = verifying_key.to_sec1_bytes().to_vec();
 
-        let notes = match registration.attestation.format.as_str() {
+        let (notes, record) = match registration.attestation.format.as_str() {
             "software" => {
                 if !self.policy.allow_software_attestation {
                     return Err(AppError::Unprocessable {
@@ -269,18 +377,36 @@ impl DeviceService {
                         message: "the attestation signature does not verify with the device key",
                     });
                 }
-                vec![
-                    "format software: signature over the challenge verified with the device key"
-                        .to_owned(),
-                    "policy: software attestation allowed".to_owned(),
-                    "hardware-backed key: not proven (software format)".to_owned(),
-                ]
+                (
+                    vec![
+                        "format software: signature over the challenge verified with the device key"
+                            .to_owned(),
+                        "policy: software attestation allowed".to_owned(),
+                        "hardware-backed key: not proven (software format)".to_owned(),
+                    ],
+                    attestation::software_record(now_millis()),
+                )
             }
             "android_key" => {
-                return Err(AppError::Unprocessable {
-                    code: "attestation_format_unsupported",
-                    message: "Android Key Attestation is not supported by this server version yet",
-                });
+                let Some(android) = &self.android else {
+                    return Err(AppError::Unprocessable {
+                        code: "attestation_format_unsupported",
+                        message: "Android Key Attestation is not configured on this server",
+                    });
+                };
+                // check_challenge accepted it, so it decodes.
+                let challenge = B64URL.decode(&registration.challenge).unwrap_or_default();
+                let (verification, record) = android
+                    .verify(
+                        &registration.attestation.certificate_chain,
+                        &challenge,
+                        &uncompressed,
+                        &registration.facts,
+                        now_millis() / 1000,
+                    )
+                    .await?;
+                let notes = attestation::notes(&verification);
+                (notes, record)
             }
             _ => {
                 return Err(AppError::field(
@@ -333,8 +459,20 @@ impl DeviceService {
         self.devices
             .insert(&device, &actor, ctx.request_id.clone())
             .await?;
+        if let Some(attestations) = &self.attestations {
+            attestations.insert(device.id, &record).await?;
+        }
         metrics::counter!("device_registrations_total", "format" => device.attestation_format.clone())
             .increment(1);
+        self.publish_state_change(
+            device.id,
+            (None, device.state),
+            "register",
+            &actor,
+            None,
+            device.created_at,
+        )
+        .await;
         self.audit
             .append(NewAuditRecord {
                 actor,
@@ -375,6 +513,10 @@ impl DeviceService {
                 message: "this action is not allowed in the device's current state",
             });
         };
+        if action == DeviceAction::Resume {
+            self.check_resume(&device).await?;
+        }
+        let at = now_millis();
         let applied = self
             .devices
             .transition(&StateTransition {
@@ -385,7 +527,7 @@ impl DeviceService {
                 actor: actor.to_owned(),
                 reason: reason.clone(),
                 request_id: ctx.request_id.clone(),
-                at: now_millis(),
+                at,
             })
             .await?;
         if !applied {
@@ -403,11 +545,23 @@ impl DeviceService {
                     "{} -> {}{}",
                     device.state.as_str(),
                     to.as_str(),
-                    reason.map(|r| format!(": {r}")).unwrap_or_default()
+                    reason
+                        .as_ref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
                 )),
                 request_id: ctx.request_id.clone(),
             })
             .await?;
+        self.publish_state_change(
+            id,
+            (Some(device.state), to),
+            action.as_str(),
+            actor,
+            reason.as_deref(),
+            at,
+        )
+        .await;
         self.get(id).await
     }
 

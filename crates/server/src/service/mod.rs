@@ -2,12 +2,19 @@
 //! as trait objects.
 
 pub mod api_keys;
+pub mod attestation;
 pub mod audit;
 pub mod auth;
 pub mod devices;
+pub mod events;
+pub mod health;
+pub mod keys;
 pub mod merchants;
 pub mod payments;
 pub mod ports;
+pub mod releases;
+pub mod threats;
+pub mod tokens;
 pub mod users;
 
 /// Facts about the request that services record (audit) or use (throttling).

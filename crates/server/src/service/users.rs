@@ -89,8 +89,12 @@ impl UserService {
     ///
     /// # Errors
     /// Storage errors.
-    pub async fn list(&self) -> AppResult<Vec<User>> {
-        self.users.list().await
+    pub async fn list(
+        &self,
+        after: Option<(crate::domain::UnixMillis, UserId)>,
+        limit: i64,
+    ) -> AppResult<Vec<User>> {
+        self.users.list(after, limit).await
     }
 
     /// Finds a user.

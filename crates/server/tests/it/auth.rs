@@ -258,7 +258,70 @@ async fn logout_sessions_and_password_change(app: TestApp) {
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }
 
+/// The user list pages through every user exactly once, oldest first.
+async fn users_list_pages_with_a_cursor(app: TestApp) {
+    let admin = app.admin_token().await;
+    let mut created = Vec::new();
+    for role in [
+        "operator",
+        "auditor",
+        "security_officer",
+        "operator",
+        "auditor",
+    ] {
+        let username = format!("{}-{}", role.replace('_', "-"), created.len());
+        app.create_user(&admin, &username, role).await;
+        created.push(username);
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut req = app
+            .req(Method::GET, "/api/v1/users")
+            .query(&[("limit", "2")])
+            .bearer_auth(&admin);
+        if let Some(cursor) = &cursor {
+            req = req.query(&[("cursor", cursor)]);
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let page: Value = res.json().await.unwrap();
+        let users = page["users"].as_array().unwrap();
+        assert!(users.len() <= 2);
+        seen.extend(
+            users
+                .iter()
+                .map(|user| user["username"].as_str().unwrap().to_owned()),
+        );
+        pages += 1;
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+        assert!(pages < 10, "paging does not end");
+    }
+    // The first-run admin, then the five in creation order.
+    assert_eq!(seen.len(), 6, "{seen:?}");
+    assert_eq!(seen[0], "admin");
+    let mut expected = vec!["admin".to_owned()];
+    expected.extend(created);
+    assert_eq!(seen, expected);
+
+    for bad in ["0", "201", "-1"] {
+        let res = app
+            .req(Method::GET, "/api/v1/users")
+            .query(&[("limit", bad)])
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        expect_error(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    }
+}
+
 crate::on_both_backends!(
+    users_list_pages_with_a_cursor,
     login_and_wrong_credentials,
     refresh_rotates_and_reuse_revokes_the_family,
     concurrent_refresh_with_one_token_lets_at_most_one_through,

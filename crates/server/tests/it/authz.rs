@@ -23,6 +23,11 @@ const PUBLIC: &[(&str, &str)] = &[
     // Onboarding: the attestation evidence over a single-use challenge is the credential.
     ("post", "/api/v1/devices/challenge"),
     ("post", "/api/v1/devices/register"),
+    // The web demo reads the current stable kernel (manifest, signature and .wasm) anonymously.
+    ("get", "/api/v1/public/kernel"),
+    ("get", "/api/v1/public/kernel/wasm"),
+    // Public keys that verify Transaction Tokens.
+    ("get", "/api/v1/.well-known/jwks.json"),
 ];
 
 const ROLES: &[&str] = &["admin", "security_officer", "operator", "auditor"];

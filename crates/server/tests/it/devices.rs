@@ -95,7 +95,7 @@ async fn registration_and_identity(app: TestApp) {
     expect_error(
         app.register(&body).await,
         StatusCode::UNPROCESSABLE_ENTITY,
-        "attestation_format_unsupported",
+        "attestation_evidence_malformed",
     )
     .await;
     let mut body = app.registration(
@@ -220,6 +220,8 @@ async fn device_in(app: &TestApp, admin: &str, merchant: &str, state: &str) -> T
                     act(app, admin, &device.id, "suspend").await.status(),
                     StatusCode::OK
                 );
+                // Resume needs a passing health check received after the suspension.
+                app.report_ok(&device, &crate::health::clean_report()).await;
             }
         }
         other => panic!("unknown state {other}"),

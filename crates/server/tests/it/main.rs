@@ -7,14 +7,21 @@
 //! service is unreachable the PostgreSQL variant fails; elsewhere it is skipped with a reason.
 
 mod api_keys;
+mod attestation;
 mod audit;
 mod auth;
 mod authz;
 mod bad_input;
 mod devices;
+mod events;
+mod health;
+mod keys;
 mod merchants;
 mod ops;
 mod payments;
+mod releases;
+mod threats;
+mod tokens;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};

@@ -26,7 +26,6 @@ pub mod followup;
 pub mod idempotency;
 pub mod processor;
 mod sale;
-pub mod unwired;
 
 use std::sync::Arc;
 

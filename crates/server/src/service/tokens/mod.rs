@@ -1,0 +1,613 @@
+//! Transaction Tokens: single-use ES256 JWS that let an `ACTIVE`, healthy device start one
+//! payment; their signing keys (rotation, JWKS); consumption; introspection.
+//!
+//! Issuance asks, in this order: is the device `ACTIVE` (`device_not_active`), does it
+//! have a fresh passing health verdict ([`HealthGate`]: `no_health_check`,
+//! `health_check_failed`, `health_check_stale`), and is no open threat blocking it
+//! ([`ThreatReporter::blocking_threat`]: `blocking_threat`)? Each refusal is a 409 whose
+//! code names the rule. The claims carry the verdict (report id, score, amount ceiling),
+//! the device state and the active key set ([`DeviceKeys`]).
+//!
+//! Single use, across instances — two guards, one authority:
+//! 1. `OnceStore::claim("token:<jti>")` (Redis `SET NX PX` or the in-process map), TTL =
+//!    remaining lifetime + a minute: a fast filter that turns a replay storm away before
+//!    it reaches the database;
+//! 2. `UPDATE tokens SET consumed_at = $1 WHERE jti = $2 AND consumed_at IS NULL` with
+//!    rows-affected = 1: **the authority**. It is durable (a Redis flush, restart or
+//!    failover cannot resurrect a spent token; the stores are allowed to be volatile) and
+//!    atomic in both SQLite and PostgreSQL, so exactly one caller on any instance wins even
+//!    if the filter was lost. A claim won in step 1 whose UPDATE then fails leaves the
+//!    token burned: the failure mode is "refused", never "used twice".
+//!
+//! A second use is `token_reused` (409) and a [`ThreatKind::TokenReuse`] signal; a token
+//! with another device's `sub` is `token_wrong_device` (422) and a
+//! [`ThreatKind::TokenForgery`] signal; expired `token_expired` (422); a bad signature,
+//! unknown `kid`, any `alg` but ES256 or altered claims `token_invalid` (422); a device no
+//! longer `ACTIVE` `device_not_active` (409).
+//!
+//! Keys: P-256 pairs with a random `kid`; the private scalar is stored wrapped
+//! ([`wrap`]). Each instance caches the keys for [`KEY_CACHE_TTL`]; a rotated-out key
+//! stays published for the token lifetime plus that cache age plus a minute, so every
+//! token any instance signed with it can still be verified by a JWKS client.
+
+pub mod jws;
+pub mod wrap;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use p256::ecdsa::{SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::RwLock;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::RequestContext;
+use super::audit::AuditService;
+use super::ports::{
+    DeviceKeys, HealthGate, Severity, ThreatKind, ThreatReporter, ThreatSignal, TokenClaims,
+    TokenConsumer,
+};
+use crate::domain::{DeviceId, DeviceState, NewAuditRecord, Principal, UnixMillis, now_millis};
+use crate::error::{AppError, AppResult};
+use crate::infra::keys::{random_bytes, random_token};
+use crate::infra::stores::OnceStore;
+use crate::repository::devices::DeviceRepository;
+use crate::repository::tokens::{SigningKeyRow, TokenRepository, TokenRow};
+use jws::{EcJwk, JwsError};
+use wrap::Wrapper;
+
+/// How long an instance trusts its cached key set before reading it again.
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(10);
+/// The wrapping label of signing keys.
+const WRAP_LABEL: &str = "token-signing-key";
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// Token settings.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenSettings {
+    /// Lifetime of a token (default 5 minutes).
+    pub ttl: Duration,
+}
+
+/// The claims as signed (JWT registered names plus ours).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WireClaims {
+    /// Token id.
+    pub jti: Uuid,
+    /// Device id.
+    pub sub: Uuid,
+    /// Issued at, Unix seconds.
+    pub iat: i64,
+    /// Expires at, Unix seconds.
+    pub exp: i64,
+    /// Health report the token was issued on.
+    pub health_report_id: Uuid,
+    /// Its score 0–100.
+    pub health_score: u8,
+    /// Device state at issue.
+    pub device_state: DeviceState,
+    /// The device's active key set at issue.
+    pub key_set_id: Option<Uuid>,
+    /// Largest amount (minor units) the token allows, if the policy caps it at this score.
+    pub amount_ceiling_minor: Option<u64>,
+}
+
+impl WireClaims {
+    fn to_claims(&self) -> TokenClaims {
+        TokenClaims {
+            token_id: self.jti,
+            device_id: DeviceId(self.sub),
+            issued_at: self.iat * 1000,
+            expires_at: self.exp * 1000,
+            health_report_id: self.health_report_id,
+            health_score: self.health_score,
+            device_state: self.device_state,
+            key_set_id: self.key_set_id,
+            amount_ceiling_minor: self.amount_ceiling_minor,
+        }
+    }
+}
+
+/// A freshly issued token.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    /// The compact JWS (given to the device once, stored nowhere).
+    pub token: String,
+    /// Signing key id.
+    pub kid: String,
+    /// Its claims.
+    pub claims: WireClaims,
+}
+
+/// Lifecycle state of a stored token as the console sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenState {
+    /// Issued, unused, not expired.
+    Issued,
+    /// Used once.
+    Consumed,
+    /// Never used and past its expiry.
+    Expired,
+}
+
+/// What introspection reveals about a token (never the token).
+#[derive(Debug, Clone)]
+pub struct Introspection {
+    /// State now.
+    pub state: TokenState,
+    /// Signing key.
+    pub kid: String,
+    /// SHA-256 of the token, hex.
+    pub token_hash: String,
+    /// Claims as signed.
+    pub claims: WireClaims,
+    /// When it was consumed.
+    pub consumed_at: Option<UnixMillis>,
+}
+
+/// Result of a rotation.
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    /// The new signing key.
+    pub kid: String,
+    /// Keys retired by it.
+    pub retired: u64,
+    /// Until when the retired keys stay published.
+    pub retired_published_until: UnixMillis,
+}
+
+struct KeyCache {
+    loaded_at: Instant,
+    signer_kid: String,
+    signer: SigningKey,
+    verifiers: HashMap<String, VerifyingKey>,
+}
+
+/// Issues, verifies and consumes Transaction Tokens; manages their signing keys.
+pub struct TokenService {
+    repo: Arc<dyn TokenRepository>,
+    devices: Arc<dyn DeviceRepository>,
+    health: Arc<dyn HealthGate>,
+    threats: Arc<dyn ThreatReporter>,
+    keys: Arc<dyn DeviceKeys>,
+    once: Arc<dyn OnceStore>,
+    audit: Arc<AuditService>,
+    wrapper: Wrapper,
+    settings: TokenSettings,
+    cache: RwLock<Option<KeyCache>>,
+}
+
+impl std::fmt::Debug for TokenService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenService")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The ports the token service calls.
+#[derive(Debug, Clone)]
+pub struct TokenPorts {
+    /// Health verdicts.
+    pub health: Arc<dyn HealthGate>,
+    /// Threats (blocking check, reuse and forgery signals).
+    pub threats: Arc<dyn ThreatReporter>,
+    /// Key sets (the `key_set_id` claim).
+    pub keys: Arc<dyn DeviceKeys>,
+}
+
+fn refused(code: &'static str, message: &'static str) -> AppError {
+    AppError::Conflict { code, message }
+}
+
+fn invalid() -> AppError {
+    AppError::Unprocessable {
+        code: "token_invalid",
+        message: "the token is not a valid Transaction Token",
+    }
+}
+
+impl TokenService {
+    /// Builds the service; `server_secret` derives the key-wrapping key.
+    pub fn new(
+        repo: Arc<dyn TokenRepository>,
+        devices: Arc<dyn DeviceRepository>,
+        ports: TokenPorts,
+        once: Arc<dyn OnceStore>,
+        audit: Arc<AuditService>,
+        server_secret: &[u8],
+        settings: TokenSettings,
+    ) -> Self {
+        Self {
+            repo,
+            devices,
+            health: ports.health,
+            threats: ports.threats,
+            keys: ports.keys,
+            once,
+            audit,
+            wrapper: Wrapper::derive(server_secret, WRAP_LABEL),
+            settings,
+            cache: RwLock::new(None),
+        }
+    }
+
+    fn ttl_secs(&self) -> i64 {
+        i64::try_from(self.settings.ttl.as_secs()).unwrap_or(i64::MAX)
+    }
+
+    fn new_key_row(&self, now: UnixMillis) -> SigningKeyRow {
+        let signer = loop {
+            if let Ok(key) = SigningKey::from_slice(&random_bytes::<32>()) {
+                break key;
+            }
+        };
+        let kid = random_token::<12>();
+        SigningKeyRow {
+            public_key: B64.encode(signer.verifying_key().to_sec1_bytes()),
+            private_wrapped: self.wrapper.wrap(&signer.to_bytes(), &kid),
+            kid,
+            retired_at: None,
+            publish_until: None,
+            created_at: now,
+        }
+    }
+
+    async fn load_keys(&self) -> AppResult<KeyCache> {
+        let now = now_millis();
+        let mut rows = self.repo.live_keys(now).await?;
+        if !rows.iter().any(|row| row.retired_at.is_none()) {
+            // First start (or every key retired by hand): create one. Two instances racing
+            // here both insert; both keys are valid and the newest signs everywhere.
+            self.repo.insert_key(&self.new_key_row(now)).await?;
+            rows = self.repo.live_keys(now).await?;
+        }
+        let mut verifiers = HashMap::new();
+        for row in &rows {
+            let public = B64
+                .decode(&row.public_key)
+                .ok()
+                .and_then(|bytes| VerifyingKey::from_sec1_bytes(&bytes).ok())
+                .ok_or_else(|| crate::repository::corrupt("token_signing_keys.public_key"))?;
+            verifiers.insert(row.kid.clone(), public);
+        }
+        let active = rows
+            .iter()
+            .rev()
+            .find(|row| row.retired_at.is_none())
+            .ok_or_else(|| AppError::Other(anyhow::anyhow!("no active token signing key")))?;
+        let scalar = self
+            .wrapper
+            .unwrap(&active.private_wrapped, &active.kid)
+            .map_err(|error| AppError::Other(anyhow::anyhow!("token signing key: {error}")))?;
+        let signer = SigningKey::from_slice(&scalar)
+            .map_err(|_| crate::repository::corrupt("token_signing_keys.private_wrapped"))?;
+        Ok(KeyCache {
+            loaded_at: Instant::now(),
+            signer_kid: active.kid.clone(),
+            signer,
+            verifiers,
+        })
+    }
+
+    /// Reloads the cache when older than `max_age`.
+    async fn refresh(&self, max_age: Duration) -> AppResult<()> {
+        if let Some(cache) = self.cache.read().await.as_ref()
+            && cache.loaded_at.elapsed() < max_age
+        {
+            return Ok(());
+        }
+        let fresh = self.load_keys().await?;
+        *self.cache.write().await = Some(fresh);
+        Ok(())
+    }
+
+    async fn signer(&self) -> AppResult<(String, SigningKey)> {
+        self.refresh(KEY_CACHE_TTL).await?;
+        let cache = self.cache.read().await;
+        let cache = cache.as_ref().expect("refreshed above");
+        Ok((cache.signer_kid.clone(), cache.signer.clone()))
+    }
+
+    async fn verifier(&self, kid: &str) -> AppResult<Option<VerifyingKey>> {
+        self.refresh(KEY_CACHE_TTL).await?;
+        if let Some(key) = self.lookup(kid).await {
+            return Ok(Some(key));
+        }
+        // Maybe another instance rotated since; re-read, but at most once a second so
+        // forged kids cannot turn into a database load.
+        self.refresh(Duration::from_secs(1)).await?;
+        Ok(self.lookup(kid).await)
+    }
+
+    async fn lookup(&self, kid: &str) -> Option<VerifyingKey> {
+        self.cache
+            .read()
+            .await
+            .as_ref()
+            .and_then(|cache| cache.verifiers.get(kid).copied())
+    }
+
+    /// Issues a token to `device` if every rule allows it.
+    ///
+    /// # Errors
+    /// 409 `device_not_active`, `no_health_check`, `health_check_failed`,
+    /// `health_check_stale`, `blocking_threat`; storage errors.
+    pub async fn issue(&self, device: DeviceId) -> AppResult<IssuedToken> {
+        let current = self
+            .devices
+            .find_by_id(device)
+            .await?
+            .ok_or(AppError::NotFound("device"))?;
+        if current.state != DeviceState::Active {
+            return Err(refused(
+                "device_not_active",
+                "tokens are issued only to ACTIVE devices",
+            ));
+        }
+        let verdict = match self.health.fresh_passing_verdict(device).await? {
+            Ok(verdict) => verdict,
+            Err(refusal) => {
+                let message = match refusal {
+                    super::ports::HealthRefusal::NoHealthCheck => {
+                        "the device has no valid health check"
+                    }
+                    super::ports::HealthRefusal::HealthCheckFailed => {
+                        "the device's latest health check failed the policy"
+                    }
+                    super::ports::HealthRefusal::HealthCheckStale => {
+                        "the device's latest health check is older than the policy allows"
+                    }
+                };
+                return Err(refused(refusal.code(), message));
+            }
+        };
+        if self.threats.blocking_threat(device).await?.is_some() {
+            return Err(refused(
+                "blocking_threat",
+                "an open threat blocks transactions for this device",
+            ));
+        }
+        let key_set = self.keys.active_key_set(device).await?;
+        let (kid, signer) = self.signer().await?;
+        let iat = now_millis() / 1000;
+        let claims = WireClaims {
+            jti: Uuid::new_v4(),
+            sub: device.0,
+            iat,
+            exp: iat + self.ttl_secs(),
+            health_report_id: verdict.report_id,
+            health_score: verdict.score,
+            device_state: current.state,
+            key_set_id: key_set.map(|set| set.id),
+            amount_ceiling_minor: verdict.amount_ceiling_minor,
+        };
+        let payload = serde_json::to_vec(&claims).map_err(anyhow::Error::from)?;
+        let token = jws::sign(&signer, &kid, &payload);
+        self.repo
+            .insert_token(&TokenRow {
+                jti: claims.jti,
+                device_id: device,
+                kid: kid.clone(),
+                token_hash: hex::encode(Sha256::digest(token.as_bytes())),
+                claims: String::from_utf8(payload).map_err(anyhow::Error::from)?,
+                issued_at: claims.iat * 1000,
+                expires_at: claims.exp * 1000,
+                consumed_at: None,
+            })
+            .await?;
+        metrics::counter!("tokens_issued_total").increment(1);
+        Ok(IssuedToken { token, kid, claims })
+    }
+
+    /// Verifies signature and structure only (no device, expiry or use checks).
+    async fn verify_signature(&self, token: &str) -> AppResult<WireClaims> {
+        if token.len() > 4096 {
+            return Err(invalid());
+        }
+        let kid = jws::es256_kid(token).map_err(|_| invalid())?;
+        let key = self.verifier(&kid).await?.ok_or_else(invalid)?;
+        let payload = jws::verify(token, &key).map_err(|error| match error {
+            JwsError::Malformed
+            | JwsError::Algorithm
+            | JwsError::UnknownKey
+            | JwsError::Signature => invalid(),
+        })?;
+        serde_json::from_slice(&payload).map_err(|_| invalid())
+    }
+
+    async fn signal(
+        &self,
+        device: DeviceId,
+        kind: ThreatKind,
+        evidence: serde_json::Value,
+        ctx: &RequestContext,
+    ) {
+        let signal = ThreatSignal {
+            device_id: device,
+            kind,
+            severity: Severity::High,
+            evidence,
+            observed_at: now_millis(),
+        };
+        if let Err(error) = self.threats.report(signal, ctx).await {
+            tracing::error!(?error, ?kind, "could not report a token threat");
+        }
+    }
+
+    /// Introspection for the console.
+    ///
+    /// # Errors
+    /// `not_found`; storage errors.
+    pub async fn introspect(&self, jti: Uuid) -> AppResult<Introspection> {
+        let row = self
+            .repo
+            .find_token(jti)
+            .await?
+            .ok_or(AppError::NotFound("token"))?;
+        let claims: WireClaims = serde_json::from_str(&row.claims)
+            .map_err(|_| crate::repository::corrupt("tokens.claims"))?;
+        let state = match row.consumed_at {
+            Some(_) => TokenState::Consumed,
+            None if now_millis() >= row.expires_at => TokenState::Expired,
+            None => TokenState::Issued,
+        };
+        Ok(Introspection {
+            state,
+            kid: row.kid,
+            token_hash: row.token_hash,
+            claims,
+            consumed_at: row.consumed_at,
+        })
+    }
+
+    /// The public keys to publish (signing and recently retired), as JWKs.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn jwks(&self) -> AppResult<Vec<EcJwk>> {
+        // From the database, not the cache: a key rotated on another instance is
+        // published everywhere at once.
+        self.refresh(KEY_CACHE_TTL).await?;
+        let rows = self.repo.live_keys(now_millis()).await?;
+        rows.iter()
+            .map(|row| {
+                let key = B64
+                    .decode(&row.public_key)
+                    .ok()
+                    .and_then(|bytes| VerifyingKey::from_sec1_bytes(&bytes).ok())
+                    .ok_or_else(|| crate::repository::corrupt("token_signing_keys.public_key"))?;
+                Ok(EcJwk::from_key(&key, &row.kid))
+            })
+            .collect()
+    }
+
+    /// Creates a new signing key and retires the others (published until their tokens
+    /// expired). Audited.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn rotate(&self, principal: &Principal, ctx: &RequestContext) -> AppResult<Rotation> {
+        let now = now_millis();
+        let row = self.new_key_row(now + 1);
+        self.repo.insert_key(&row).await?;
+        let grace = self.settings.ttl + KEY_CACHE_TTL + Duration::from_secs(60);
+        let publish_until = now + i64::try_from(grace.as_millis()).unwrap_or(i64::MAX / 2);
+        let retired = self
+            .repo
+            .retire_all_but(&row.kid, now, publish_until)
+            .await?;
+        *self.cache.write().await = None;
+        self.audit
+            .append(NewAuditRecord {
+                actor: principal.actor(),
+                action: "token.signing_key_rotated".to_owned(),
+                target: Some(format!("token_key:{}", row.kid)),
+                reason: Some(format!(
+                    "{retired} key(s) retired, published until {publish_until}"
+                )),
+                request_id: ctx.request_id.clone(),
+            })
+            .await?;
+        Ok(Rotation {
+            kid: row.kid,
+            retired,
+            retired_published_until: publish_until,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenConsumer for TokenService {
+    async fn consume(
+        &self,
+        token: &str,
+        device: DeviceId,
+        ctx: &RequestContext,
+    ) -> AppResult<TokenClaims> {
+        let result = self.consume_inner(token, device, ctx).await;
+        let outcome = match &result {
+            Ok(_) => "consumed",
+            Err(error) => error.code(),
+        };
+        metrics::counter!("tokens_consumed_total", "outcome" => outcome).increment(1);
+        result
+    }
+}
+
+impl TokenService {
+    async fn consume_inner(
+        &self,
+        token: &str,
+        device: DeviceId,
+        ctx: &RequestContext,
+    ) -> AppResult<TokenClaims> {
+        let claims = self.verify_signature(token).await?;
+        if claims.sub != device.0 {
+            self.signal(
+                device,
+                ThreatKind::TokenForgery,
+                serde_json::json!({ "reason": "token_wrong_device", "token_id": claims.jti,
+                    "token_device": claims.sub }),
+                ctx,
+            )
+            .await;
+            return Err(AppError::Unprocessable {
+                code: "token_wrong_device",
+                message: "the token was issued to another device",
+            });
+        }
+        let now = now_millis();
+        if now >= claims.exp * 1000 {
+            return Err(AppError::Unprocessable {
+                code: "token_expired",
+                message: "the token has expired",
+            });
+        }
+        let current = self.devices.find_by_id(device).await?.ok_or_else(invalid)?;
+        if current.state != DeviceState::Active {
+            return Err(refused(
+                "device_not_active",
+                "the device is no longer ACTIVE",
+            ));
+        }
+        let row = self
+            .repo
+            .find_token(claims.jti)
+            .await?
+            .ok_or_else(invalid)?;
+        let hash = hex::encode(Sha256::digest(token.as_bytes()));
+        if row.device_id != device
+            || !bool::from(subtle::ConstantTimeEq::ct_eq(
+                hash.as_bytes(),
+                row.token_hash.as_bytes(),
+            ))
+        {
+            return Err(invalid());
+        }
+        let remaining = u64::try_from(claims.exp * 1000 - now).unwrap_or(0);
+        let ttl = Duration::from_millis(remaining) + Duration::from_secs(60);
+        let first = self
+            .once
+            .claim(&format!("token:{}", claims.jti), ttl)
+            .await?
+            && self.repo.consume(claims.jti, now).await?;
+        if !first {
+            self.signal(
+                device,
+                ThreatKind::TokenReuse,
+                serde_json::json!({ "token_id": claims.jti }),
+                ctx,
+            )
+            .await;
+            return Err(refused("token_reused", "the token was already used"));
+        }
+        Ok(claims.to_claims())
+    }
+}
