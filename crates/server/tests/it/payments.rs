@@ -4,13 +4,13 @@
 //! simulator answers. Each scenario runs on SQLite and on PostgreSQL + Redis.
 //!
 //! The server runs in this process (`build_state` + `api::router` on `127.0.0.1:0`) because
-//! three ports it needs are built on other branches: the Transaction Token, key and threat
-//! services. Until they are merged, the test implements those ports below (`TestTokens`,
-//! `TestKeys`, `TestThreats`: a single-use token table, a random AES BDK and zone PIN key,
-//! a threat recorder) and activates devices through the database. LEAD, once merged: spawn the
-//! binary with `crate::TestApp`, issue tokens through the token endpoint, inject keys through
-//! the key endpoints (BDK and ZPK through the key store), and read threats from the threat
-//! endpoints; the assertions stay the same.
+//! these tests were written before the Transaction Token, key and threat services were merged:
+//! they implement those ports below (`TestTokens`, `TestKeys`, `TestThreats`: a single-use
+//! token table, a random AES BDK and zone PIN key, a threat recorder) and activate devices
+//! through the database. `build_state` now wires the real services. LEAD / next step: spawn
+//! the binary with `crate::TestApp`, issue tokens through the token endpoint, inject keys
+//! through the key endpoints (BDK and the `issuer-sim` ZPK through the key store), and read
+//! threats from the threat endpoints; the assertions stay the same.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
