@@ -13,6 +13,11 @@
 //! reports ingested per second: each operation fetches a health nonce and submits a signed
 //! report with it (two signed requests, scored and stored), so req/s there is reports/s.
 //!
+//! Payments mode (`--payments`, with or without `--postgres-redis`): authorizations/s end to
+//! end over loopback HTTP (token consumed, KSN compare-and-set, DUKPT decryption of the card
+//! data, PIN translation to the zone PIN key, ARQC and PIN verification by the issuer
+//! simulator, persistence), see `examples/load/payments.rs`.
+//!
 //! `--tokens` measures Transaction Tokens issued + consumed per second (one operation =
 //! issue, then consume, each a signed JWS, a database write and, for consumption, the
 //! `OnceStore` claim plus the conditional UPDATE). Issuance needs a passing health verdict
@@ -36,6 +41,9 @@ use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
 use serde_json::{Value, json};
 use sha2::Digest;
+
+#[path = "load/payments.rs"]
+mod payments;
 
 const ADMIN_PASSWORD: &str = "benchmark-admin-password";
 
@@ -314,6 +322,10 @@ async fn main() {
     let seconds = arg_value("--seconds", 10);
     let concurrency = arg_value("--concurrency", 16);
     let shared = std::env::args().any(|a| a == "--postgres-redis");
+    if std::env::args().any(|a| a == "--payments") {
+        payments::run(seconds, concurrency, shared).await;
+        return;
+    }
     let tokens_mode = std::env::args().any(|a| a == "--tokens");
     let server = std::env::current_exe()
         .expect("exe")

@@ -144,6 +144,16 @@ pub struct Config {
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 20)]
     pub shutdown_grace_secs: u64,
 
+    /// Milliseconds the processor connector waits for an authorisation before it gives up
+    /// and sends an automatic reversal.
+    #[arg(long, env = "PROCESSOR_TIMEOUT_MS", default_value_t = 2000)]
+    pub processor_timeout_ms: u64,
+
+    /// Key of the PAN fingerprints (HMAC-SHA256, hex or base64, 32+ bytes). Unset: a
+    /// development key is generated into the data folder.
+    #[arg(long, env = "PAN_FINGERPRINT_KEY", hide_env_values = true)]
+    pub pan_fingerprint_key: Option<String>,
+
     /// Android Key Attestation: comma-separated app packages allowed to register. Empty:
     /// the attested package must equal the package the device reports.
     #[arg(long, env = "ANDROID_ATTESTATION_ALLOWED_PACKAGES", default_value = "")]
@@ -313,6 +323,9 @@ impl Config {
             || self.login_max_failures_per_addr == 0
         {
             bail!("login throttling settings must be positive");
+        }
+        if !(50..=60_000).contains(&self.processor_timeout_ms) {
+            bail!("PROCESSOR_TIMEOUT_MS must be between 50 and 60000");
         }
         if self.webhook_max_attempts == 0 || self.webhook_max_attempts > 20 {
             bail!("WEBHOOK_MAX_ATTEMPTS must be between 1 and 20");

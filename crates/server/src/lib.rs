@@ -41,6 +41,7 @@ use repository::releases::SqlReleaseRepository;
 use repository::sessions::SqlSessionRepository;
 use repository::threats::SqlThreatRepository;
 use repository::tokens::SqlTokenRepository;
+use repository::transactions::SqlTransactionRepository;
 use repository::users::SqlUserRepository;
 use repository::webhooks::SqlWebhookRepository;
 use service::api_keys::ApiKeyService;
@@ -53,6 +54,7 @@ use service::health::{HealthService, PolicyStore};
 use service::keys::KeyService;
 use service::keys::store::{MasterKeyring, SealedKeyStore};
 use service::merchants::MerchantService;
+use service::payments::{PaymentPorts, PaymentService};
 use service::releases::{ReleaseService, ReleaseSettings};
 use service::threats::ThreatService;
 use service::tokens::{TokenPorts, TokenService, TokenSettings};
@@ -169,6 +171,10 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
         .with_health_gate(health.clone()),
     );
     let secure_cookies = config.tls_cert.is_some() || config.tls_self_signed;
+    let pan_fingerprint_key = infra::keys::load_pan_fingerprint_key(
+        config.pan_fingerprint_key.as_deref(),
+        &config.data_dir,
+    )?;
     let release_keys = config.release_keys()?;
     if release_keys.is_empty() {
         tracing::warn!("no release public key configured: kernel and terminal uploads are refused");
@@ -196,6 +202,22 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
         TokenSettings {
             ttl: Duration::from_secs(config.token_ttl_secs),
         },
+    ));
+    let processor = Arc::new(service::payments::acquirer::SimulatedAcquirer::new(
+        "issuer-sim",
+        keys.clone(),
+        Duration::from_millis(config.processor_timeout_ms),
+    ));
+    let payments = Arc::new(PaymentService::new(
+        Arc::new(SqlTransactionRepository::new(pool.clone())),
+        PaymentPorts {
+            tokens: tokens.clone(),
+            keys: keys.clone(),
+            threats: threats.clone(),
+        },
+        processor,
+        audit.clone(),
+        pan_fingerprint_key.expose(),
     ));
     let events = Arc::new(EventsService::new(
         stores.events.clone(),
@@ -231,6 +253,7 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
             secure_cookies,
             metrics_token: config.metrics_token.clone(),
         }),
+        payments,
         releases,
         health,
         threats,

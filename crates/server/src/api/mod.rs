@@ -13,11 +13,13 @@ pub mod key_injection;
 pub mod keys;
 pub mod merchants;
 pub mod paging;
+pub mod payments;
 pub mod releases;
 pub mod state;
 pub mod terminal_software;
 pub mod threats;
 pub mod tokens;
+pub mod transactions;
 pub mod users;
 pub mod webhooks;
 
@@ -56,6 +58,7 @@ use state::AppState;
         (name = "devices", description = "Device onboarding and lifecycle"),
         (name = "device", description = "Calls signed by a device key"),
         (name = "ops", description = "Liveness, readiness, metrics"),
+        (name = "transactions", description = "Transaction records, refunds, voids, reversals, statistics"),
         (name = "releases", description = "Signed kernel and terminal-software releases"),
         (name = "health", description = "Device health reports, security policy, fleet health"),
         (name = "threats", description = "Threat events, incidents, statistics"),
@@ -140,6 +143,17 @@ pub fn openapi_router() -> OpenApiRouter<AppState> {
         .routes(routes!(devices::resume_device))
         .routes(routes!(devices::revoke_device))
         .routes(routes!(devices::device_self))
+        .routes(routes!(payments::create_sale))
+        .routes(routes!(payments::create_pin_operation))
+        .routes(routes!(transactions::list_transactions))
+        .routes(routes!(transactions::search_transactions))
+        .routes(routes!(transactions::export_transactions))
+        .routes(routes!(transactions::transaction_stats))
+        .routes(routes!(transactions::get_transaction))
+        .routes(routes!(transactions::refund_transaction))
+        .routes(routes!(transactions::void_transaction))
+        .routes(routes!(transactions::reverse_transaction))
+        .routes(routes!(transactions::list_pin_operations))
         .routes(routes!(releases::upload_kernel, releases::list_kernels))
         .routes(routes!(releases::get_kernel))
         .routes(routes!(releases::rerun_conformance))

@@ -15,6 +15,7 @@ use crate::service::events::webhooks::WebhookService;
 use crate::service::health::HealthService;
 use crate::service::keys::KeyService;
 use crate::service::merchants::MerchantService;
+use crate::service::payments::PaymentService;
 use crate::service::releases::ReleaseService;
 use crate::service::threats::ThreatService;
 use crate::service::tokens::TokenService;
@@ -56,6 +57,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// HTTP settings.
     pub settings: Arc<HttpSettings>,
+    /// Payments: sales, follow-ups, records, statistics.
+    pub payments: Arc<PaymentService>,
     /// Kernel and terminal-software releases.
     pub releases: Arc<ReleaseService>,
     /// Health reports and the security policy.

@@ -90,6 +90,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0006_keys.sql"),
     ),
     (
+        7,
+        "transactions",
+        include_str!("../../migrations/sqlite/0007_transactions.sql"),
+        include_str!("../../migrations/postgres/0007_transactions.sql"),
+    ),
+    (
         8,
         "releases",
         include_str!("../../migrations/sqlite/0008_releases.sql"),

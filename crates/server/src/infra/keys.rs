@@ -97,6 +97,36 @@ pub fn load_jwt_secret(configured: Option<&str>, data_dir: &Path) -> anyhow::Res
     parse_secret(&text)
 }
 
+/// The PAN fingerprint key (`PAN_FINGERPRINT_KEY`), or the development key in the data
+/// folder (`pan-fingerprint.key`, created if missing). Fingerprints made under one key do not
+/// match under another, so production sets it once and keeps it.
+///
+/// # Errors
+/// When the configured key is invalid or the key file cannot be read or written.
+pub fn load_pan_fingerprint_key(
+    configured: Option<&str>,
+    data_dir: &Path,
+) -> anyhow::Result<SecretBytes> {
+    if let Some(text) = configured {
+        return parse_secret(text).context("PAN_FINGERPRINT_KEY is invalid");
+    }
+    let path = data_dir.join("pan-fingerprint.key");
+    if path.exists() {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        return parse_secret(&text).context("pan-fingerprint.key is invalid");
+    }
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let text = hex::encode(random_bytes::<32>());
+    write_private_file(&path, text.as_bytes())?;
+    tracing::warn!(
+        path = %path.display(),
+        "PAN_FINGERPRINT_KEY is not set: GENERATED A DEVELOPMENT KEY into the data folder; set PAN_FINGERPRINT_KEY in production"
+    );
+    parse_secret(&text)
+}
+
 /// Writes a file readable only by its owner (on Unix).
 ///
 /// # Errors

@@ -13,6 +13,7 @@ pub mod releases;
 pub mod sessions;
 pub mod threats;
 pub mod tokens;
+pub mod transactions;
 pub mod users;
 pub mod webhooks;
 

@@ -10,6 +10,7 @@ pub mod events;
 pub mod health;
 pub mod keys;
 pub mod merchants;
+pub mod payments;
 pub mod ports;
 pub mod releases;
 pub mod threats;

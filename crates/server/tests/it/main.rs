@@ -18,6 +18,7 @@ mod health;
 mod keys;
 mod merchants;
 mod ops;
+mod payments;
 mod releases;
 mod threats;
 mod tokens;
