@@ -5,8 +5,11 @@
 //! one body of code serves SQLite and PostgreSQL) → [`infra`] (pools, Redis, stores, keys,
 //! TLS, telemetry). [`domain`] holds the types the services reason about.
 //!
-//! What it deliberately does not do (yet): Android Key Attestation (only the software format
-//! is verified), key injection, health checks, payments; those hang off this spine later.
+//! Services on this spine: device attestation (Android Key Attestation and the software
+//! format) and lifecycle, health reports and threats, Transaction Tokens, key custody and
+//! remote key injection, payments over a processor connector, signed releases, live events
+//! and webhooks. They call each other only through the traits in [`service::ports`], wired
+//! in [`build_state`].
 //!
 //! Security notes: passwords are Argon2id; refresh tokens and API keys are stored as SHA-256
 //! hashes of 256-bit random values; access tokens are short-lived HS256 JWTs checked against
