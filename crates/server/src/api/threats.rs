@@ -4,7 +4,6 @@
 
 use axum::Json;
 use axum::extract::State;
-use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -12,9 +11,10 @@ use uuid::Uuid;
 
 use super::extract::{AppJson, AppPath, AppQuery, Authorized, Ctx, DeviceGuardians, DeviceReaders};
 use super::health_reports::{KeyCount, WindowQuery, window};
+use super::paging;
 use super::state::AppState;
 use crate::domain::{DeviceId, to_rfc3339};
-use crate::error::{AppError, ErrorBody, FieldError};
+use crate::error::{AppError, ErrorBody};
 use crate::repository::threats::{ThreatEventRecord, ThreatFilter, ThreatNote};
 use crate::service::health::policy::ResponseAction;
 use crate::service::ports::{Severity, ThreatKind};
@@ -134,14 +134,6 @@ pub struct ThreatPage {
     pub next_cursor: Option<String>,
 }
 
-const B64URL: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
-fn decode_cursor(cursor: &str) -> Option<(i64, Uuid)> {
-    let text = String::from_utf8(B64URL.decode(cursor).ok()?).ok()?;
-    let (at, id) = text.split_once('|')?;
-    Some((at.parse().ok()?, id.parse().ok()?))
-}
-
 /// Threat events, newest first, with filters (per device: its threat history).
 #[utoipa::path(get, path = "/api/v1/threats", tag = "threats", params(ThreatQuery),
     security(("bearer" = ["admin", "security_officer", "operator", "auditor"])),
@@ -151,19 +143,8 @@ pub async fn list_threats(
     State(state): State<AppState>,
     AppQuery(query): AppQuery<ThreatQuery>,
 ) -> Result<Json<ThreatPage>, AppError> {
-    let limit = query.limit.unwrap_or(50);
     let mut problems = Vec::new();
-    if !(1..=200).contains(&limit) {
-        problems.push(FieldError::new("limit", "between 1 and 200"));
-    }
-    let before = match query.cursor.as_deref().map(decode_cursor) {
-        Some(None) => {
-            problems.push(FieldError::new("cursor", "not a cursor from this API"));
-            None
-        }
-        Some(before) => before,
-        None => None,
-    };
+    let (before, limit) = paging::page(query.cursor.as_deref(), query.limit, &mut problems);
     if !problems.is_empty() {
         return Err(AppError::Validation(problems));
     }
@@ -178,11 +159,9 @@ pub async fn list_threats(
             limit,
         })
         .await?;
-    let full_page = i64::try_from(threats.len()).unwrap_or(0) == limit;
-    let next_cursor = threats
-        .last()
-        .filter(|_| full_page)
-        .map(|event| B64URL.encode(format!("{}|{}", event.created_at, event.id)));
+    let next_cursor = paging::next_cursor(&threats, limit, |event| {
+        paging::encode_cursor(event.created_at, event.id)
+    });
     Ok(Json(ThreatPage {
         threats: threats.into_iter().map(Into::into).collect(),
         next_cursor,

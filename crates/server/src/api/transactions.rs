@@ -6,13 +6,13 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
-use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::extract::{AppJson, AppPath, AppQuery, Authorized, Ctx, Policy};
+use super::paging;
 use super::payments::{answer_response, idempotency_key};
 use super::state::AppState;
 use crate::domain::{DeviceId, MerchantId, Role, Scope};
@@ -43,8 +43,6 @@ impl Policy for TransactionWriters {
     const ROLES: &'static [Role] = &[Role::Admin, Role::Operator];
     const SCOPE: Option<Scope> = None;
 }
-
-const B64URL: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 /// Filters for listing and exporting transactions.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -84,26 +82,13 @@ pub struct TransactionPage {
     pub next_cursor: Option<String>,
 }
 
-fn encode_cursor(transaction: &TransactionView) -> String {
-    B64URL.encode(format!(
-        "{}|{}",
-        transaction.created_at.timestamp_millis(),
-        transaction.id
-    ))
-}
-
-fn decode_cursor(cursor: &str) -> Option<(i64, Uuid)> {
-    let text = String::from_utf8(B64URL.decode(cursor).ok()?).ok()?;
-    let (created, id) = text.split_once('|')?;
-    Some((created.parse().ok()?, id.parse().ok()?))
-}
-
 fn filter_of(query: TransactionQuery, default_limit: i64) -> Result<TransactionFilter, AppError> {
     let mut problems = Vec::new();
-    let limit = query.limit.unwrap_or(default_limit);
-    if !(1..=200).contains(&limit) {
-        problems.push(FieldError::new("limit", "between 1 and 200"));
-    }
+    let (after, limit) = paging::page(
+        query.cursor.as_deref(),
+        Some(query.limit.unwrap_or(default_limit)),
+        &mut problems,
+    );
     if query
         .last4
         .as_deref()
@@ -119,14 +104,6 @@ fn filter_of(query: TransactionQuery, default_limit: i64) -> Result<TransactionF
     {
         problems.push(FieldError::new("min_amount", "above max_amount"));
     }
-    let after = match query.cursor.as_deref().map(decode_cursor) {
-        Some(None) => {
-            problems.push(FieldError::new("cursor", "not a cursor from this API"));
-            None
-        }
-        Some(after) => after,
-        None => None,
-    };
     if !problems.is_empty() {
         return Err(AppError::Validation(problems));
     }
@@ -159,8 +136,9 @@ pub async fn list_transactions(
 ) -> Result<Json<TransactionPage>, AppError> {
     let mut filter = filter_of(query, 50)?;
     let transactions = state.payments.list(&mut filter, None).await?;
-    let full_page = i64::try_from(transactions.len()).unwrap_or(0) == filter.limit;
-    let next_cursor = transactions.last().filter(|_| full_page).map(encode_cursor);
+    let next_cursor = paging::next_cursor(&transactions, filter.limit, |transaction| {
+        paging::encode_cursor(transaction.created_at.timestamp_millis(), transaction.id)
+    });
     Ok(Json(TransactionPage {
         transactions,
         next_cursor,
