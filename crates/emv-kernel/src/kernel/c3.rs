@@ -51,6 +51,9 @@ pub(crate) struct C3 {
     records: Vec<(u8, u8, bool)>,
     oda_records: Vec<(u8, Vec<u8>)>,
     tvr: Tvr,
+    /// The TVR sent to the card in the PDOL data of GET PROCESSING OPTIONS, when the PDOL asked
+    /// for it: the value the card's cryptogram covers.
+    tvr_sent: Option<Vec<u8>>,
     tsi: Tsi,
     ttq: [u8; 4],
 }
@@ -71,6 +74,7 @@ impl C3 {
             records: Vec::new(),
             oda_records: Vec::new(),
             tvr: Tvr::new(),
+            tvr_sent: None,
             tsi: Tsi::new(),
             ttq: pre.ttq,
         };
@@ -106,6 +110,16 @@ impl C3 {
             }
         };
         let pdol_data = dol.build(&kernel.data);
+        if dol.contains(Tag::TerminalVerificationResults) {
+            kernel.tvr_sent = Some(
+                kernel
+                    .data
+                    .terminal
+                    .get(&Tag::TerminalVerificationResults)
+                    .cloned()
+                    .unwrap_or_else(|| alloc::vec![0; 5]),
+            );
+        }
         kernel
             .data
             .terminal
@@ -483,6 +497,13 @@ impl C3 {
         self.finish(kind, reason, None, OdaStatus::NotPerformed)
     }
 
+    /// The outcome. Its `tvr` is the reader's final TVR (what the kernel found: "DDA failed",
+    /// "expired application", ...). The data record for the authorisation message carries in
+    /// `95` the TVR the card was sent in GET PROCESSING OPTIONS instead, when the PDOL asked for
+    /// it: Kernel 3 cards compute their cryptogram in GPO over the PDOL data (C-3 5.2, 5.4), so
+    /// the issuer can verify the ARQC only over that value; what the reader found afterwards
+    /// travels beside it (the outcome's reason, `oda` and `tvr`), never inside the cryptogram's
+    /// data.
     fn finish(
         &mut self,
         kind: OutcomeKind,
@@ -490,7 +511,7 @@ impl C3 {
         cvm: Option<Cvm>,
         oda: OdaStatus,
     ) -> KernelStep {
-        KernelStep::Done(outcome(
+        let mut result = outcome(
             OutcomeParts {
                 kind,
                 reason,
@@ -503,7 +524,11 @@ impl C3 {
             },
             &mut self.data,
             &self.adf_name,
-        ))
+        );
+        if let Some(sent) = &self.tvr_sent {
+            result.data.set(Tag::TerminalVerificationResults, sent);
+        }
+        KernelStep::Done(result)
     }
 }
 

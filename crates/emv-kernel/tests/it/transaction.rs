@@ -122,6 +122,16 @@ fn visa_fdda_failure_going_online_reports_the_failed_fdda() {
     assert_eq!(outcome.oda, OdaStatus::Failed(OdaMethod::Fdda, error));
     assert!(outcome.tvr.is_set(TvrBit::DdaFailed));
     assert!(outcome.tsi.is_set(TsiBit::OdaPerformed));
+    // The card computed its ARQC in GPO over the PDOL data, TVR included (bytes 18 to 22 of
+    // VISA_PDOL's data): the authorisation data carries that TVR, not the one with "DDA failed",
+    // or the issuer could not verify the cryptogram.
+    let sent = &card.pdol_data[18..23];
+    assert_eq!(sent, [0; 5]);
+    assert_eq!(
+        outcome.data.get(Tag::TerminalVerificationResults),
+        Some(sent)
+    );
+    assert_ne!(&outcome.tvr.bytes()[..], sent);
 }
 
 /// The same with CTQ "switch interface if offline data authentication fails" on a reader with a
