@@ -18,7 +18,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use crate::session::{AbiError, Sessions};
 
 /// The ABI version `abi_version` returns. A host refuses a module with another version.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 struct Table {
     busy: AtomicBool,
@@ -106,7 +106,27 @@ pub unsafe extern "C" fn dealloc(ptr: *mut u8, len: usize) {
     }
 }
 
-/// Starts a transaction from the JSON parameters at `params_ptr`; returns the session handle
+/// Sets the reader configuration (JSON `TerminalParams` at `params_ptr`: AIDs, limits, CA keys
+/// with their checksums checked here, once) for every later session; returns 0 or a negative
+/// error status. May be called again to replace it; open sessions keep theirs.
+///
+/// # Safety
+/// `params_ptr` must point to `params_len` readable bytes.
+#[cfg_attr(target_arch = "wasm32", unsafe(no_mangle))]
+pub unsafe extern "C" fn kernel_configure(params_ptr: *const u8, params_len: usize) -> i32 {
+    // SAFETY: forwarded from the caller.
+    let params = match unsafe { input(params_ptr, params_len) } {
+        Ok(params) => params,
+        Err(error) => return report(&error),
+    };
+    with_sessions(|sessions| match sessions.configure(params) {
+        Ok(()) => 0,
+        Err(error) => error.status(),
+    })
+}
+
+/// Starts a transaction from the JSON per-transaction parameters at `params_ptr` under the
+/// configuration of [`kernel_configure`]; returns the session handle
 /// (positive) or a negative error status. The first output (SELECT PPSE, or an outcome when
 /// the parameters end it at once) is then readable with [`session_output_ptr`].
 ///
@@ -222,24 +242,33 @@ mod tests {
     use crate::message::Output;
     use crate::session::{STATUS_COMMAND, STATUS_OUTCOME};
 
+    const CONFIG: &str = r#"{
+        "country_code": "0840", "terminal_type": "22", "capabilities": "0068C8",
+        "additional_capabilities": "6000F0A001",
+        "aids": [{"aid": "A000000004", "kernel": 2, "floor_limit": 1000}]
+    }"#;
     const PARAMS: &str = r#"{
         "amount": 999, "currency_code": "0840", "currency_exponent": 2,
-        "date": "2026-11-26", "time": "120000", "unpredictable_number": "5B000001",
-        "terminal": {
-            "country_code": "0840", "terminal_type": "22", "capabilities": "0068C8",
-            "additional_capabilities": "6000F0A001",
-            "aids": [{"aid": "A000000004", "kernel": 2, "floor_limit": 1000}]
-        }
+        "date": "2026-11-26", "time": "120000", "unpredictable_number": "5B000001"
     }"#;
 
+    /// Calls `export` with `bytes` copied into a buffer from `alloc`, as a host does.
+    fn call(export: unsafe extern "C" fn(*const u8, usize) -> i32, bytes: &[u8]) -> i32 {
+        let ptr = alloc(bytes.len());
+        // SAFETY: `ptr` has `bytes.len()` writable bytes from `alloc`.
+        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), ptr, bytes.len()) };
+        // SAFETY: `ptr` holds the message; freed with the same length.
+        let status = unsafe { export(ptr, bytes.len()) };
+        unsafe { dealloc(ptr, bytes.len()) };
+        status
+    }
+
+    fn configure(config: &[u8]) -> i32 {
+        call(kernel_configure, config)
+    }
+
     fn create(params: &[u8]) -> i32 {
-        let ptr = alloc(params.len());
-        // SAFETY: `ptr` has `params.len()` writable bytes from `alloc`.
-        unsafe { core::ptr::copy_nonoverlapping(params.as_ptr(), ptr, params.len()) };
-        // SAFETY: `ptr` holds the parameters; freed with the same length.
-        let handle = unsafe { session_create(ptr, params.len()) };
-        unsafe { dealloc(ptr, params.len()) };
-        handle
+        call(session_create, params)
     }
 
     fn output(handle: i32) -> Vec<u8> {
@@ -284,9 +313,17 @@ mod tests {
         }
     }
 
+    /// The session table is global to the instance (here, the test process): the tests that
+    /// configure it run one after the other.
     #[test]
-    fn a_transaction_runs_through_the_exports() {
-        assert_eq!(abi_version(), 1);
+    fn exports() {
+        errors_have_statuses_and_messages();
+        a_configured_instance_runs_transaction_after_transaction();
+    }
+
+    fn a_configured_instance_runs_transaction_after_transaction() {
+        assert_eq!(abi_version(), 2);
+        assert_eq!(configure(CONFIG.as_bytes()), 0, "{}", last_error());
         let (commands, message) = transaction(PARAMS);
         // PPSE, application, GPO, records, GENERATE AC.
         assert_eq!(commands[0][..5], [0x00, 0xA4, 0x04, 0x00, 0x0E]);
@@ -302,12 +339,24 @@ mod tests {
             ("failed", Some("oda_ca_key_not_found")),
             "{outcome:?}"
         );
-        // Deterministic: the same inputs give the same bytes.
-        assert_eq!(transaction(PARAMS), (commands, message));
+        // Deterministic: the same inputs give the same bytes, in the same instance, with no
+        // reconfiguration.
+        assert_eq!(transaction(PARAMS), (commands, message.clone()));
+        let other = PARAMS.replace("5B000001", "5B000002");
+        assert_ne!(transaction(&other).1, message);
     }
 
-    #[test]
     fn errors_have_statuses_and_messages() {
+        // Nothing runs before a configuration.
+        assert_eq!(create(PARAMS.as_bytes()), -7);
+        assert!(last_error().contains("\"code\":\"not_configured\""));
+        assert_eq!(configure(b"{"), -1);
+        assert!(last_error().contains("\"code\":\"params_malformed\""));
+        let bad_kernel = CONFIG.replace("\"kernel\": 2", "\"kernel\": 4");
+        assert_eq!(configure(bad_kernel.as_bytes()), -2);
+        assert!(last_error().contains("kernel 4"), "{}", last_error());
+        assert_eq!(create(PARAMS.as_bytes()), -7);
+        assert_eq!(configure(CONFIG.as_bytes()), 0);
         assert_eq!(create(b"{"), -1);
         assert!(last_error().contains("\"code\":\"params_malformed\""));
         let unknown_field = PARAMS.replacen("\"amount\"", "\"amount_typo\": 1, \"amount\"", 1);
@@ -318,12 +367,11 @@ mod tests {
         );
         assert_eq!(create(bad_length.as_bytes()), -2);
         assert!(last_error().contains("currency_code"), "{}", last_error());
-        let bad_kernel = PARAMS.replace("\"kernel\": 2", "\"kernel\": 4");
-        assert_eq!(create(bad_kernel.as_bytes()), -2);
         let bad_date = PARAMS.replace("2026-11-26", "2026-02-30");
         assert_eq!(create(bad_date.as_bytes()), -2);
         // SAFETY: a null pointer with a length is refused before it is read.
         assert_eq!(unsafe { session_create(core::ptr::null(), 10) }, -5);
+        assert_eq!(unsafe { kernel_configure(core::ptr::null(), 10) }, -5);
         assert_eq!(
             unsafe { session_resume(i32::MAX - 7, [0x90, 0x00].as_ptr(), 2) },
             -3

@@ -7,19 +7,25 @@
 //! loads unchanged in a browser (`WebAssembly.instantiate` with an empty import object), in the
 //! terminal and in the server (`kernel-host`, on wasmi).
 //!
-//! # ABI version 1
+//! # ABI version 2
 //! `ABI.md` beside this crate is the reference (exact message layouts and every error code).
 //! In short, all integers are `i32`/`u32` and pointers are offsets into the exported `memory`:
 //!
 //! | export | meaning |
 //! | --- | --- |
-//! | `abi_version() -> u32` | `1` |
+//! | `abi_version() -> u32` | `2` |
 //! | `alloc(len) -> ptr`, `dealloc(ptr, len)` | buffers for the host to write messages into |
-//! | `session_create(params_ptr, params_len) -> handle` | JSON [`message::SessionParams`]; handle > 0 or error < 0 |
+//! | `kernel_configure(ptr, len) -> status` | JSON [`message::TerminalParams`], once per instance; 0 or error < 0 |
+//! | `session_create(params_ptr, params_len) -> handle` | JSON [`message::TransactionParams`]; handle > 0 or error < 0 |
 //! | `session_resume(handle, rapdu_ptr, rapdu_len) -> status` | the card's R-APDU; 1 = command, 2 = outcome, < 0 error |
 //! | `session_output_ptr(handle)`, `session_output_len(handle)` | the JSON [`message::Output`] of the last step |
 //! | `session_free(handle) -> 0 / error` | ends the session |
 //! | `last_error_ptr()`, `last_error_len()` | JSON `{"code","message"}` of the last failed call |
+//!
+//! An instance is configured once (reader configuration, AIDs, CA keys: parsed, validated and
+//! checksummed once) and then runs any number of transactions, each from a message of a few
+//! per-transaction values. Version 1 parsed the whole configuration in every `session_create`,
+//! which cost more than a short transaction itself.
 //!
 //! Messages are JSON (serde, `no_std` + `alloc`) because the browser reads them without glue
 //! and they are easy to audit; a C-APDU is one small hex string, so JSON costs little per step.
@@ -29,7 +35,7 @@
 //! # What it deliberately does not do
 //! No imports, so no clock, randomness, I/O or logging: like the kernel, the module is
 //! sans-I/O, and the same inputs always give the same outputs (byte for byte). It holds no
-//! secret. It keeps no state between sessions beyond the session table.
+//! secret. It keeps no state between sessions beyond the configuration and the session table.
 //!
 //! # Unsafe code
 //! The workspace forbids `unsafe`. This crate lowers that to `deny` and allows it only in

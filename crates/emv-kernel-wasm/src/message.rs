@@ -1,9 +1,12 @@
-//! The JSON messages of ABI version 1 (see `ABI.md`): the transaction parameters a host sends to
-//! `session_create`, and the output a session holds after each step (the next C-APDU or the
-//! outcome).
+//! The JSON messages of ABI version 2 (see `ABI.md`): the reader configuration a host sends once
+//! to `kernel_configure` ([`TerminalParams`]), the per-transaction parameters it sends to each
+//! `session_create` ([`TransactionParams`]), and the output a session holds after each step (the
+//! next C-APDU or the outcome).
 //!
-//! The same types serve both sides: the kernel inside the `.wasm` parses [`SessionParams`] and
-//! writes [`Output`]; a Rust host writes [`SessionParams`] and reads [`Output`]. Byte strings are
+//! The same types serve both sides: the kernel inside the `.wasm` parses [`TerminalParams`] and
+//! [`TransactionParams`] and writes [`Output`]; a Rust host writes them and reads [`Output`].
+//! [`SessionParams`] (both together, the message of ABI version 1) stays as the hosts' one-call
+//! form; [`SessionParams::transaction`] splits it. Byte strings are
 //! upper-case hex; unknown fields are refused, so a host built for another ABI version fails
 //! loudly instead of being half understood.
 
@@ -17,7 +20,7 @@ use emv_kernel::cvm::Cvm;
 use emv_kernel::entry_point::{AidConfig, C2Config, Kernel};
 use emv_kernel::oda::{CaKeyTable, CaPublicKey, Revocation};
 use emv_kernel::outcome::{OdaMethod, OdaStatus, Reason};
-use emv_kernel::{Date, ErrorCode, Tag, TerminalConfig, TransactionParams};
+use emv_kernel::{Date, ErrorCode, Tag, TerminalConfig};
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -201,6 +204,31 @@ pub struct SessionParams {
     pub terminal: TerminalParams,
 }
 
+/// What a host sends to `session_create` (ABI version 2): the per-transaction values only; the
+/// reader configuration was given once to `kernel_configure`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransactionParams {
+    /// Amount, Authorised (`9F02`) in minor units.
+    pub amount: u64,
+    /// Amount, Other (`9F03`, cashback) in minor units; default 0.
+    #[serde(default)]
+    pub amount_other: u64,
+    /// Transaction Currency Code (`5F2A`), 2 bytes, e.g. `"0978"`.
+    pub currency_code: Hex,
+    /// Transaction Currency Exponent (`5F36`).
+    pub currency_exponent: u8,
+    /// Transaction Type (`9C`), 1 byte; default `"00"` (purchase).
+    #[serde(default = "default_transaction_type")]
+    pub transaction_type: Hex,
+    /// Transaction Date (`9A`), local, `"YYYY-MM-DD"`.
+    pub date: String,
+    /// Transaction Time (`9F21`), 3 bytes BCD `HHMMSS`, e.g. `"101500"`.
+    pub time: Hex,
+    /// Unpredictable Number (`9F37`), 4 bytes from the host's random source.
+    pub unpredictable_number: Hex,
+}
+
 /// The reader configuration inside [`SessionParams`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -342,12 +370,42 @@ fn optional_array<const N: usize>(
 }
 
 impl SessionParams {
-    /// The kernel's transaction parameters.
+    /// The per-transaction part (what ABI version 2's `session_create` takes).
+    #[must_use]
+    pub fn transaction(&self) -> TransactionParams {
+        TransactionParams {
+            amount: self.amount,
+            amount_other: self.amount_other,
+            currency_code: self.currency_code.clone(),
+            currency_exponent: self.currency_exponent,
+            transaction_type: self.transaction_type.clone(),
+            date: self.date.clone(),
+            time: self.time.clone(),
+            unpredictable_number: self.unpredictable_number.clone(),
+        }
+    }
+
+    /// The kernel's transaction parameters (configuration and transaction in one).
     ///
     /// # Errors
     /// A [`ParamsError`] naming what is wrong.
-    pub fn to_transaction_params(&self) -> Result<TransactionParams, ParamsError> {
-        Ok(TransactionParams {
+    pub fn to_transaction_params(&self) -> Result<emv_kernel::TransactionParams, ParamsError> {
+        self.transaction()
+            .to_transaction_params(self.terminal.to_config()?)
+    }
+}
+
+impl TransactionParams {
+    /// The kernel's transaction parameters under `config` (a configuration from
+    /// [`TerminalParams::to_config`]).
+    ///
+    /// # Errors
+    /// A [`ParamsError`] naming what is wrong.
+    pub fn to_transaction_params(
+        &self,
+        config: TerminalConfig,
+    ) -> Result<emv_kernel::TransactionParams, ParamsError> {
+        Ok(emv_kernel::TransactionParams {
             amount: self.amount,
             amount_other: self.amount_other,
             currency_code: self.currency_code.array("currency_code")?,
@@ -356,13 +414,18 @@ impl SessionParams {
             date: parse_date(&self.date)?,
             time: self.time.array("time")?,
             unpredictable_number: self.unpredictable_number.array("unpredictable_number")?,
-            config: self.terminal.to_config()?,
+            config,
         })
     }
 }
 
 impl TerminalParams {
-    fn to_config(&self) -> Result<TerminalConfig, ParamsError> {
+    /// The kernel's reader configuration: every field checked, every CA key built (and its
+    /// checksum verified) once, for any number of transactions.
+    ///
+    /// # Errors
+    /// A [`ParamsError`] naming what is wrong.
+    pub fn to_config(&self) -> Result<TerminalConfig, ParamsError> {
         let mut ca_keys = CaKeyTable::new();
         for key in &self.ca_keys {
             ca_keys.insert(key.to_key()?);

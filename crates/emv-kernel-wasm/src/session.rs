@@ -1,5 +1,6 @@
-//! The sessions behind the exported functions, in safe Rust: a table of running transactions
-//! keyed by handle, each with the encoded output of its last step.
+//! The sessions behind the exported functions, in safe Rust: the reader configuration given once
+//! to `kernel_configure`, and a table of running transactions keyed by handle, each with the
+//! encoded output of its last step.
 //!
 //! `abi` turns pointers into slices and calls these methods; everything that decides something
 //! lives here, so it is tested natively.
@@ -10,9 +11,9 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
 
-use emv_kernel::{ErrorCode, Step, Transaction};
+use emv_kernel::{ErrorCode, Step, TerminalConfig, Transaction};
 
-use crate::message::{Output, SessionParams};
+use crate::message::{Output, TerminalParams, TransactionParams};
 
 /// The most sessions one instance holds at once; a host normally runs one at a time.
 pub const MAX_SESSIONS: usize = 16;
@@ -26,7 +27,8 @@ pub const STATUS_OUTCOME: i32 = 2;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AbiError {
-    /// The parameters are not UTF-8 JSON of the `SessionParams` shape (`-1`).
+    /// The parameters are not UTF-8 JSON of the `TerminalParams` / `TransactionParams` shape
+    /// (`-1`).
     ParamsMalformed(String),
     /// The parameters are well-formed but a value is invalid (`-2`).
     ParamsInvalid(String),
@@ -38,6 +40,8 @@ pub enum AbiError {
     InvalidBuffer,
     /// The output could not be encoded (`-6`; not expected to happen).
     Encoding,
+    /// `session_create` before a successful `kernel_configure` (`-7`).
+    NotConfigured,
 }
 
 impl AbiError {
@@ -51,6 +55,7 @@ impl AbiError {
             Self::TooManySessions => -4,
             Self::InvalidBuffer => -5,
             Self::Encoding => -6,
+            Self::NotConfigured => -7,
         }
     }
 
@@ -64,6 +69,7 @@ impl AbiError {
             -4 => "too_many_sessions",
             -5 => "invalid_buffer",
             -6 => "encoding",
+            -7 => "not_configured",
             _ => return None,
         })
     }
@@ -94,6 +100,7 @@ impl fmt::Display for AbiError {
             Self::TooManySessions => write!(f, "at most {MAX_SESSIONS} sessions at once"),
             Self::InvalidBuffer => f.write_str("null pointer with a non-zero length"),
             Self::Encoding => f.write_str("the output could not be encoded"),
+            Self::NotConfigured => f.write_str("kernel_configure has not succeeded yet"),
         }
     }
 }
@@ -114,9 +121,10 @@ struct Session {
     done: bool,
 }
 
-/// The open sessions of one instance.
+/// The configuration and open sessions of one instance.
 #[derive(Debug, Default)]
 pub struct Sessions {
+    config: Option<TerminalConfig>,
     sessions: BTreeMap<i32, Session>,
     next_handle: i32,
     last_error: Vec<u8>,
@@ -131,31 +139,58 @@ impl Sessions {
     #[must_use]
     pub const fn new() -> Self {
         Self {
+            config: None,
             sessions: BTreeMap::new(),
             next_handle: 0,
             last_error: Vec::new(),
         }
     }
 
-    /// Starts a transaction from JSON [`SessionParams`]; returns its handle (positive) and the
-    /// status of its first step.
+    /// Sets the reader configuration from JSON [`TerminalParams`]: every field checked, every
+    /// CA key built and its checksum verified, once for all later sessions. A refused
+    /// configuration leaves the previous one (if any) in place; open sessions keep the
+    /// configuration they started with.
     ///
     /// # Errors
-    /// [`AbiError::ParamsMalformed`], [`AbiError::ParamsInvalid`] or
-    /// [`AbiError::TooManySessions`].
+    /// [`AbiError::ParamsMalformed`] or [`AbiError::ParamsInvalid`].
+    pub fn configure(&mut self, params: &[u8]) -> Result<(), AbiError> {
+        let result = serde_json::from_slice::<TerminalParams>(params)
+            .map_err(|error| AbiError::ParamsMalformed(error.to_string()))
+            .and_then(|params| {
+                params
+                    .to_config()
+                    .map_err(|error| AbiError::ParamsInvalid(error.to_string()))
+            })
+            .map(|config| self.config = Some(config));
+        self.record(result)
+    }
+
+    /// Whether a configuration is set.
+    #[must_use]
+    pub const fn is_configured(&self) -> bool {
+        self.config.is_some()
+    }
+
+    /// Starts a transaction from JSON [`TransactionParams`] under the configuration; returns
+    /// its handle (positive) and the status of its first step.
+    ///
+    /// # Errors
+    /// [`AbiError::NotConfigured`], [`AbiError::ParamsMalformed`], [`AbiError::ParamsInvalid`]
+    /// or [`AbiError::TooManySessions`].
     pub fn create(&mut self, params: &[u8]) -> Result<(i32, i32), AbiError> {
         let result = self.try_create(params);
         self.record(result)
     }
 
     fn try_create(&mut self, params: &[u8]) -> Result<(i32, i32), AbiError> {
+        let config = self.config.as_ref().ok_or(AbiError::NotConfigured)?;
         if self.sessions.len() >= MAX_SESSIONS {
             return Err(AbiError::TooManySessions);
         }
-        let params: SessionParams = serde_json::from_slice(params)
+        let params: TransactionParams = serde_json::from_slice(params)
             .map_err(|error| AbiError::ParamsMalformed(error.to_string()))?;
         let params = params
-            .to_transaction_params()
+            .to_transaction_params(config.clone())
             .map_err(|error| AbiError::ParamsInvalid(error.to_string()))?;
         let (transaction, step) = Transaction::new(params);
         let output = encode(&step)?;
@@ -269,15 +304,54 @@ const fn status_of(step: &Step) -> i32 {
 mod tests {
     use super::*;
 
+    const CONFIG: &[u8] = br#"{"country_code": "0250", "terminal_type": "22",
+        "capabilities": "0068C8", "additional_capabilities": "6000F0A001",
+        "aids": [{"aid": "A000000003", "kernel": 3, "transaction_limit": 50}]}"#;
     const PARAMS: &[u8] = br#"{"amount": 100, "currency_code": "0978", "currency_exponent": 2,
-        "date": "2026-11-26", "time": "120000", "unpredictable_number": "01020304",
-        "terminal": {"country_code": "0250", "terminal_type": "22", "capabilities": "0068C8",
-            "additional_capabilities": "6000F0A001",
-            "aids": [{"aid": "A000000003", "kernel": 3, "transaction_limit": 50}]}}"#;
+        "date": "2026-11-26", "time": "120000", "unpredictable_number": "01020304"}"#;
+
+    fn code(sessions: &Sessions) -> String {
+        serde_json::from_slice::<ErrorMessage>(sessions.last_error())
+            .unwrap()
+            .code
+    }
+
+    #[test]
+    fn sessions_need_a_valid_configuration_first() {
+        let mut sessions = Sessions::new();
+        assert_eq!(sessions.create(PARAMS), Err(AbiError::NotConfigured));
+        assert_eq!(code(&sessions), "not_configured");
+        assert!(matches!(
+            sessions.configure(b"{\"country_code\": \"0250\"}"),
+            Err(AbiError::ParamsMalformed(_))
+        ));
+        let bad_kernel = core::str::from_utf8(CONFIG)
+            .unwrap()
+            .replace("\"kernel\": 3", "\"kernel\": 4");
+        assert!(matches!(
+            sessions.configure(bad_kernel.as_bytes()),
+            Err(AbiError::ParamsInvalid(_))
+        ));
+        assert!(!sessions.is_configured());
+        sessions.configure(CONFIG).unwrap();
+        assert!(sessions.is_configured());
+        // The v1 message (configuration inside the transaction) is refused.
+        let v1 = br#"{"amount": 100, "currency_code": "0978", "currency_exponent": 2,
+            "date": "2026-11-26", "time": "120000", "unpredictable_number": "01020304",
+            "terminal": {}}"#;
+        assert!(matches!(
+            sessions.create(v1),
+            Err(AbiError::ParamsMalformed(_))
+        ));
+        // A refused reconfiguration keeps the configuration in place.
+        assert!(sessions.configure(bad_kernel.as_bytes()).is_err());
+        assert!(sessions.create(PARAMS).is_ok());
+    }
 
     #[test]
     fn handles_are_positive_distinct_and_limited() {
         let mut sessions = Sessions::new();
+        sessions.configure(CONFIG).unwrap();
         let mut handles = Vec::new();
         for _ in 0..MAX_SESSIONS {
             let (handle, status) = sessions.create(PARAMS).unwrap();
@@ -288,12 +362,7 @@ mod tests {
         }
         assert_eq!(handles, (1..=16).collect::<Vec<_>>());
         assert_eq!(sessions.create(PARAMS), Err(AbiError::TooManySessions));
-        assert_eq!(
-            serde_json::from_slice::<ErrorMessage>(sessions.last_error())
-                .unwrap()
-                .code,
-            "too_many_sessions"
-        );
+        assert_eq!(code(&sessions), "too_many_sessions");
         assert!(sessions.free(3));
         assert!(!sessions.free(3));
         assert_eq!(sessions.len(), MAX_SESSIONS - 1);
@@ -317,6 +386,7 @@ mod tests {
             AbiError::TooManySessions,
             AbiError::InvalidBuffer,
             AbiError::Encoding,
+            AbiError::NotConfigured,
         ] {
             assert!(error.status() < 0);
             assert_eq!(

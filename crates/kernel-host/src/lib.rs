@@ -90,7 +90,7 @@ mod wasm;
 use std::fmt;
 
 pub use emv_kernel_wasm::ABI_VERSION;
-pub use emv_kernel_wasm::message::{Outcome, SessionParams};
+pub use emv_kernel_wasm::message::{Outcome, SessionParams, TerminalParams, TransactionParams};
 pub use native::NativeKernel;
 pub use wasm::{EngineKind, Limits, WasmKernel};
 
@@ -173,6 +173,10 @@ pub enum HostError {
     /// The kernel broke the ABI (pointer out of bounds, output that is not a v1 message).
     #[error("kernel broke the ABI: {0}")]
     Protocol(String),
+    /// A transaction was started before the kernel was configured
+    /// ([`Kernel::configure`]).
+    #[error("the kernel has no reader configuration yet")]
+    NotConfigured,
     /// The kernel sent more than [`MAX_EXCHANGES`] commands.
     #[error("kernel sent more than {MAX_EXCHANGES} commands")]
     TooManyExchanges,
@@ -197,6 +201,7 @@ impl HostError {
             Self::Trap(_) => "trap",
             Self::Rejected { .. } => "rejected",
             Self::Protocol(_) => "protocol",
+            Self::NotConfigured => "not_configured",
             Self::TooManyExchanges => "too_many_exchanges",
             Self::Card(_) => "card",
         }
@@ -256,11 +261,36 @@ impl Transcript {
 
 /// An EMV kernel a host can run: the `.wasm` ([`WasmKernel`]) or the native one
 /// ([`NativeKernel`]).
+///
+/// A kernel is configured once for the reader ([`Kernel::configure`]: AIDs, limits, CA keys,
+/// validated and checksummed once) and then runs transaction after transaction
+/// ([`Kernel::transact`]) from per-transaction values only. [`Kernel::run`] does both in one
+/// call, configuring only when the configuration changed.
 pub trait Kernel {
     /// `"native"`, or the engine of a `.wasm` kernel: `"wasmi"`, `"wasmtime"`.
     fn name(&self) -> &'static str;
 
-    /// Runs one transaction against `card` to its outcome.
+    /// Sets the reader configuration for the following transactions.
+    ///
+    /// # Errors
+    /// [`HostError::Rejected`] (`params_malformed`, `params_invalid`) for a configuration the
+    /// kernel refuses, or, for a `.wasm`, what instantiating or calling it fails with.
+    fn configure(&mut self, terminal: &TerminalParams) -> Result<(), HostError>;
+
+    /// Runs one transaction against `card` to its outcome under the configuration.
+    ///
+    /// # Errors
+    /// [`HostError::NotConfigured`] before a successful [`Kernel::configure`]; otherwise as
+    /// [`Kernel::run`].
+    fn transact(
+        &mut self,
+        params: &TransactionParams,
+        card: &mut dyn CardSource,
+    ) -> Result<Transcript, HostError>;
+
+    /// Runs one transaction against `card` to its outcome: [`Kernel::configure`] with
+    /// `params.terminal` when it differs from the current configuration, then
+    /// [`Kernel::transact`].
     ///
     /// # Errors
     /// A [`HostError`]: the kernel refused the parameters, broke its limits or the ABI, or the

@@ -1,21 +1,35 @@
-//! The native path: `emv-kernel` compiled into the host, driven exactly as the `.wasm` drives it.
+//! The native path: `emv-kernel` compiled into the host, driven exactly as the `.wasm` drives it:
+//! configured once (the same conversion and checks as `kernel_configure`), then one transaction
+//! at a time from per-transaction values.
 
-use emv_kernel::{ErrorCode, Step, Transaction};
-use emv_kernel_wasm::message::{Output, SessionParams};
+use emv_kernel::{ErrorCode, Step, TerminalConfig, Transaction};
+use emv_kernel_wasm::message::{Output, SessionParams, TerminalParams, TransactionParams};
 use emv_kernel_wasm::session::AbiError;
 
 use crate::{CardSource, Exchange, HostError, Kernel, MAX_EXCHANGES, Transcript};
 
 /// `emv-kernel` run directly (no sandbox): for hosts that trust their build, and the reference
 /// of the conformance suite.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NativeKernel;
+#[derive(Debug, Clone, Default)]
+pub struct NativeKernel {
+    /// The configuration as given and as converted for the kernel.
+    configured: Option<(TerminalParams, TerminalConfig)>,
+}
+
+/// The same refusal the `.wasm` gives for the same parameters.
+fn invalid(error: &impl core::fmt::Display) -> HostError {
+    let error = AbiError::ParamsInvalid(error.to_string());
+    HostError::Rejected {
+        code: error.code().to_owned(),
+        message: error.to_string(),
+    }
+}
 
 impl NativeKernel {
-    /// The native kernel.
+    /// The native kernel, not configured yet.
     #[must_use]
     pub const fn new() -> Self {
-        Self
+        Self { configured: None }
     }
 }
 
@@ -24,19 +38,22 @@ impl Kernel for NativeKernel {
         "native"
     }
 
-    fn run(
+    fn configure(&mut self, terminal: &TerminalParams) -> Result<(), HostError> {
+        self.configured = None;
+        let config = terminal.to_config().map_err(|error| invalid(&error))?;
+        self.configured = Some((terminal.clone(), config));
+        Ok(())
+    }
+
+    fn transact(
         &mut self,
-        params: &SessionParams,
+        params: &TransactionParams,
         card: &mut dyn CardSource,
     ) -> Result<Transcript, HostError> {
-        // The same refusal the `.wasm` gives for the same parameters.
-        let params = params.to_transaction_params().map_err(|error| {
-            let error = AbiError::ParamsInvalid(error.to_string());
-            HostError::Rejected {
-                code: error.code().to_owned(),
-                message: error.to_string(),
-            }
-        })?;
+        let (_, config) = self.configured.as_ref().ok_or(HostError::NotConfigured)?;
+        let params = params
+            .to_transaction_params(config.clone())
+            .map_err(|error| invalid(&error))?;
         let (mut transaction, mut step) = Transaction::new(params);
         let mut exchanges = Vec::new();
         loop {
@@ -65,5 +82,16 @@ impl Kernel for NativeKernel {
                 }
             }
         }
+    }
+
+    fn run(
+        &mut self,
+        params: &SessionParams,
+        card: &mut dyn CardSource,
+    ) -> Result<Transcript, HostError> {
+        if self.configured.as_ref().map(|(terminal, _)| terminal) != Some(&params.terminal) {
+            self.configure(&params.terminal)?;
+        }
+        self.transact(&params.transaction(), card)
     }
 }

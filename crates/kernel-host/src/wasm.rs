@@ -1,5 +1,9 @@
 //! The `.wasm` path: a kernel module in a WebAssembly engine (wasmi or, with the `wasmtime`
-//! feature, wasmtime), one fresh instance per transaction, with a memory limit and a fuel budget.
+//! feature, wasmtime): one instance, configured once (`kernel_configure`), runs transaction after
+//! transaction, under a memory limit and a fuel budget renewed for each transaction. An instance
+//! that failed in any way the kernel did not report itself (trap, fuel, memory, a broken ABI, a
+//! card that failed mid-session) is dropped, and the next transaction gets a fresh one,
+//! configured again.
 //!
 //! The ABI driving (buffers in and out, the session loop, error mapping) is written once here
 //! against [`AbiInstance`]; each engine module only instantiates the module and makes the calls.
@@ -9,8 +13,9 @@ mod wasmi_engine;
 mod wasmtime_engine;
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use emv_kernel_wasm::message::{Output, SessionParams};
+use emv_kernel_wasm::message::{Output, SessionParams, TerminalParams, TransactionParams};
 use emv_kernel_wasm::session::{AbiError, ErrorMessage, STATUS_COMMAND, STATUS_OUTCOME};
 
 use crate::{ABI_VERSION, CardSource, Exchange, HostError, Kernel, MAX_EXCHANGES, Transcript};
@@ -20,7 +25,8 @@ use crate::{ABI_VERSION, CardSource, Exchange, HostError, Kernel, MAX_EXCHANGES,
 pub struct Limits {
     /// Largest linear memory, in bytes. Growing past it traps ([`HostError::MemoryLimit`]).
     pub memory_bytes: usize,
-    /// Fuel for one whole transaction (instantiation, every call). Running out traps
+    /// Fuel for one whole transaction (every call from `session_create` to `session_free`), and
+    /// separately for instantiating and configuring an instance. Running out traps
     /// ([`HostError::FuelExhausted`]). Each engine counts fuel its own way (both charge about
     /// one unit per WebAssembly instruction), so the same budget fits both.
     pub fuel_per_transaction: u64,
@@ -86,6 +92,7 @@ pub(crate) trait AbiInstance {
     fn abi_version(&mut self) -> Result<i32, HostError>;
     fn alloc(&mut self, len: i32) -> Result<i32, HostError>;
     fn dealloc(&mut self, ptr: i32, len: i32) -> Result<(), HostError>;
+    fn kernel_configure(&mut self, ptr: i32, len: i32) -> Result<i32, HostError>;
     fn session_create(&mut self, ptr: i32, len: i32) -> Result<i32, HostError>;
     fn session_resume(&mut self, handle: i32, ptr: i32, len: i32) -> Result<i32, HostError>;
     fn session_output_ptr(&mut self, handle: i32) -> Result<i32, HostError>;
@@ -99,6 +106,16 @@ pub(crate) trait AbiInstance {
     fn write(&mut self, offset: usize, bytes: &[u8]) -> bool;
     /// Fuel left in the store.
     fn fuel_left(&self) -> Option<u64>;
+    /// Sets the fuel left in the store.
+    fn set_fuel(&mut self, fuel: u64) -> Result<(), HostError>;
+}
+
+/// An instance, boxed: `Send` so a kernel can move to a worker thread.
+type BoxedInstance = Box<dyn AbiInstance + Send>;
+
+/// An instance that `kernel_configure` accepted.
+struct Configured {
+    instance: BoxedInstance,
 }
 
 /// A compiled module in its engine.
@@ -108,10 +125,18 @@ enum Loaded {
     Wasmtime(wasmtime_engine::Loaded),
 }
 
-/// A loaded kernel module (compiled once; instantiated per transaction).
+/// A loaded kernel module (compiled once), with the reader configuration it runs under and the
+/// configured instance that runs the transactions.
 pub struct WasmKernel {
     loaded: Loaded,
     limits: Limits,
+    /// The configuration of [`WasmKernel::configure`], kept to configure a fresh instance after
+    /// one was dropped.
+    terminal: Option<TerminalParams>,
+    /// The configured instance, if one is alive.
+    configured: Option<Configured>,
+    /// Instances created so far.
+    instantiations: AtomicU64,
 }
 
 impl fmt::Debug for WasmKernel {
@@ -119,6 +144,7 @@ impl fmt::Debug for WasmKernel {
         f.debug_struct("WasmKernel")
             .field("engine", &self.engine())
             .field("limits", &self.limits)
+            .field("configured", &self.terminal.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -157,7 +183,13 @@ impl WasmKernel {
             #[cfg(not(feature = "wasmtime"))]
             EngineKind::Wasmtime => return Err(HostError::EngineUnavailable(engine.name())),
         };
-        let kernel = Self { loaded, limits };
+        let kernel = Self {
+            loaded,
+            limits,
+            terminal: None,
+            configured: None,
+            instantiations: AtomicU64::new(0),
+        };
         let mut instance = kernel.instantiate()?;
         let found = instance.abi_version()?;
         let found = u32::from_ne_bytes(found.to_ne_bytes());
@@ -186,8 +218,16 @@ impl WasmKernel {
         self.limits
     }
 
+    /// How many instances this kernel has created: one at load (to check the ABI version), one
+    /// per [`WasmKernel::configure`], and one each time a failed instance was replaced.
+    #[must_use]
+    pub fn instantiations(&self) -> u64 {
+        self.instantiations.load(Ordering::Relaxed)
+    }
+
     /// A fresh instance with its own store, memory limit and full fuel budget.
-    fn instantiate(&self) -> Result<Box<dyn AbiInstance>, HostError> {
+    fn instantiate(&self) -> Result<BoxedInstance, HostError> {
+        self.instantiations.fetch_add(1, Ordering::Relaxed);
         Ok(match &self.loaded {
             Loaded::Wasmi(loaded) => Box::new(loaded.instantiate(self.limits)?),
             #[cfg(feature = "wasmtime")]
@@ -263,73 +303,170 @@ fn rejected(instance: &mut dyn AbiInstance, status: i32) -> HostError {
     }
 }
 
+impl WasmKernel {
+    /// Configures the kernel for the reader: a fresh instance is created and given `terminal`
+    /// through `kernel_configure`, which checks every field and CA key (checksums included)
+    /// once; every later [`WasmKernel::transact`] runs in that instance. Instantiation and
+    /// configuration run under their own full fuel budget.
+    ///
+    /// # Errors
+    /// [`HostError::Rejected`] (`params_malformed`, `params_invalid`) when the kernel refuses the
+    /// configuration (the previous one, if any, is forgotten too), or what instantiating or
+    /// calling the instance fails with.
+    pub fn configure(&mut self, terminal: &TerminalParams) -> Result<(), HostError> {
+        self.configured = None;
+        self.terminal = None;
+        let configured = self.configured_instance(terminal)?;
+        self.configured = Some(configured);
+        self.terminal = Some(terminal.clone());
+        Ok(())
+    }
+
+    /// The configuration of the last successful [`WasmKernel::configure`].
+    #[must_use]
+    pub const fn configuration(&self) -> Option<&TerminalParams> {
+        self.terminal.as_ref()
+    }
+
+    fn configured_instance(&self, terminal: &TerminalParams) -> Result<Configured, HostError> {
+        let mut instance = self.instantiate()?;
+        let message =
+            serde_json::to_vec(terminal).map_err(|error| HostError::Protocol(error.to_string()))?;
+        let status = with_input(instance.as_mut(), &message, |instance, ptr, len| {
+            instance.kernel_configure(ptr, len)
+        })?;
+        if status != 0 {
+            return Err(rejected(instance.as_mut(), status));
+        }
+        Ok(Configured { instance })
+    }
+
+    /// Runs one transaction on the configured instance, with a full fuel budget
+    /// ([`Limits::fuel_per_transaction`]). A dropped instance (see the module doc) is replaced
+    /// by a fresh one configured again, first.
+    ///
+    /// # Errors
+    /// [`HostError::NotConfigured`] before a successful [`WasmKernel::configure`]; otherwise as
+    /// [`Kernel::run`].
+    pub fn transact(
+        &mut self,
+        params: &TransactionParams,
+        card: &mut dyn CardSource,
+    ) -> Result<Transcript, HostError> {
+        let mut configured = match self.configured.take() {
+            Some(configured) => configured,
+            None => {
+                let terminal = self.terminal.as_ref().ok_or(HostError::NotConfigured)?;
+                self.configured_instance(terminal)?
+            }
+        };
+        let instance = configured.instance.as_mut();
+        let budget = self.limits.fuel_per_transaction;
+        instance.set_fuel(budget)?;
+        let message =
+            serde_json::to_vec(params).map_err(|error| HostError::Protocol(error.to_string()))?;
+        let handle = with_input(instance, &message, |instance, ptr, len| {
+            instance.session_create(ptr, len)
+        })?;
+        if handle <= 0 {
+            // The kernel refused the parameters and opened no session: the instance is sound.
+            let error = rejected(instance, handle);
+            self.configured = Some(configured);
+            return Err(error);
+        }
+        let result = session(instance, handle, card);
+        if let Ok(mut transcript) = result {
+            transcript.fuel_consumed = instance.fuel_left().map(|left| budget.saturating_sub(left));
+            // Only an instance whose session ended cleanly runs the next transaction.
+            self.configured = Some(configured);
+            return Ok(transcript);
+        }
+        result
+    }
+}
+
+/// Drives an open session to its outcome and frees it.
+fn session(
+    instance: &mut dyn AbiInstance,
+    handle: i32,
+    card: &mut dyn CardSource,
+) -> Result<Transcript, HostError> {
+    let mut exchanges = Vec::new();
+    let mut expected = None;
+    loop {
+        let message = output(instance, handle)?;
+        let output: Output = serde_json::from_slice(&message)
+            .map_err(|error| HostError::Protocol(format!("output message: {error}")))?;
+        match output {
+            Output::Command { capdu } => {
+                if expected.is_some_and(|status| status != STATUS_COMMAND) {
+                    return Err(HostError::Protocol("status and output disagree".to_owned()));
+                }
+                if exchanges.len() >= MAX_EXCHANGES {
+                    return Err(HostError::TooManyExchanges);
+                }
+                let rapdu = card.transmit(capdu.as_slice())?;
+                let status = with_input(instance, &rapdu, |instance, ptr, len| {
+                    instance.session_resume(handle, ptr, len)
+                })?;
+                if status < 0 {
+                    return Err(rejected(instance, status));
+                }
+                if status != STATUS_COMMAND && status != STATUS_OUTCOME {
+                    return Err(HostError::Protocol(format!("unknown status {status}")));
+                }
+                expected = Some(status);
+                exchanges.push(Exchange {
+                    capdu: capdu.0,
+                    rapdu,
+                });
+            }
+            Output::Outcome { outcome } => {
+                if expected.is_some_and(|status| status != STATUS_OUTCOME) {
+                    return Err(HostError::Protocol("status and output disagree".to_owned()));
+                }
+                let freed = instance.session_free(handle)?;
+                if freed != 0 {
+                    return Err(rejected(instance, freed));
+                }
+                return Ok(Transcript {
+                    outcome: *outcome,
+                    outcome_message: message,
+                    exchanges,
+                    fuel_consumed: None,
+                });
+            }
+        }
+    }
+}
+
 impl Kernel for WasmKernel {
     fn name(&self) -> &'static str {
         self.engine().name()
     }
 
+    /// [`WasmKernel::configure`] with `params.terminal` unless the kernel already runs under
+    /// that configuration, then [`WasmKernel::transact`].
     fn run(
         &mut self,
         params: &SessionParams,
         card: &mut dyn CardSource,
     ) -> Result<Transcript, HostError> {
-        let mut instance = self.instantiate()?;
-        let instance = instance.as_mut();
-        let params =
-            serde_json::to_vec(params).map_err(|error| HostError::Protocol(error.to_string()))?;
-        let handle = with_input(instance, &params, |instance, ptr, len| {
-            instance.session_create(ptr, len)
-        })?;
-        if handle <= 0 {
-            return Err(rejected(instance, handle));
+        if self.terminal.as_ref() != Some(&params.terminal) {
+            self.configure(&params.terminal)?;
         }
-        let mut exchanges = Vec::new();
-        let mut expected = None;
-        loop {
-            let message = output(instance, handle)?;
-            let output: Output = serde_json::from_slice(&message)
-                .map_err(|error| HostError::Protocol(format!("output message: {error}")))?;
-            match output {
-                Output::Command { capdu } => {
-                    if expected.is_some_and(|status| status != STATUS_COMMAND) {
-                        return Err(HostError::Protocol("status and output disagree".to_owned()));
-                    }
-                    if exchanges.len() >= MAX_EXCHANGES {
-                        return Err(HostError::TooManyExchanges);
-                    }
-                    let rapdu = card.transmit(capdu.as_slice())?;
-                    let status = with_input(instance, &rapdu, |instance, ptr, len| {
-                        instance.session_resume(handle, ptr, len)
-                    })?;
-                    if status < 0 {
-                        return Err(rejected(instance, status));
-                    }
-                    if status != STATUS_COMMAND && status != STATUS_OUTCOME {
-                        return Err(HostError::Protocol(format!("unknown status {status}")));
-                    }
-                    expected = Some(status);
-                    exchanges.push(Exchange {
-                        capdu: capdu.0,
-                        rapdu,
-                    });
-                }
-                Output::Outcome { outcome } => {
-                    if expected.is_some_and(|status| status != STATUS_OUTCOME) {
-                        return Err(HostError::Protocol("status and output disagree".to_owned()));
-                    }
-                    let freed = instance.session_free(handle)?;
-                    if freed != 0 {
-                        return Err(rejected(instance, freed));
-                    }
-                    let budget = self.limits.fuel_per_transaction;
-                    return Ok(Transcript {
-                        outcome: *outcome,
-                        outcome_message: message,
-                        exchanges,
-                        fuel_consumed: instance.fuel_left().map(|left| budget.saturating_sub(left)),
-                    });
-                }
-            }
-        }
+        self.transact(&params.transaction(), card)
+    }
+
+    fn configure(&mut self, terminal: &TerminalParams) -> Result<(), HostError> {
+        Self::configure(self, terminal)
+    }
+
+    fn transact(
+        &mut self,
+        params: &TransactionParams,
+        card: &mut dyn CardSource,
+    ) -> Result<Transcript, HostError> {
+        Self::transact(self, params, card)
     }
 }

@@ -27,6 +27,7 @@ pub(super) struct Instance {
     abi_version: TypedFunc<(), i32>,
     alloc: TypedFunc<i32, i32>,
     dealloc: TypedFunc<(i32, i32), ()>,
+    kernel_configure: TypedFunc<(i32, i32), i32>,
     session_create: TypedFunc<(i32, i32), i32>,
     session_resume: TypedFunc<(i32, i32, i32), i32>,
     session_output_ptr: TypedFunc<i32, i32>,
@@ -103,6 +104,7 @@ impl Loaded {
             abi_version: func!("abi_version"),
             alloc: func!("alloc"),
             dealloc: func!("dealloc"),
+            kernel_configure: func!("kernel_configure"),
             session_create: func!("session_create"),
             session_resume: func!("session_resume"),
             session_output_ptr: func!("session_output_ptr"),
@@ -130,6 +132,12 @@ impl AbiInstance for Instance {
 
     fn dealloc(&mut self, ptr: i32, len: i32) -> Result<(), HostError> {
         self.dealloc
+            .call(&mut self.store, (ptr, len))
+            .map_err(|error| trap(&error))
+    }
+
+    fn kernel_configure(&mut self, ptr: i32, len: i32) -> Result<i32, HostError> {
+        self.kernel_configure
             .call(&mut self.store, (ptr, len))
             .map_err(|error| trap(&error))
     }
@@ -186,5 +194,11 @@ impl AbiInstance for Instance {
 
     fn fuel_left(&self) -> Option<u64> {
         self.store.get_fuel().ok()
+    }
+
+    fn set_fuel(&mut self, fuel: u64) -> Result<(), HostError> {
+        self.store
+            .set_fuel(fuel)
+            .map_err(|error| HostError::Instantiation(error.to_string()))
     }
 }

@@ -70,6 +70,7 @@ pub(super) struct Instance {
     abi_version: TypedFunc<(), i32>,
     alloc: TypedFunc<i32, i32>,
     dealloc: TypedFunc<(i32, i32), ()>,
+    kernel_configure: TypedFunc<(i32, i32), i32>,
     session_create: TypedFunc<(i32, i32), i32>,
     session_resume: TypedFunc<(i32, i32, i32), i32>,
     session_output_ptr: TypedFunc<i32, i32>,
@@ -147,6 +148,7 @@ impl Loaded {
             abi_version: func!("abi_version"),
             alloc: func!("alloc"),
             dealloc: func!("dealloc"),
+            kernel_configure: func!("kernel_configure"),
             session_create: func!("session_create"),
             session_resume: func!("session_resume"),
             session_output_ptr: func!("session_output_ptr"),
@@ -180,6 +182,10 @@ impl AbiInstance for Instance {
 
     fn dealloc(&mut self, ptr: i32, len: i32) -> Result<(), HostError> {
         call(&mut self.store, &self.dealloc, (ptr, len))
+    }
+
+    fn kernel_configure(&mut self, ptr: i32, len: i32) -> Result<i32, HostError> {
+        call(&mut self.store, &self.kernel_configure, (ptr, len))
     }
 
     fn session_create(&mut self, ptr: i32, len: i32) -> Result<i32, HostError> {
@@ -220,5 +226,11 @@ impl AbiInstance for Instance {
 
     fn fuel_left(&self) -> Option<u64> {
         self.store.get_fuel().ok()
+    }
+
+    fn set_fuel(&mut self, fuel: u64) -> Result<(), HostError> {
+        self.store
+            .set_fuel(fuel)
+            .map_err(|error| HostError::Instantiation(format!("{error:#}")))
     }
 }

@@ -224,12 +224,25 @@ fn outcomes_follow_the_reader_limits() {
         let (kind, ..) = outcome("bad-signature", amount);
         assert_ne!(kind, "approved", "{amount}");
     }
-    // (The kernel reports the failure in the reason; its `oda` field stays "not_performed" on
-    // this path, which the kernel's owners have been told about.)
-    let (kind, reason, _, _) = outcome("bad-signature", FLOOR_LIMIT - 1);
+    // The failure is in the reason and in `oda`; field 55 keeps the TVR the card's ARQC covers
+    // (the one sent in GPO), while the outcome's `tvr` says "DDA failed" (Book C-3 5.5).
+    expect(
+        "bad-signature",
+        FLOOR_LIMIT - 1,
+        "online_request",
+        "oda_failed",
+        "failed",
+    );
+    let case = report()
+        .cases
+        .iter()
+        .find(|case| case.profile == "bad-signature" && case.amount == FLOOR_LIMIT - 1)
+        .expect("case in the suite");
+    let bad = &case.wasm.as_ref().expect("an outcome").outcome;
+    assert_eq!(bad.tvr.0[0] & 0x08, 0x08);
     assert_eq!(
-        (kind.as_str(), reason.as_str()),
-        ("online_request", "oda_failed")
+        bad.get(emv_kernel::Tag::TerminalVerificationResults),
+        Some(&[0u8; 5][..])
     );
     // The expired card is never approved offline.
     for amount in below_transaction_limit() {

@@ -1,5 +1,6 @@
-//! The kernel `.wasm` built from this workspace: self-contained, small, speaking ABI 1, refusing
-//! bad parameters as the native path does, deterministic.
+//! The kernel `.wasm` built from this workspace: self-contained, small, speaking ABI 2, configured
+//! once and then running transaction after transaction in one instance, refusing bad parameters
+//! as the native path does, deterministic.
 
 use emv_cards::Card;
 use emv_kernel::Tag;
@@ -27,6 +28,7 @@ fn the_kernel_module_has_no_imports_and_exports_the_abi() {
         "abi_version",
         "alloc",
         "dealloc",
+        "kernel_configure",
         "last_error_len",
         "last_error_ptr",
         "memory",
@@ -89,11 +91,68 @@ fn the_wasm_path_is_deterministic() {
             kernel.run(&params(1_500, 7), &mut card).unwrap()
         };
         let first = run(&mut kernel);
+        // The second transaction runs in the same instance, after the first one's memory was
+        // freed and reused: the same outcome and commands.
         let second = run(&mut kernel);
-        assert_eq!(first, second);
-        // Same fuel too: nothing in the kernel depends on anything but its inputs.
+        assert_eq!(first.outcome_message, second.outcome_message);
+        assert_eq!(first.exchanges, second.exchanges);
+        // Same fuel too in a fresh kernel: nothing in the kernel depends on anything but its
+        // inputs.
+        let mut fresh = WasmKernel::with_engine(engine, kernel_wasm(), Limits::default()).unwrap();
+        let again = run(&mut fresh);
+        assert_eq!(first, again);
         assert!(first.fuel_consumed.is_some());
-        assert_eq!(first.fuel_consumed, second.fuel_consumed);
+    }
+}
+
+#[test]
+fn a_configured_instance_runs_many_transactions_and_matches_the_native_kernel() {
+    let base = params(1_500, 1);
+    for &engine in EngineKind::available() {
+        let mut wasm = WasmKernel::with_engine(engine, kernel_wasm(), Limits::default()).unwrap();
+        let mut native = NativeKernel::new();
+        let mut card = Card::profile("visa-fdda").unwrap();
+        // Nothing runs before a configuration.
+        assert_eq!(
+            wasm.transact(&base.transaction(), &mut card),
+            Err(HostError::NotConfigured)
+        );
+        assert_eq!(
+            native.transact(&base.transaction(), &mut card),
+            Err(HostError::NotConfigured)
+        );
+        wasm.configure(&base.terminal).unwrap();
+        native.configure(&base.terminal).unwrap();
+        let after_configure = wasm.instantiations();
+        for (case, profile) in ["visa-fdda", "mc-cda", "malformed", "visa-fdda"]
+            .into_iter()
+            .enumerate()
+        {
+            let mut transaction = base.transaction();
+            transaction.unpredictable_number = Hex(vec![0x11, 0x22, 0x33, case as u8]);
+            let mut card = Card::profile(profile).unwrap();
+            let from_wasm = wasm.transact(&transaction, &mut card).unwrap();
+            let mut card = Card::profile(profile).unwrap();
+            let from_native = native.transact(&transaction, &mut card).unwrap();
+            assert_eq!(from_wasm.outcome_message, from_native.outcome_message);
+            assert_eq!(from_wasm.exchanges, from_native.exchanges);
+            // A refused transaction leaves the instance in use.
+            let mut bad = transaction.clone();
+            bad.date = "2026-02-30".to_owned();
+            let error = wasm.transact(&bad, &mut card).unwrap_err();
+            assert_eq!(error, native.transact(&bad, &mut card).unwrap_err());
+        }
+        assert_eq!(wasm.instantiations(), after_configure, "{engine}");
+        // The same configuration through `run` does not reconfigure; another one does.
+        let mut card = Card::profile("visa-fdda").unwrap();
+        wasm.run(&base, &mut card).unwrap();
+        assert_eq!(wasm.instantiations(), after_configure);
+        let mut other = base.clone();
+        other.terminal.online_capable = false;
+        let mut card = Card::profile("visa-fdda").unwrap();
+        wasm.run(&other, &mut card).unwrap();
+        assert_eq!(wasm.instantiations(), after_configure + 1);
+        assert_eq!(wasm.configuration(), Some(&other.terminal));
     }
 }
 

@@ -1,17 +1,26 @@
 //! The sandbox against hand-written hostile modules (WAT): a kernel that loops, one that eats
 //! memory, one that traps, one with imports, one with another ABI version, one without the ABI,
-//! and one that never ends the transaction. Every test runs on every engine of this build.
+//! one that never ends the transaction, and one that fails its configuration. Every test runs on
+//! every engine of this build.
 
 use emv_cards::Card;
 use kernel_host::conformance::params;
 use kernel_host::{EngineKind, HostError, Kernel, Limits, WasmKernel};
 
 /// A module with the ABI's exports; `create` is the body of `session_create`, `version` the body
-/// of `abi_version`, `extra` more module fields.
+/// of `abi_version`, `extra` more module fields (it may define `$configure`, the body of
+/// `kernel_configure`, which otherwise accepts any configuration).
 fn module(create: &str, version: &str, extra: &str) -> Vec<u8> {
+    let configure = if extra.contains("$configure") {
+        String::new()
+    } else {
+        r#"(func $configure (param i32 i32) (result i32) i32.const 0)"#.to_owned()
+    };
     let text = format!(
         r#"(module
   {extra}
+  {configure}
+  (export "kernel_configure" (func $configure))
   (memory (export "memory") 1)
   (data (i32.const 16) "{{\"type\":\"command\",\"capdu\":\"00A4040000\"}}")
   (func (export "abi_version") (result i32) {version})
@@ -58,7 +67,7 @@ fn both_engines_are_built_in() {
 #[test]
 fn a_kernel_that_loops_runs_out_of_fuel() {
     for &engine in EngineKind::available() {
-        let wasm = module("(loop $spin (br $spin)) i32.const 1", "i32.const 1", "");
+        let wasm = module("(loop $spin (br $spin)) i32.const 1", "i32.const 2", "");
         assert_eq!(run_on(engine, &wasm), Err(HostError::FuelExhausted));
     }
 }
@@ -80,14 +89,14 @@ fn a_kernel_that_grows_memory_past_the_limit_fails() {
         // 64 pages = 4 MiB, over the 1 MiB limit.
         let wasm = module(
             "(drop (memory.grow (i32.const 64))) i32.const 1",
-            "i32.const 1",
+            "i32.const 2",
             "",
         );
         assert_eq!(run_on(engine, &wasm), Err(HostError::MemoryLimit));
         // Within the limit, growing is fine and the run goes on (to the chatty loop below).
         let wasm = module(
             "(drop (memory.grow (i32.const 2))) i32.const 1",
-            "i32.const 1",
+            "i32.const 2",
             "",
         );
         assert_eq!(run_on(engine, &wasm), Err(HostError::TooManyExchanges));
@@ -110,7 +119,7 @@ fn a_kernel_whose_initial_memory_is_over_the_limit_is_refused() {
 #[test]
 fn a_kernel_that_traps_reports_a_trap() {
     for &engine in EngineKind::available() {
-        let wasm = module("unreachable", "i32.const 1", "");
+        let wasm = module("unreachable", "i32.const 2", "");
         assert!(matches!(run_on(engine, &wasm), Err(HostError::Trap(_))));
     }
 }
@@ -118,7 +127,7 @@ fn a_kernel_that_traps_reports_a_trap() {
 #[test]
 fn a_kernel_that_never_ends_is_stopped() {
     for &engine in EngineKind::available() {
-        let wasm = module("i32.const 1", "i32.const 1", "");
+        let wasm = module("i32.const 1", "i32.const 2", "");
         let mut kernel = load(engine, &wasm, Limits::default()).unwrap();
         let mut card = Card::profile("visa-fdda").unwrap();
         assert_eq!(
@@ -133,7 +142,7 @@ fn a_kernel_with_imports_is_refused() {
     for &engine in EngineKind::available() {
         let wasm = module(
             "i32.const 1",
-            "i32.const 1",
+            "i32.const 2",
             r#"(import "env" "clock" (func $clock (result i64)))"#,
         );
         assert_eq!(
@@ -146,14 +155,13 @@ fn a_kernel_with_imports_is_refused() {
 #[test]
 fn a_kernel_with_another_abi_version_is_refused() {
     for &engine in EngineKind::available() {
-        let wasm = module("i32.const 1", "i32.const 2", "");
-        assert_eq!(
-            load(engine, &wasm, LIMITS).unwrap_err(),
-            HostError::AbiVersion {
-                found: 2,
-                expected: 1
-            }
-        );
+        for (version, found) in [("i32.const 1", 1), ("i32.const 3", 3)] {
+            let wasm = module("i32.const 1", version, "");
+            assert_eq!(
+                load(engine, &wasm, LIMITS).unwrap_err(),
+                HostError::AbiVersion { found, expected: 2 }
+            );
+        }
     }
 }
 
@@ -179,7 +187,8 @@ fn a_kernel_that_writes_garbage_breaks_the_protocol() {
         let text = r#"(module
       (memory (export "memory") 1)
       (data (i32.const 16) "{\"type\":")
-      (func (export "abi_version") (result i32) i32.const 1)
+      (func (export "abi_version") (result i32) i32.const 2)
+      (func (export "kernel_configure") (param i32 i32) (result i32) i32.const 0)
       (func (export "alloc") (param i32) (result i32) i32.const 1024)
       (func (export "dealloc") (param i32 i32))
       (func (export "session_create") (param i32 i32) (result i32) i32.const 1)
@@ -198,5 +207,58 @@ fn a_kernel_that_writes_garbage_breaks_the_protocol() {
         );
         let wasm = wat::parse_str(text).unwrap();
         assert!(matches!(run_on(engine, &wasm), Err(HostError::Protocol(_))));
+    }
+}
+
+#[test]
+fn a_kernel_that_loops_or_refuses_in_configure_runs_nothing() {
+    for &engine in EngineKind::available() {
+        let looping = module(
+            "i32.const 1",
+            "i32.const 2",
+            "(func $configure (param i32 i32) (result i32) (loop $spin (br $spin)) i32.const 0)",
+        );
+        assert_eq!(run_on(engine, &looping), Err(HostError::FuelExhausted));
+        let refusing = module(
+            "i32.const 1",
+            "i32.const 2",
+            "(func $configure (param i32 i32) (result i32) i32.const -2)",
+        );
+        let mut kernel = load(engine, &refusing, LIMITS).unwrap();
+        let error = kernel.configure(&params(1_000, 1).terminal).unwrap_err();
+        assert_eq!(error.code(), "rejected", "{error:?}");
+        // No configuration, no transaction.
+        let mut card = Card::profile("visa-fdda").unwrap();
+        assert_eq!(
+            kernel.transact(&params(1_000, 1).transaction(), &mut card),
+            Err(HostError::NotConfigured)
+        );
+        assert_eq!(kernel.configuration(), None);
+    }
+}
+
+/// `session_create` traps in an instance's first transaction and succeeds (into an endless
+/// exchange) afterwards: a kernel that reused the trapped instance would see the second
+/// behaviour; the host drops it and runs the next transaction in a fresh, reconfigured one.
+#[test]
+fn an_instance_that_trapped_is_never_used_again() {
+    for &engine in EngineKind::available() {
+        let wasm = module(
+            "global.get $used (global.set $used (i32.const 1)) (if (i32.eqz) (then unreachable)) i32.const 1",
+            "i32.const 2",
+            "(global $used (mut i32) (i32.const 0))",
+        );
+        let mut kernel = load(engine, &wasm, LIMITS).unwrap();
+        let params = params(1_000, 1);
+        for _ in 0..3 {
+            let mut card = Card::profile("visa-fdda").unwrap();
+            assert!(matches!(
+                kernel.run(&params, &mut card),
+                Err(HostError::Trap(_))
+            ));
+        }
+        let instances = kernel.instantiations();
+        // One to check the ABI version at load, then one per failed transaction.
+        assert_eq!(instances, 4);
     }
 }
