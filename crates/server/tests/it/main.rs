@@ -13,6 +13,7 @@ mod auth;
 mod authz;
 mod bad_input;
 mod devices;
+mod enrol;
 mod events;
 mod health;
 mod keys;
@@ -26,7 +27,7 @@ mod tokens;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use reqwest::{Method, RequestBuilder, StatusCode};
@@ -75,6 +76,11 @@ const REDIS_URL: &str = "redis://127.0.0.1:6379";
 /// The admin password every test server starts with.
 pub const ADMIN_PASSWORD: &str = "integration-admin-password";
 const JWT_SECRET: &str = "8f3c1a9e5b7d2f4a6c8e0b1d3f5a7c9e8f3c1a9e5b7d2f4a6c8e0b1d3f5a7c9e";
+/// Master keyring and PAN fingerprint key every instance of a test deployment shares (as
+/// instances behind one load balancer must); a test may pass its own.
+const MASTER_KEY: &str = "1:5f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
+const PAN_FINGERPRINT_KEY: &str =
+    "3c5a7e9b1d2f4a6c8e0b3c5a7e9b1d2f4a6c8e0b3c5a7e9b1d2f4a6c8e0b1d2f";
 
 fn service_up(addr: &str) -> bool {
     let addr: SocketAddr = addr.parse().expect("address");
@@ -121,7 +127,8 @@ pub struct TestApp {
     pub storage: Storage,
     child: Child,
     owns_storage: bool,
-    _dir: tempfile::TempDir,
+    logs: Arc<Mutex<String>>,
+    dir: tempfile::TempDir,
 }
 
 impl Drop for TestApp {
@@ -241,6 +248,9 @@ impl TestApp {
             .env("DATABASE_URL", &storage.database_url)
             .env("SOFTPOS_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("JWT_SECRET", JWT_SECRET)
+            .env("SOFTPOS_MASTER_KEY", MASTER_KEY)
+            .env("PAN_FINGERPRINT_KEY", PAN_FINGERPRINT_KEY)
+            .env_remove("SOFTPOS_MASTER_KEY_FILE")
             .env("RUST_LOG", "warn")
             .env("ALLOW_SOFTWARE_ATTESTATION", "true")
             .stdin(Stdio::null())
@@ -257,11 +267,18 @@ impl TestApp {
         let mut child = command.spawn().expect("start softpos-server");
         let stdout = child.stdout.take().expect("stdout");
         let (sender, receiver) = mpsc::channel();
-        // Keep draining stdout for the whole run so the server never blocks on a full pipe.
+        let logs = Arc::new(Mutex::new(String::new()));
+        let sink = logs.clone();
+        // Keep draining stdout for the whole run so the server never blocks on a full pipe;
+        // keep what it said (the JSON log goes to stdout) for the secrets-in-logs scans.
         std::thread::spawn(move || {
             let mut sender = Some(sender);
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
+                if let Ok(mut logs) = sink.lock() {
+                    logs.push_str(&line);
+                    logs.push('\n');
+                }
                 if let Some(rest) = line.strip_prefix("softpos-server listening on ")
                     && let Some(sender) = sender.take()
                 {
@@ -283,8 +300,19 @@ impl TestApp {
             storage,
             child,
             owns_storage,
-            _dir: dir,
+            logs,
+            dir,
         }
+    }
+
+    /// Everything the server wrote to stdout so far (its JSON log and startup lines).
+    pub fn logs(&self) -> String {
+        self.logs.lock().expect("log buffer").clone()
+    }
+
+    /// The data folder of this instance (the SQLite file lives here on that backend).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.dir.path()
     }
 
     /// A request to `path` (absolute path on the server).
