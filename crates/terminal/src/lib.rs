@@ -20,8 +20,10 @@
 
 pub mod cli;
 pub mod commands;
+pub mod dukpt;
 pub mod error;
 pub mod money;
 pub mod params;
+pub mod store;
 
 pub use error::CliError;
