@@ -171,6 +171,9 @@ pub struct PaymentResult {
     pub idempotency_key: String,
     /// Whether the key set should be rotated now.
     pub rotation: RotationAdvice,
+    /// When rotation was advised: `rotated` once a new key set is active, else the error code
+    /// of the attempt (the sale itself stands either way).
+    pub key_rotation: Option<String>,
     /// Timings.
     pub timings: StepTimings,
 }
@@ -503,6 +506,16 @@ pub async fn pay(
     let transaction = client.submit_sale(&sale, &idempotency_key).await?;
     timings.authorization = step.elapsed();
     timings.total = started.elapsed();
+    // The counter nears its end (or the server's threshold): start a key rotation now, after
+    // the sale, so the next one runs on the new key set.
+    let key_rotation = if keys.rotation == RotationAdvice::NotNeeded {
+        None
+    } else {
+        Some(match client.inject_keys().await {
+            Ok(_) => "rotated".to_owned(),
+            Err(error) => error.code().to_owned(),
+        })
+    };
     Ok(PaymentResult {
         transaction,
         outcome: "online_request".to_owned(),
@@ -511,6 +524,7 @@ pub async fn pay(
         online_pin,
         idempotency_key,
         rotation: keys.rotation,
+        key_rotation,
         timings,
     })
 }

@@ -104,6 +104,31 @@ async fn register_inject_health_token_and_pay() {
         Some(4)
     );
 
+    // Past the rotation threshold the terminal rotates its key set after the sale, and the
+    // next sale runs on the new key set from counter 1.
+    let old_set = client.store().active_key_set().unwrap();
+    client.store().set_rotate_after(Some(4)).unwrap();
+    let rotating = sale(&client, "mc-cda", 1_100, FixedPin::none())
+        .await
+        .unwrap();
+    assert_eq!(rotating.transaction.state, "APPROVED");
+    assert_eq!(rotating.rotation, terminal::dukpt::RotationAdvice::Advised);
+    assert_eq!(rotating.key_rotation.as_deref(), Some("rotated"));
+    let new_set = client.store().active_key_set().unwrap();
+    assert_ne!(new_set.id, old_set.id);
+    assert_eq!(new_set.version, old_set.version + 1);
+    assert_eq!(new_set.next_counter, Some(1));
+    let after = sale(&client, "visa-fdda", 1_200, FixedPin::none())
+        .await
+        .unwrap();
+    assert_eq!(
+        after.transaction.state, "APPROVED",
+        "{:?}",
+        after.transaction
+    );
+    assert_eq!(after.rotation, terminal::dukpt::RotationAdvice::NotNeeded);
+    assert_eq!(client.key_status().await.unwrap().key_set_id, new_set.id);
+
     // The same idempotency key with the same body replays; nothing new is charged.
     let replayed = sale_with_key(&client, &approved.idempotency_key).await;
     assert_eq!(
