@@ -366,6 +366,19 @@ impl Client {
             .await
     }
 
+    /// The device clock minus the server's, in milliseconds, measured against the middle of
+    /// the round trip of a signed `device/self` call (the desktop's clock-skew check).
+    ///
+    /// # Errors
+    /// As [`Client::device_self`].
+    pub async fn measure_clock_skew(&self) -> Result<i64, ClientError> {
+        let sent = Utc::now();
+        let answer = self.device_self().await?;
+        let received = Utc::now();
+        let middle = sent + (received - sent) / 2;
+        Ok((middle - answer.server_time).num_milliseconds())
+    }
+
     /// Polls [`Client::device_self`] every `interval` until the device has left `REGISTERED`
     /// (approved or rejected), at most `timeout`.
     ///

@@ -51,6 +51,8 @@ async fn register_inject_health_token_and_pay() {
     let client = onboarded(&server, &admin, merchant, memory_store()).await;
     let key_set = client.store().active_key_set().expect("active key set");
     assert_eq!(key_set.next_counter, Some(1));
+    // Same machine, same clock: the measured skew is within the round trip.
+    assert!(client.measure_clock_skew().await.unwrap().abs() < 5_000);
     let status = client.key_status().await.unwrap();
     assert_eq!(status.key_set_id, key_set.id);
     assert!(!status.rotation_due);
@@ -189,6 +191,32 @@ async fn online_pin_right_and_wrong() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), "pin_unavailable");
+
+    // The key profile moves to TDES DUKPT: the terminal rotates into a TDES key set and its
+    // PIN blocks become ISO format 0 under the TDES PIN variant key.
+    let tdes_bdk = admin
+        .generate_active(
+            serde_json::json!({ "name": "tdes bdk", "usage": "bdk", "algorithm": "tdes2" }),
+        )
+        .await;
+    admin
+        .put(
+            "/api/v1/keys/profiles/softpos",
+            serde_json::json!({ "scheme": "tdes", "bdk_id": tdes_bdk["id"], "rotate_after": 1000 }),
+        )
+        .await;
+    client.inject_keys().await.unwrap();
+    let set = client.store().active_key_set().unwrap();
+    assert_eq!(set.scheme, terminal::dukpt::DukptScheme::Tdes);
+    let tdes = sale(&client, "visa-online-pin", 4_000, FixedPin::new(right))
+        .await
+        .unwrap();
+    assert_eq!(tdes.ksn.len(), 20, "TDES DUKPT KSN is 10 bytes");
+    assert_eq!(tdes.transaction.state, "APPROVED", "{:?}", tdes.transaction);
+    let wrong_tdes = sale(&client, "visa-online-pin", 4_000, FixedPin::new(wrong))
+        .await
+        .unwrap();
+    assert_eq!(wrong_tdes.transaction.response_code.as_deref(), Some("55"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

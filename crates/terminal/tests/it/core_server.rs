@@ -177,7 +177,24 @@ impl Admin<'_> {
         self.server.admin_call(Some(&self.token), path, body).await
     }
 
-    async fn generate_active(&self, body: Value) -> Value {
+    /// `PUT` as the admin.
+    pub(crate) async fn put(&self, path: &str, body: Value) -> Value {
+        let res = self
+            .server
+            .http
+            .put(format!("{}{path}", self.server.base))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .expect("admin request");
+        let status = res.status();
+        let body: Value = res.json().await.expect("json");
+        assert!(status.is_success(), "{path}: {status} {body}");
+        body
+    }
+
+    pub(crate) async fn generate_active(&self, body: Value) -> Value {
         let key = self.post("/api/v1/keys/generate", body).await;
         let id = key["id"].as_str().expect("key id");
         self.post(&format!("/api/v1/keys/{id}/activate"), json!({}))
