@@ -2,6 +2,7 @@
 
 mod core_flow;
 mod core_kernel;
+mod core_refund;
 mod core_server;
 mod core_store;
 mod kernel_replay;
