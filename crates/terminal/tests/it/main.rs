@@ -1,5 +1,10 @@
 //! Tests of the `softpos-terminal` binary: they run it as a user would.
 
+mod core_flow;
+mod core_kernel;
+mod core_refund;
+mod core_server;
+mod core_store;
 mod kernel_replay;
 
 use std::path::PathBuf;
