@@ -20,7 +20,7 @@ use crate::error::{AppError, ErrorBody, FieldError};
 use crate::repository::transactions::{
     PinOperation, StatsGroup, TransactionFilter, TransactionState,
 };
-use crate::service::payments::followup::FollowUp;
+use crate::service::payments::followup::{FollowUp, Requester};
 use crate::service::payments::{TransactionDetail, TransactionStats, TransactionView};
 
 /// Reading transactions, statistics and PIN-pad logs.
@@ -120,6 +120,7 @@ fn filter_of(query: TransactionQuery, default_limit: i64) -> Result<TransactionF
         pan_fingerprint: None,
         after,
         limit,
+        newest_first: false,
     })
 }
 
@@ -393,7 +394,7 @@ pub async fn refund_transaction(
     let answer = state
         .payments
         .follow_up(
-            auth.principal(),
+            Requester::Principal(auth.principal()),
             transaction_id,
             FollowUp::Refund(body.amount_minor),
             body.reason,
@@ -428,7 +429,7 @@ macro_rules! cancel_endpoint {
             let answer = state
                 .payments
                 .follow_up(
-                    auth.principal(),
+                    Requester::Principal(auth.principal()),
                     transaction_id,
                     $kind,
                     body.reason,
