@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use base64::Engine;
-use payment_crypto::kcv::{KcvMethod, kcv};
 use payment_crypto::{KeyAlgorithm, SecretKey};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -22,10 +21,10 @@ use server::repository::merchants::SqlMerchantRepository;
 use server::service::audit::AuditService;
 use server::service::devices::{DevicePolicy, DeviceService};
 use server::service::keys::KeyService;
-use server::service::keys::injection::{derive_kek, kek_info};
 use server::service::keys::store::{MasterKeyring, SealedKeyStore};
 use server::service::ports::{DeviceKeys, DukptHost, HealthGate, HealthRefusal, HealthVerdict};
 
+use crate::enrol::{device_unwrap, ephemeral, kcv_of};
 use crate::{ADMIN_PASSWORD, Backend, TestApp, TestDevice, expect_error};
 
 const MASTER_1: &str = "1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
@@ -37,15 +36,6 @@ const MASTER_2: &str = "2:f0e0d0c0b0a090807060504030201000f0e0d0c0b0a09080706050
 const A732_KBPK: &str = "1D22BF32387C600AD97F9B97A51311AC";
 const A732_BLOCK: &str = "B0104B0TX12S0100KS1800604B120F9292800000BB68BE8680A400D9191AD4ECE45B6E6C0D21C4738A52190E248719E24B433627";
 const A732_KEY: &str = "E8BC63E5479455E26577F715D587FE68";
-
-fn kcv_of(key: &SecretKey) -> String {
-    let method = if key.algorithm().is_tdes() {
-        KcvMethod::EncryptZeros
-    } else {
-        KcvMethod::Cmac
-    };
-    kcv(key, method).to_string()
-}
 
 async fn spawn(backend: Backend) -> Option<TestApp> {
     TestApp::spawn(backend, &[("SOFTPOS_MASTER_KEY", MASTER_1)]).await
@@ -145,13 +135,13 @@ impl HealthGate for AlwaysPassingHealthGate {
 }
 
 /// Where the SQLite file of a SQLite test server lives.
-fn sqlite_path(app: &TestApp) -> Option<std::path::PathBuf> {
+pub(crate) fn sqlite_path(app: &TestApp) -> Option<std::path::PathBuf> {
     let rest = app.storage.database_url.strip_prefix("sqlite://")?;
     Some(rest.split('?').next()?.into())
 }
 
 /// Every byte pattern under which `secret` could appear: raw, hex (both cases), base64.
-fn patterns(secret: &[u8]) -> Vec<Vec<u8>> {
+pub(crate) fn patterns(secret: &[u8]) -> Vec<Vec<u8>> {
     vec![
         secret.to_vec(),
         hex::encode(secret).into_bytes(),
@@ -165,7 +155,7 @@ fn patterns(secret: &[u8]) -> Vec<Vec<u8>> {
 /// Scans the SQLite file and its WAL (SQLite) and every key and audit column (both backends)
 /// for `secrets`. `control` is a stored, non-secret value (a KCV) that the scan must find, so
 /// the scan is shown to read the data it claims to.
-async fn assert_nothing_secret_at_rest(app: &TestApp, control: &str, secrets: &[&[u8]]) {
+pub(crate) async fn assert_nothing_secret_at_rest(app: &TestApp, control: &str, secrets: &[&[u8]]) {
     let mut haystacks: Vec<Vec<u8>> = Vec::new();
     if let Some(path) = sqlite_path(app) {
         for suffix in ["", "-wal"] {
@@ -472,43 +462,6 @@ async fn dual_control_and_tr31_import(app: TestApp) {
     assert_nothing_secret_at_rest(&app, &kek_kcv, &[&kek, &first, &second, &bdk_key]).await;
 }
 
-/// The device side of an injection: unwraps the block with its ephemeral key.
-fn device_unwrap(device_id: &str, ephemeral: &p256::SecretKey, body: &Value) -> SecretKey {
-    let server_public = base64::engine::general_purpose::STANDARD
-        .decode(body["server_public_key"].as_str().unwrap())
-        .unwrap();
-    let server_public = p256::PublicKey::from_sec1_bytes(&server_public).unwrap();
-    let shared =
-        p256::ecdh::diffie_hellman(ephemeral.to_nonzero_scalar(), server_public.as_affine());
-    let kek = derive_kek(
-        shared.raw_secret_bytes().as_slice(),
-        &kek_info(
-            device_id.parse().unwrap(),
-            body["key_set_id"].as_str().unwrap().parse().unwrap(),
-            &server_public.to_sec1_bytes(),
-            &ephemeral.public_key().to_sec1_bytes(),
-        ),
-    );
-    let (header, key) = payment_crypto::tr31::unwrap(&kek, body["key_block"].as_str().unwrap())
-        .expect("the key block unwraps under the ECDH KEK");
-    assert_eq!(
-        header.key_usage,
-        payment_crypto::tr31::KeyUsage::InitialDukptKey
-    );
-    assert_eq!(
-        kcv_of(&key),
-        body["kcv"].as_str().unwrap(),
-        "KCV of the unwrapped key"
-    );
-    key
-}
-
-fn ephemeral() -> (p256::SecretKey, String) {
-    let key = p256::SecretKey::from_slice(crate::new_device_key().to_bytes().as_slice()).unwrap();
-    let public = base64::engine::general_purpose::STANDARD.encode(key.public_key().to_sec1_bytes());
-    (key, public)
-}
-
 async fn generate_active(
     app: &TestApp,
     token: &str,
@@ -521,14 +474,7 @@ async fn generate_active(
     if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
         body.extend(extra.clone());
     }
-    let key = ok_json(
-        post(app, token, "/api/v1/keys/generate", body).await,
-        StatusCode::CREATED,
-    )
-    .await;
-    assert_eq!(key["state"], "READY");
-    let path = format!("/api/v1/keys/{}/activate", key["id"].as_str().unwrap());
-    ok_json(post(app, token, &path, json!({})).await, StatusCode::OK).await
+    crate::enrol::generate_active(app, token, body).await
 }
 
 /// Injection end to end: refused before approval and with bad signatures; AES then TDES key

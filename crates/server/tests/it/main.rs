@@ -13,6 +13,7 @@ mod auth;
 mod authz;
 mod bad_input;
 mod devices;
+mod enrol;
 mod events;
 mod health;
 mod keys;
@@ -26,7 +27,7 @@ mod tokens;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use reqwest::{Method, RequestBuilder, StatusCode};
@@ -121,7 +122,8 @@ pub struct TestApp {
     pub storage: Storage,
     child: Child,
     owns_storage: bool,
-    _dir: tempfile::TempDir,
+    logs: Arc<Mutex<String>>,
+    dir: tempfile::TempDir,
 }
 
 impl Drop for TestApp {
@@ -257,11 +259,18 @@ impl TestApp {
         let mut child = command.spawn().expect("start softpos-server");
         let stdout = child.stdout.take().expect("stdout");
         let (sender, receiver) = mpsc::channel();
-        // Keep draining stdout for the whole run so the server never blocks on a full pipe.
+        let logs = Arc::new(Mutex::new(String::new()));
+        let sink = logs.clone();
+        // Keep draining stdout for the whole run so the server never blocks on a full pipe;
+        // keep what it said (the JSON log goes to stdout) for the secrets-in-logs scans.
         std::thread::spawn(move || {
             let mut sender = Some(sender);
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
+                if let Ok(mut logs) = sink.lock() {
+                    logs.push_str(&line);
+                    logs.push('\n');
+                }
                 if let Some(rest) = line.strip_prefix("softpos-server listening on ")
                     && let Some(sender) = sender.take()
                 {
@@ -283,8 +292,19 @@ impl TestApp {
             storage,
             child,
             owns_storage,
-            _dir: dir,
+            logs,
+            dir,
         }
+    }
+
+    /// Everything the server wrote to stdout so far (its JSON log and startup lines).
+    pub fn logs(&self) -> String {
+        self.logs.lock().expect("log buffer").clone()
+    }
+
+    /// The data folder of this instance (the SQLite file lives here on that backend).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.dir.path()
     }
 
     /// A request to `path` (absolute path on the server).
