@@ -840,19 +840,21 @@ impl TransactionRepository for SqlTransactionRepository {
         key: &str,
         at: UnixMillis,
     ) -> AppResult<Reservation> {
-        let mut tx = self.pool.begin().await?;
+        // Read before the transaction: the idempotency lease serialises requests of one key,
+        // and SQLite transactions must start with their write (a read lock upgraded later
+        // deadlocks against a concurrent writer).
         let existing = sqlx::query(
             "SELECT id, transaction_id, kind, amount_minor, state FROM follow_up_attempts \
              WHERE idem_scope = $1 AND idem_key = $2",
         )
         .bind(scope)
         .bind(key)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&self.pool)
         .await?;
         if let Some(row) = existing {
-            tx.rollback().await?;
             return Ok(Reservation::Existing(to_attempt(&row)?));
         }
+        let mut tx = self.pool.begin().await?;
         let sql = match attempt.kind {
             FollowUpKind::Refund => RESERVE_REFUND_SQL,
             FollowUpKind::Void | FollowUpKind::Reversal => RESERVE_CANCEL_SQL,
