@@ -185,7 +185,10 @@ fn follow_ups_by_reference_need_no_pan() {
     let online = crate::Online::new("mc-cda", 2500);
     let approval = simulator().authorize(&online.request());
     assert!(approval.decision.is_approved());
-    let reference = approval.reference.clone().expect("approvals carry a reference");
+    let reference = approval
+        .reference
+        .clone()
+        .expect("approvals carry a reference");
     assert_eq!(reference.len(), 16);
     assert!(!reference.contains(&online.pan[6..12]));
     let code = approval.authorisation_code.clone().unwrap();
@@ -273,7 +276,10 @@ fn follow_ups_by_reference_need_no_pan() {
             (response_code, Some(error)),
             "{bad:?}"
         );
-        assert!(!simulator().reverse_referenced(&bad).is_accepted(), "{bad:?}");
+        assert!(
+            !simulator().reverse_referenced(&bad).is_accepted(),
+            "{bad:?}"
+        );
     }
     // Declines carry no reference.
     let declined = simulator().authorize(&crate::Online::new("mc-cda", 2551).request());

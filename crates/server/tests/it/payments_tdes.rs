@@ -46,9 +46,7 @@ async fn enrol_tdes(app: &TestApp, admin: &str) -> TdesDevice {
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let device = app.approved_device(admin, "softpos").await;
-    let report = app
-        .report_ok(&device, &crate::health::clean_report())
-        .await;
+    let report = app.report_ok(&device, &crate::health::clean_report()).await;
     assert_eq!(report["passed"], true, "{report}");
     let (secret, public) = ephemeral();
     let request = serde_json::to_vec(&json!({ "ephemeral_public_key": public })).unwrap();
@@ -69,7 +67,12 @@ async fn enrol_tdes(app: &TestApp, admin: &str) -> TdesDevice {
     }))
     .unwrap();
     let res = app
-        .signed(&device, Method::POST, "/api/v1/device/keys/confirm", &confirm)
+        .signed(
+            &device,
+            Method::POST,
+            "/api/v1/device/keys/confirm",
+            &confirm,
+        )
         .send()
         .await
         .unwrap();
@@ -85,7 +88,13 @@ async fn enrol_tdes(app: &TestApp, admin: &str) -> TdesDevice {
 
 impl TdesDevice {
     /// Token, tap, TDES DUKPT encryption, submission.
-    async fn pay(&mut self, app: &TestApp, card_name: &str, amount: u64, pin: Option<&str>) -> Value {
+    async fn pay(
+        &mut self,
+        app: &TestApp,
+        card_name: &str,
+        amount: u64,
+        pin: Option<&str>,
+    ) -> Value {
         let res = app
             .signed(&self.device, Method::POST, "/api/v1/device/tokens", b"{}")
             .send()
@@ -164,7 +173,11 @@ async fn tdes_dukpt_sales_with_online_pin(app: TestApp) {
         .await;
     assert_eq!(approved["state"], "APPROVED", "{approved}");
     assert_eq!(approved["online_pin"], true);
-    assert_eq!(approved["ksn"].as_str().unwrap().len(), 20, "a 10-byte TDES KSN");
+    assert_eq!(
+        approved["ksn"].as_str().unwrap().len(),
+        20,
+        "a 10-byte TDES KSN"
+    );
     let declined = device
         .pay(&app, "visa-online-pin", 4_000, Some(wrong))
         .await;
