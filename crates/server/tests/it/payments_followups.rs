@@ -529,7 +529,73 @@ async fn api_key_scopes_for_transactions(app: TestApp) {
     assert!(actor.starts_with("api_key:"), "{actor}");
 }
 
+/// A refund whose worker died after reserving (the processor's answer was lost with it): the
+/// reservation holds the amount against other refunds, and the client's retry with the same
+/// key resends that same attempt and settles it, never a second refund.
+async fn lost_refund_answer_is_resent_not_repeated(app: TestApp) {
+    let admin = app.admin_token().await;
+    app.payment_keys(&admin).await;
+    let mut device = app.enrol(&admin).await;
+    let sale = approved_sale(&app, &mut device, 2_000).await;
+    // What the dead worker left: its attempt and the amount it reserved.
+    let attempt = Uuid::now_v7().to_string();
+    let pool = app.db().await;
+    sqlx::query(
+        "INSERT INTO follow_up_attempts (id, transaction_id, kind, idem_scope, idem_key, \
+         amount_minor, state, created_at, updated_at) \
+         VALUES ($1, $2, 'refund', $3, 'lost-1', 1500, 'RESERVED', 1, 1)",
+    )
+    .bind(&attempt)
+    .bind(&sale)
+    .bind(format!("refund:{sale}"))
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE transactions SET reserved_minor = 1500 WHERE id = $1")
+        .bind(&sale)
+        .execute(&pool)
+        .await
+        .unwrap();
+    // The held amount counts as spent for other refunds.
+    let (status, body, _) = staff_refund(&app, &admin, &sale, 600, "other-1").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["code"], "refund_exceeds_captured");
+    let res = app
+        .req(Method::POST, &format!("/api/v1/transactions/{sale}/void"))
+        .bearer_auth(&admin)
+        .header("idempotency-key", "void-1")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body, _) = answer(res).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["code"], "transaction_not_cancellable");
+    // The retry: the same attempt, sent and settled once.
+    let (status, body, replayed) = staff_refund(&app, &admin, &sale, 1_500, "lost-1").await;
+    assert_eq!((status, replayed), (StatusCode::OK, false), "{body}");
+    assert_eq!(body["refunded_minor"], 1_500);
+    assert_eq!(body["reserved_minor"], 0);
+    assert_eq!(body["events"].as_array().unwrap().len(), 1, "{body}");
+    let settled: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM follow_up_attempts WHERE transaction_id = $1 AND state = 'SETTLED'",
+    )
+    .bind(&sale)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    assert_eq!(settled, [attempt]);
+    let (status, body, replayed) = staff_refund(&app, &admin, &sale, 1_500, "lost-1").await;
+    assert_eq!((status, replayed), (StatusCode::OK, true), "{body}");
+    assert_eq!(
+        transaction(&app, &admin, &sale).await["refunded_minor"],
+        1_500
+    );
+}
+
 crate::on_both_backends!(
+    lost_refund_answer_is_resent_not_repeated,
     api_key_scopes_for_transactions,
     device_history_and_refunds,
     concurrent_refunds_never_exceed_captured,
