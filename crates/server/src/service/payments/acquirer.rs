@@ -52,6 +52,13 @@ impl SimulatedAcquirer {
         }
     }
 
+    /// Waits at most the connection's timeout for `exchange`.
+    async fn bounded<T>(&self, exchange: impl Future<Output = T>) -> Result<T, ProcessorError> {
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| ProcessorError::Timeout)
+    }
+
     async fn simulator(&self) -> Result<&Arc<IssuerSimulator>, ProcessorError> {
         self.simulator
             .get_or_try_init(|| async {
@@ -119,13 +126,14 @@ impl ProcessorConnector for SimulatedAcquirer {
         original: &AuthorizationMessage<'_>,
     ) -> Result<FollowUpAnswer, ProcessorError> {
         let simulator = self.simulator().await?;
-        let response = simulator.reverse(&issuer_sim::ReversalRequest {
+        let request = issuer_sim::ReversalRequest {
             pan: original.pan,
             amount_minor: original.amount_minor,
             original_amount_minor: original.amount_minor,
             currency_numeric: original.currency_numeric,
             original_authorisation_code: None,
-        });
+        };
+        let response = self.bounded(async { simulator.reverse(&request) }).await?;
         Ok(FollowUpAnswer {
             accepted: response.is_accepted(),
             response_code: response.response_code.to_owned(),
@@ -134,7 +142,9 @@ impl ProcessorConnector for SimulatedAcquirer {
 
     async fn reverse(&self, message: &FollowUpMessage) -> Result<FollowUpAnswer, ProcessorError> {
         let simulator = self.simulator().await?;
-        let response = simulator.reverse_referenced(&follow_up_request(message));
+        let response = self
+            .bounded(async { simulator.reverse_referenced(&follow_up_request(message)) })
+            .await?;
         Ok(FollowUpAnswer {
             accepted: response.is_accepted(),
             response_code: response.response_code.to_owned(),
@@ -143,7 +153,9 @@ impl ProcessorConnector for SimulatedAcquirer {
 
     async fn refund(&self, message: &FollowUpMessage) -> Result<FollowUpAnswer, ProcessorError> {
         let simulator = self.simulator().await?;
-        let response = simulator.refund_referenced(&follow_up_request(message));
+        let response = self
+            .bounded(async { simulator.refund_referenced(&follow_up_request(message)) })
+            .await?;
         Ok(FollowUpAnswer {
             accepted: response.is_accepted(),
             response_code: response.response_code.to_owned(),
