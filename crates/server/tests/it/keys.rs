@@ -5,13 +5,11 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use base64::Engine;
 use payment_crypto::{KeyAlgorithm, SecretKey};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use server::domain::DeviceId;
-use server::error::AppResult;
 use server::infra::keys::parse_secret;
 use server::infra::stores::Stores;
 use server::repository::audit::SqlAuditRepository;
@@ -22,7 +20,7 @@ use server::service::audit::AuditService;
 use server::service::devices::{DevicePolicy, DeviceService};
 use server::service::keys::KeyService;
 use server::service::keys::store::{MasterKeyring, SealedKeyStore};
-use server::service::ports::{DeviceKeys, DukptHost, HealthGate, HealthRefusal, HealthVerdict};
+use server::service::ports::{DeviceKeys, DukptHost};
 
 use crate::enrol::{device_unwrap, ephemeral, kcv_of};
 use crate::{ADMIN_PASSWORD, Backend, TestApp, TestDevice, expect_error};
@@ -108,30 +106,6 @@ async fn key_service(app: &TestApp, master: &str) -> KeyService {
         devices,
         audit,
     )
-}
-
-/// TEST-ONLY health gate: always a fresh passing verdict. Stands in for the health service
-/// (built in parallel) to exercise activation after key injection.
-#[derive(Debug)]
-struct AlwaysPassingHealthGate;
-
-#[async_trait]
-impl HealthGate for AlwaysPassingHealthGate {
-    async fn fresh_passing_verdict(
-        &self,
-        device: DeviceId,
-    ) -> AppResult<Result<HealthVerdict, HealthRefusal>> {
-        Ok(Ok(HealthVerdict {
-            report_id: uuid::Uuid::new_v4(),
-            device_id: device,
-            score: 95,
-            passed: true,
-            failed_checks: Vec::new(),
-            policy_version: 1,
-            received_at: server::domain::now_millis(),
-            amount_ceiling_minor: None,
-        }))
-    }
 }
 
 /// Where the SQLite file of a SQLite test server lives.
@@ -574,7 +548,7 @@ async fn key_injection_end_to_end(app: TestApp) {
     )
     .await;
     assert_eq!(activation["key_set_state"], "ACTIVE");
-    // No health service is attached to the server in this build: the device waits.
+    // No health report yet: the device waits.
     assert_eq!(activation["device_state"], "APPROVED");
     assert_eq!(activation["pending"], "no_health_check");
     let res = app
@@ -755,15 +729,19 @@ async fn key_injection_end_to_end(app: TestApp) {
     assert_eq!(sets["key_sets"][0]["state"], "ACTIVE");
     assert_eq!(sets["key_sets"][1]["state"], "SUPERSEDED");
 
-    // Activation once a health check passes (test-only gate standing in for the health service).
-    let gated = key_service(&app, MASTER_1)
-        .await
-        .with_health_gate(Arc::new(AlwaysPassingHealthGate));
-    let activation = gated
-        .activate_device(device_id, &Default::default())
-        .await
-        .unwrap();
-    assert_eq!(activation.device_state, server::domain::DeviceState::Active);
+    // Activation once a health check passes: a signed report, then the device asks again.
+    let activate = || {
+        app.signed(&device, Method::POST, "/api/v1/device/keys/activate", b"")
+            .send()
+    };
+    let pending = ok_json(activate().await.unwrap(), StatusCode::OK).await;
+    assert_eq!(pending["device_state"], "APPROVED");
+    assert_eq!(pending["pending"], "no_health_check");
+    app.report_ok(&device, &crate::health::clean_report()).await;
+    let activation = ok_json(activate().await.unwrap(), StatusCode::OK).await;
+    assert_eq!(activation["device_state"], "ACTIVE", "{activation}");
+    assert!(activation["pending"].is_null());
+    assert_eq!(activation["key_set_id"], set2.to_string());
 
     // Revocation destroys the key records and keeps tombstones.
     let revoke = format!("/api/v1/devices/{}/revoke", device.id);

@@ -78,6 +78,11 @@ const REDIS_URL: &str = "redis://127.0.0.1:6379";
 /// The admin password every test server starts with.
 pub const ADMIN_PASSWORD: &str = "integration-admin-password";
 const JWT_SECRET: &str = "8f3c1a9e5b7d2f4a6c8e0b1d3f5a7c9e8f3c1a9e5b7d2f4a6c8e0b1d3f5a7c9e";
+/// Master keyring and PAN fingerprint key every instance of a test deployment shares (as
+/// instances behind one load balancer must); a test may pass its own.
+const MASTER_KEY: &str = "1:5f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
+const PAN_FINGERPRINT_KEY: &str =
+    "3c5a7e9b1d2f4a6c8e0b3c5a7e9b1d2f4a6c8e0b3c5a7e9b1d2f4a6c8e0b1d2f";
 
 fn service_up(addr: &str) -> bool {
     let addr: SocketAddr = addr.parse().expect("address");
@@ -245,6 +250,9 @@ impl TestApp {
             .env("DATABASE_URL", &storage.database_url)
             .env("SOFTPOS_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("JWT_SECRET", JWT_SECRET)
+            .env("SOFTPOS_MASTER_KEY", MASTER_KEY)
+            .env("PAN_FINGERPRINT_KEY", PAN_FINGERPRINT_KEY)
+            .env_remove("SOFTPOS_MASTER_KEY_FILE")
             .env("RUST_LOG", "warn")
             .env("ALLOW_SOFTWARE_ATTESTATION", "true")
             .stdin(Stdio::null())

@@ -1,696 +1,31 @@
-//! Payments end to end over HTTP: requests built by `payment-crypto` (AES DUKPT originator,
-//! PIN block format 4, card data encryption) and the real kernel against `emv-cards` virtual
-//! cards for the EMV data, never by server code; the built-in acquirer over the issuer
-//! simulator answers. Each scenario runs on SQLite and on PostgreSQL + Redis.
-//!
-//! The server runs in this process (`build_state` + `api::router` on `127.0.0.1:0`) because
-//! these tests were written before the Transaction Token, key and threat services were merged:
-//! they implement those ports below (`TestTokens`, `TestKeys`, `TestThreats`: a single-use
-//! token table, a random AES BDK and zone PIN key, a threat recorder) and activate devices
-//! through the database. `build_state` now wires the real services. LEAD / next step: spawn
-//! the binary with `crate::TestApp`, issue tokens through the token endpoint, inject keys
-//! through the key endpoints (BDK and the `issuer-sim` ZPK through the key store), and read
-//! threats from the threat endpoints; the assertions stay the same.
+//! Payments end to end through the real endpoints, as a device sends them: devices are
+//! enrolled through the API (`enrol`: approval, health report, remote key injection), tokens
+//! come from `POST /api/v1/device/tokens`, and the sale bodies are built by `payment-crypto`
+//! (the AES DUKPT originator of the injected key, PIN block format 4, card data encryption)
+//! and the real kernel against `emv-cards` virtual cards, never by server code. The BDK and
+//! the `issuer-sim` zone PIN key come from the key API; the built-in acquirer over the issuer
+//! simulator answers; threats are read from `/api/v1/threats`. Each scenario runs on SQLite
+//! and on PostgreSQL + Redis.
 
-use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use async_trait::async_trait;
-use clap::Parser;
 use emv_cards::Card;
-use emv_cards::keys::test_ca_public_keys;
-use emv_kernel::entry_point::{AidConfig, Kernel};
-use emv_kernel::oda::{CaKeyTable, CaPublicKey};
-use emv_kernel::{Date, OutcomeKind, Step, Tag, TerminalConfig, Transaction, TransactionParams};
-use payment_crypto::dukpt::aes::{HostBdk, InitialKeyId, Originator, WorkingKeyUsage};
-use payment_crypto::pinblock::{ClearPin, Pan, PinBlockFormat};
-use payment_crypto::{KeyAlgorithm, RandomSource, SecretKey};
+use emv_kernel::Tag;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use server::domain::{DeviceId, DeviceState};
-use server::error::{AppError, AppResult};
-use server::repository::transactions::SqlTransactionRepository;
-use server::service::RequestContext;
-use server::service::payments::acquirer::SimulatedAcquirer;
-use server::service::payments::{PaymentPorts, PaymentService};
-use server::service::ports::{
-    BlockingThreat, DeviceKeys, DukptHost, DukptScheme, KeySetInfo, Severity, ThreatKind,
-    ThreatReporter, ThreatSignal, TokenClaims, TokenConsumer, TransactionObservation, ZonePinKey,
-};
 use uuid::Uuid;
 
-use crate::{ADMIN_PASSWORD, Backend, TestDevice};
+use crate::TestApp;
+use crate::enrol::{ActiveDevice, Sale, card_pan};
 
-const PROCESSOR: &str = "issuer-sim";
+/// Every payment test server: a short processor timeout, so the issuer-timeout scenario
+/// reverses quickly.
+const ENV: &[(&str, &str)] = &[("PROCESSOR_TIMEOUT_MS", "300")];
 
-// ---------------------------------------------------------------------------------------
-// Ports built on other branches, implemented for the test (see the module doc).
-
-#[derive(Debug, Default)]
-struct TestThreats {
-    signals: Mutex<Vec<(ThreatKind, DeviceId)>>,
-    observed: Mutex<Vec<(Uuid, bool)>>,
-}
-
-impl TestThreats {
-    fn kinds(&self) -> Vec<ThreatKind> {
-        self.signals
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(kind, _)| *kind)
-            .collect()
-    }
-}
-
-#[async_trait]
-impl ThreatReporter for TestThreats {
-    async fn report(&self, signal: ThreatSignal, _: &RequestContext) -> AppResult<()> {
-        self.signals
-            .lock()
-            .unwrap()
-            .push((signal.kind, signal.device_id));
-        Ok(())
-    }
-    async fn blocking_threat(&self, _: DeviceId) -> AppResult<Option<BlockingThreat>> {
-        Ok(None)
-    }
-    async fn observe_transaction(
-        &self,
-        observation: TransactionObservation,
-        _: &RequestContext,
-    ) -> AppResult<()> {
-        self.observed
-            .lock()
-            .unwrap()
-            .push((observation.transaction_id, observation.approved));
-        Ok(())
-    }
-}
-
-#[derive(Debug)]
-struct TestTokens {
-    live: Mutex<HashMap<String, TokenClaims>>,
-    used: Mutex<HashSet<String>>,
-    threats: Arc<TestThreats>,
-}
-
-impl TestTokens {
-    fn issue(&self, device: DeviceId, key_set: Uuid, ceiling: Option<u64>) -> String {
-        let token = Uuid::new_v4().to_string();
-        let now = server::domain::now_millis();
-        self.live.lock().unwrap().insert(
-            token.clone(),
-            TokenClaims {
-                token_id: Uuid::new_v4(),
-                device_id: device,
-                issued_at: now,
-                expires_at: now + 300_000,
-                health_report_id: Uuid::new_v4(),
-                health_score: 95,
-                device_state: DeviceState::Active,
-                key_set_id: Some(key_set),
-                amount_ceiling_minor: ceiling,
-            },
-        );
-        token
-    }
-}
-
-#[async_trait]
-impl TokenConsumer for TestTokens {
-    async fn consume(
-        &self,
-        token: &str,
-        device: DeviceId,
-        ctx: &RequestContext,
-    ) -> AppResult<TokenClaims> {
-        let claims = self.live.lock().unwrap().remove(token);
-        match claims {
-            Some(claims) => {
-                self.used.lock().unwrap().insert(token.to_owned());
-                if claims.device_id != device {
-                    return Err(AppError::Unprocessable {
-                        code: "token_device_mismatch",
-                        message: "token of another device",
-                    });
-                }
-                Ok(claims)
-            }
-            None if self.used.lock().unwrap().contains(token) => {
-                self.threats
-                    .report(
-                        ThreatSignal {
-                            device_id: device,
-                            kind: ThreatKind::TokenReuse,
-                            severity: Severity::High,
-                            evidence: json!({}),
-                            observed_at: server::domain::now_millis(),
-                        },
-                        ctx,
-                    )
-                    .await?;
-                Err(AppError::Conflict {
-                    code: "token_reused",
-                    message: "token already used",
-                })
-            }
-            None => Err(AppError::Unprocessable {
-                code: "token_invalid",
-                message: "unknown token",
-            }),
-        }
-    }
-}
-
-#[derive(Debug)]
-struct TestKeys {
-    bdk: SecretKey,
-    zpk: SecretKey,
-    key_sets: Mutex<HashMap<DeviceId, KeySetInfo>>,
-}
-
-#[async_trait]
-impl DeviceKeys for TestKeys {
-    async fn active_key_set(&self, device: DeviceId) -> AppResult<Option<KeySetInfo>> {
-        Ok(self.key_sets.lock().unwrap().get(&device).cloned())
-    }
-    async fn dukpt_host(&self, _: Uuid) -> AppResult<DukptHost> {
-        Ok(DukptHost::Aes(Box::new(HostBdk::new(&self.bdk).unwrap())))
-    }
-    async fn zone_pin_key(&self, processor: &str) -> AppResult<ZonePinKey> {
-        assert_eq!(processor, PROCESSOR);
-        Ok(ZonePinKey {
-            key_id: Uuid::nil(),
-            key: SecretKey::aes(self.zpk.expose_secret()).unwrap(),
-            format: PinBlockFormat::Iso4,
-        })
-    }
-}
-
-struct OsRandom;
-impl RandomSource for OsRandom {
-    fn fill(&mut self, buf: &mut [u8]) {
-        getrandom::fill(buf).unwrap();
-    }
-}
-
-fn random_key() -> SecretKey {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).unwrap();
-    SecretKey::aes(&bytes).unwrap()
-}
-
-// ---------------------------------------------------------------------------------------
-// The server, in process.
-
-pub(crate) struct PayApp {
-    pub base: String,
-    pub client: reqwest::Client,
-    tokens: Arc<TestTokens>,
-    keys: Arc<TestKeys>,
-    threats: Arc<TestThreats>,
-    pub database_url: String,
-    pub dir: tempfile::TempDir,
-    pg_database: Option<String>,
-    server: tokio::task::JoinHandle<()>,
-    logs: Arc<Mutex<Vec<u8>>>,
-}
-
-impl Drop for PayApp {
-    fn drop(&mut self) {
-        self.server.abort();
-        if std::thread::panicking() {
-            eprintln!(
-                "server log:\n{}",
-                String::from_utf8_lossy(&self.logs.lock().unwrap())
-            );
-        }
-        let Some(name) = self.pg_database.take() else {
-            return;
-        };
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                if let Ok(pool) = pg_admin().await {
-                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                    )))
-                    .execute(&pool)
-                    .await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
-async fn pg_admin() -> Result<sqlx::AnyPool, sqlx::Error> {
-    sqlx::any::install_default_drivers();
-    sqlx::any::AnyPoolOptions::new()
-        .max_connections(1)
-        .connect("postgres://postgres@127.0.0.1:5432/test")
-        .await
-}
-
-impl PayApp {
-    pub(crate) async fn spawn(backend: Backend) -> Option<Self> {
-        let logs = capture_logs();
-        let dir = tempfile::tempdir().unwrap();
-        let mut args = vec![
-            "softpos-server".to_owned(),
-            "--listen-addr".to_owned(),
-            "127.0.0.1:0".to_owned(),
-            "--data-dir".to_owned(),
-            dir.path().to_string_lossy().into_owned(),
-            "--jwt-secret".to_owned(),
-            "8f3c1a9e5b7d2f4a6c8e0b1d3f5a7c9e8f3c1a9e5b7d2f4a6c8e0b1d3f5a7c9e".to_owned(),
-            "--admin-password".to_owned(),
-            ADMIN_PASSWORD.to_owned(),
-            "--allow-software-attestation".to_owned(),
-        ];
-        let (database_url, pg_database) = match backend {
-            Backend::Sqlite => (
-                format!(
-                    "sqlite://{}/softpos.db?mode=rwc",
-                    dir.path().to_string_lossy()
-                ),
-                None,
-            ),
-            Backend::Postgres => {
-                if !crate::shared_services_available() {
-                    return None;
-                }
-                let name = format!("softpos_test_{}", Uuid::new_v4().simple());
-                let pool = pg_admin().await.unwrap();
-                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-                    .execute(&pool)
-                    .await
-                    .unwrap();
-                pool.close().await;
-                args.extend([
-                    "--redis-url".to_owned(),
-                    "redis://127.0.0.1:6379".to_owned(),
-                    "--redis-key-prefix".to_owned(),
-                    format!("softpos-test:{}:", Uuid::new_v4().simple()),
-                ]);
-                (
-                    format!("postgres://postgres@127.0.0.1:5432/{name}"),
-                    Some(name),
-                )
-            }
-        };
-        args.extend(["--database-url".to_owned(), database_url.clone()]);
-        let config = server::config::Config::try_parse_from(args).unwrap();
-        let mut state = server::build_state(&config).await.unwrap();
-        let threats = Arc::new(TestThreats::default());
-        let tokens = Arc::new(TestTokens {
-            live: Mutex::default(),
-            used: Mutex::default(),
-            threats: threats.clone(),
-        });
-        let keys = Arc::new(TestKeys {
-            bdk: random_key(),
-            zpk: random_key(),
-            key_sets: Mutex::default(),
-        });
-        let processor = Arc::new(SimulatedAcquirer::new(
-            PROCESSOR,
-            keys.clone(),
-            Duration::from_millis(300),
-        ));
-        state.payments = Arc::new(PaymentService::new(
-            Arc::new(SqlTransactionRepository::new(state.db.pool.clone())),
-            PaymentPorts {
-                tokens: tokens.clone(),
-                keys: keys.clone(),
-                threats: threats.clone(),
-            },
-            processor,
-            state.audit.clone(),
-            b"test PAN fingerprint key, 32 bytes or more",
-        ));
-        let limits = server::api::HttpLimits {
-            max_body_bytes: 64 * 1024,
-            request_timeout: Duration::from_secs(30),
-            cors_origins: Vec::new(),
-            hsts: false,
-        };
-        let app =
-            server::api::router(state, &limits).into_make_service_with_connect_info::<SocketAddr>();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Some(Self {
-            base,
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap(),
-            tokens,
-            keys,
-            threats,
-            database_url,
-            dir,
-            pg_database,
-            server,
-            logs,
-        })
-    }
-
-    pub(crate) fn req(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        self.client.request(method, format!("{}{path}", self.base))
-    }
-
-    pub(crate) async fn admin(&self) -> String {
-        let res = self
-            .req(Method::POST, "/api/v1/auth/login")
-            .json(&json!({ "username": "admin", "password": ADMIN_PASSWORD }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::OK);
-        crate::token_of(&res.json().await.unwrap())
-    }
-
-    /// Registers a device (`softpos` or `pinpad`), activates it and gives it a key set.
-    async fn terminal(&self, admin: &str, mode: &str) -> Terminal {
-        let merchant: Value = self
-            .req(Method::POST, "/api/v1/merchants")
-            .bearer_auth(admin)
-            .json(&json!({ "name": format!("Shop {}", Uuid::new_v4()), "country": "DE", "mcc": "5411" }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let challenge: Value = self
-            .req(Method::POST, "/api/v1/devices/challenge")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let challenge = challenge["challenge"].as_str().unwrap();
-        let key = crate::new_device_key();
-        let public_key = crate::public_key_b64(&key);
-        let message = format!("softpos-device-registration-v1\n{challenge}\n{public_key}");
-        let res = self
-            .req(Method::POST, "/api/v1/devices/register")
-            .json(&json!({
-                "challenge": challenge,
-                "public_key": public_key,
-                "facts": crate::facts("Pixel 9", None),
-                "mode": mode,
-                "merchant_id": merchant["id"],
-                "attestation": { "format": "software", "signature": crate::sign_b64(&key, &message) },
-            }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::CREATED);
-        let id = res.json::<Value>().await.unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        // LEAD: once keys/health are merged, activate through key injection + health check.
-        let pool = sqlx::any::AnyPoolOptions::new()
-            .max_connections(1)
-            .connect(&self.database_url)
-            .await
-            .unwrap();
-        sqlx::query("UPDATE devices SET state = 'ACTIVE' WHERE id = $1")
-            .bind(&id)
-            .execute(&pool)
-            .await
-            .unwrap();
-        pool.close().await;
-        let device_id = DeviceId(id.parse().unwrap());
-        let mut ikid = [0u8; 8];
-        getrandom::fill(&mut ikid).unwrap();
-        let initial_key_id = InitialKeyId::new(ikid);
-        let key_set = KeySetInfo {
-            id: Uuid::new_v4(),
-            device_id,
-            version: 1,
-            scheme: DukptScheme::Aes128,
-            initial_key_id: ikid.to_vec(),
-            bdk_id: Uuid::new_v4(),
-        };
-        self.keys
-            .key_sets
-            .lock()
-            .unwrap()
-            .insert(device_id, key_set.clone());
-        let initial_key = HostBdk::new(&self.keys.bdk)
-            .unwrap()
-            .derive_initial_key(&initial_key_id);
-        Terminal {
-            device: TestDevice { id, key },
-            device_id,
-            key_set_id: key_set.id,
-            originator: Originator::load_initial_key(&initial_key, initial_key_id).unwrap(),
-        }
-    }
-
-    fn token(&self, terminal: &Terminal) -> String {
-        self.tokens
-            .issue(terminal.device_id, terminal.key_set_id, Some(100_000))
-    }
-
-    /// A request signed by the device, with `Idempotency-Key` if given.
-    pub(crate) fn signed(
-        &self,
-        device: &TestDevice,
-        path: &str,
-        body: &[u8],
-        idempotency_key: Option<&str>,
-    ) -> reqwest::RequestBuilder {
-        use sha2::Digest;
-        let timestamp = chrono::Utc::now().timestamp();
-        let nonce = Uuid::new_v4().simple().to_string();
-        let message = format!(
-            "SOFTPOS-DEVICE-V1\nPOST\n{path}\n{timestamp}\n{nonce}\n{}",
-            hex::encode(sha2::Sha256::digest(body))
-        );
-        let mut req = self
-            .req(Method::POST, path)
-            .header("x-device-id", &device.id)
-            .header("x-device-timestamp", timestamp.to_string())
-            .header("x-device-nonce", nonce)
-            .header("x-device-signature", crate::sign_b64(&device.key, &message))
-            .header("content-type", "application/json")
-            .body(body.to_vec());
-        if let Some(key) = idempotency_key {
-            req = req.header("idempotency-key", key);
-        }
-        req
-    }
-
-    async fn submit(&self, terminal: &Terminal, body: &Value, key: &str) -> (StatusCode, Value) {
-        let bytes = serde_json::to_vec(body).unwrap();
-        let res = self
-            .signed(
-                &terminal.device,
-                "/api/v1/device/transactions",
-                &bytes,
-                Some(key),
-            )
-            .send()
-            .await
-            .unwrap();
-        let status = res.status();
-        (status, res.json().await.unwrap())
-    }
-
-    async fn sale(&self, terminal: &mut Terminal, sale: Sale) -> (StatusCode, Value) {
-        let token = self.token(terminal);
-        let body = terminal.build(&token, &sale);
-        self.submit(terminal, &body, &Uuid::new_v4().to_string())
-            .await
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// The terminal side: kernel, DUKPT originator, PIN block, data encryption.
-
-struct Terminal {
-    device: TestDevice,
-    device_id: DeviceId,
-    key_set_id: Uuid,
-    originator: Originator,
-}
-
-#[derive(Debug, Clone)]
-struct Sale {
-    card: &'static str,
-    amount: u64,
-    pin: Option<String>,
-    tamper_arqc: bool,
-}
-
-impl Sale {
-    fn new(card: &'static str, amount: u64) -> Self {
-        Self {
-            card,
-            amount,
-            pin: None,
-            tamper_arqc: false,
-        }
-    }
-}
-
-fn kernel_config() -> TerminalConfig {
-    let mut ca_keys = CaKeyTable::new();
-    for key in test_ca_public_keys() {
-        ca_keys.insert(CaPublicKey::new(key.rid, key.index, &key.modulus, &key.exponent).unwrap());
-    }
-    let mut visa = AidConfig::new(&[0xA0, 0x00, 0x00, 0x00, 0x03], Kernel::C3);
-    visa.transaction_limit = Some(100_000);
-    visa.floor_limit = Some(5_000);
-    visa.cvm_required_limit = Some(3_000);
-    visa.ttq = [0x27, 0x00, 0x40, 0x00];
-    let mut mastercard = AidConfig::new(&[0xA0, 0x00, 0x00, 0x00, 0x04], Kernel::C2);
-    mastercard.transaction_limit = Some(100_000);
-    mastercard.floor_limit = Some(5_000);
-    mastercard.cvm_required_limit = Some(3_000);
-    TerminalConfig {
-        country_code: [0x08, 0x40],
-        terminal_type: 0x22,
-        terminal_capabilities: [0x00, 0x68, 0xC8],
-        additional_terminal_capabilities: [0x60, 0x00, 0xF0, 0xA0, 0x01],
-        ifd_serial_number: Some(*b"SUNBAY01"),
-        merchant_category_code: Some([0x54, 0x11]),
-        merchant_identifier: None,
-        terminal_identification: Some(*b"TERM0001"),
-        merchant_name_and_location: None,
-        online_capable: true,
-        aids: vec![visa, mastercard],
-        ca_keys,
-    }
-}
-
-/// Runs the kernel against a fresh virtual card; returns the card and the DE 55 data.
-fn tap(card_name: &str, amount: u64) -> (Card, Vec<u8>) {
-    let mut card = Card::profile(card_name).unwrap();
-    let today = chrono::Utc::now().date_naive();
-    use chrono::Datelike;
-    let mut un = [0u8; 4];
-    getrandom::fill(&mut un).unwrap();
-    let (mut transaction, mut step) = Transaction::new(TransactionParams {
-        amount,
-        amount_other: 0,
-        currency_code: [0x08, 0x40],
-        currency_exponent: 2,
-        transaction_type: 0x00,
-        date: Date::new(
-            u16::try_from(today.year()).unwrap(),
-            u8::try_from(today.month()).unwrap(),
-            u8::try_from(today.day()).unwrap(),
-        )
-        .unwrap(),
-        time: [0x12, 0x00, 0x00],
-        unpredictable_number: un,
-        config: kernel_config(),
-    });
-    let outcome = loop {
-        match step {
-            Step::SendApdu(command) => step = transaction.resume(&card.transmit(&command)),
-            Step::Done(outcome) => break outcome,
-        }
-    };
-    assert_eq!(
-        outcome.kind,
-        OutcomeKind::OnlineRequest,
-        "{card_name} {amount}: {outcome:?}"
-    );
-    // The terminal sends cardholder data only inside the encrypted card data.
-    let cardholder = [0x56u32, 0x57, 0x5A, 0x5F20, 0x9F1F, 0x9F20, 0x9F0B, 0x9F6B];
-    let mut emv = Vec::new();
-    for tag in outcome.data.tags() {
-        let raw = tag.to_vec();
-        let number = raw.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b));
-        if cardholder.contains(&number) {
-            continue;
-        }
-        emv_kernel::tlv::encode(tag, outcome.data.get(tag).unwrap(), &mut emv);
-    }
-    (card, emv)
-}
-
-impl Terminal {
-    /// Builds the sale body with the next KSN.
-    fn build(&mut self, token: &str, sale: &Sale) -> Value {
-        let (card, mut emv) = tap(sale.card, sale.amount);
-        if sale.tamper_arqc {
-            let objects = emv_kernel::tlv::parse_all(&emv).unwrap();
-            let mut tampered = Vec::new();
-            for object in objects {
-                let mut value = object.value.to_vec();
-                if object.tag == Tag::ApplicationCryptogram {
-                    value[7] ^= 0x01;
-                }
-                emv_kernel::tlv::encode(object.tag, &value, &mut tampered);
-            }
-            emv = tampered;
-        }
-        let ksn = self.originator.ksn().unwrap();
-        let data_key = self
-            .originator
-            .derive_working_key(WorkingKeyUsage::DataEncryptionEncrypt, KeyAlgorithm::Aes128)
-            .unwrap();
-        let pin_key = self
-            .originator
-            .derive_working_key(WorkingKeyUsage::PinEncryption, KeyAlgorithm::Aes128)
-            .unwrap();
-        self.originator.advance().unwrap();
-        let psn = card.pan_sequence_number();
-        let card_json = json!({
-            "pan": card.pan(),
-            "expiry": hex::encode(&card.expiry()[..2]),
-            "pan_sequence_number": (psn >> 4) * 10 + (psn & 0x0F),
-        });
-        let card_data = payment_crypto::data::encrypt_with_zero_iv(
-            &data_key,
-            payment_crypto::data::Padding::Iso9797Method2,
-            card_json.to_string().as_bytes(),
-        )
-        .unwrap();
-        let pin_block = sale.pin.as_deref().map(|pin| {
-            let block = payment_crypto::pinblock::encrypt_pin(
-                &pin_key,
-                PinBlockFormat::Iso4,
-                &ClearPin::new(pin).unwrap(),
-                Some(&Pan::new(card.pan()).unwrap()),
-                &mut OsRandom,
-            )
-            .unwrap();
-            hex::encode_upper(block.as_bytes())
-        });
-        json!({
-            "token": token,
-            "amount_minor": sale.amount,
-            "currency": "USD",
-            "emv_data": hex::encode_upper(&emv),
-            "card_data": hex::encode_upper(&card_data),
-            "pin_block": pin_block,
-            "ksn": hex::encode_upper(ksn.to_bytes()),
-            "location": { "latitude": 52.52, "longitude": 13.405, "accuracy_m": 20.0 },
-        })
-    }
-}
-
-fn card_pan(name: &str) -> &'static str {
-    Card::profile(name).unwrap().pan()
+/// The admin, the server's payment keys, and one enrolled `softpos` device.
+async fn setup(app: &TestApp) -> (String, ActiveDevice) {
+    let admin = app.admin_token().await;
+    app.payment_keys(&admin).await;
+    let device = app.enrol(&admin).await;
+    (admin, device)
 }
 
 async fn expect_code(status: StatusCode, body: &Value, want: StatusCode, code: &str) {
@@ -698,17 +33,31 @@ async fn expect_code(status: StatusCode, body: &Value, want: StatusCode, code: &
     assert_eq!(body["code"], code, "{body}");
 }
 
+/// The kinds of the device's threats, newest first.
+async fn threat_kinds(app: &TestApp, admin: &str, device: &ActiveDevice) -> Vec<String> {
+    app.threats_of(admin, &device.device)
+        .await
+        .iter()
+        .map(|threat| threat["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 // ---------------------------------------------------------------------------------------
 // Scenarios.
 
-async fn approved_declined_tampered_and_idempotent_retry(app: PayApp) {
-    let admin = app.admin().await;
-    let mut terminal = app.terminal(&admin, "softpos").await;
+async fn approved_declined_tampered_and_idempotent_retry(app: TestApp) {
+    let (admin, mut terminal) = setup(&app).await;
+    // Velocity limit 2 per minute: the third decided sale shows every decided sale (and
+    // only those) reached the behaviour rules.
+    app.change_policy(&admin, |policy| {
+        policy["threat_rules"]["velocity"]["max_transactions"] = json!(2);
+    })
+    .await;
 
-    let token = app.token(&terminal);
-    let body = terminal.build(&token, &Sale::new("mc-cda", 2_000));
+    let token = terminal.token(&app).await;
+    let body = terminal.sale(&token, &Sale::new("mc-cda", 2_000));
     let key = Uuid::new_v4().to_string();
-    let (status, approved) = app.submit(&terminal, &body, &key).await;
+    let (status, approved) = terminal.submit(&app, &body, &key).await;
     assert_eq!(status, StatusCode::CREATED, "{approved}");
     assert_eq!(approved["state"], "APPROVED", "{approved}");
     assert_eq!(approved["response_code"], "00");
@@ -729,13 +78,8 @@ async fn approved_declined_tampered_and_idempotent_retry(app: PayApp) {
 
     // Same key, same body: the first answer, marked as a replay; nothing new recorded.
     let bytes = serde_json::to_vec(&body).unwrap();
-    let res = app
-        .signed(
-            &terminal.device,
-            "/api/v1/device/transactions",
-            &bytes,
-            Some(&key),
-        )
+    let res = terminal
+        .signed_post(&app, "/api/v1/device/transactions", &bytes, Some(&key))
         .send()
         .await
         .unwrap();
@@ -750,7 +94,7 @@ async fn approved_declined_tampered_and_idempotent_retry(app: PayApp) {
     // Same key, another body.
     let mut other = body.clone();
     other["amount_minor"] = json!(2_001);
-    let (status, error) = app.submit(&terminal, &other, &key).await;
+    let (status, error) = terminal.submit(&app, &other, &key).await;
     expect_code(
         status,
         &error,
@@ -760,18 +104,21 @@ async fn approved_declined_tampered_and_idempotent_retry(app: PayApp) {
     .await;
 
     // Insufficient funds (amount ending in 51), and a tampered ARQC.
-    let (status, declined) = app.sale(&mut terminal, Sale::new("mc-cda", 2_051)).await;
+    let (status, declined) = terminal.pay(&app, &Sale::new("mc-cda", 2_051)).await;
     assert_eq!(status, StatusCode::CREATED, "{declined}");
     assert_eq!(declined["state"], "DECLINED");
     assert_eq!(declined["response_code"], "51");
     assert_eq!(declined["decline_reason"], "insufficient_funds");
     let mut tampered = Sale::new("visa-fdda", 2_500);
     tampered.tamper_arqc = true;
-    let (status, declined) = app.sale(&mut terminal, tampered).await;
+    let (status, declined) = terminal.pay(&app, &tampered).await;
     assert_eq!(status, StatusCode::CREATED, "{declined}");
     assert_eq!(declined["state"], "DECLINED", "{declined}");
     assert_eq!(declined["decline_reason"], "arqc_invalid");
-    assert_eq!(app.threats.observed.lock().unwrap().len(), 3);
+    let threats = app.threats_of(&admin, &terminal.device).await;
+    assert_eq!(threats.len(), 1, "{threats:?}");
+    assert_eq!(threats[0]["kind"], "velocity");
+    assert_eq!(threats[0]["evidence"]["transactions"], 3);
 
     // Records: filters, detail, statistics and the CSV export agree with what happened.
     let list: Value = app
@@ -865,51 +212,65 @@ async fn approved_declined_tampered_and_idempotent_retry(app: PayApp) {
     assert!(!csv.contains(pan));
 }
 
-async fn online_pin_approved_and_wrong_pin_declined(app: PayApp) {
-    let admin = app.admin().await;
-    let mut terminal = app.terminal(&admin, "softpos").await;
+async fn online_pin_approved_and_wrong_pin_declined(app: TestApp) {
+    let (_admin, mut terminal) = setup(&app).await;
     let right = Card::profile("visa-online-pin").unwrap().test_pin();
     let wrong = if right == "9999" { "1111" } else { "9999" };
     let mut sale = Sale::new("visa-online-pin", 4_000);
     sale.pin = Some(right.to_owned());
-    let (status, approved) = app.sale(&mut terminal, sale.clone()).await;
+    let (status, approved) = terminal.pay(&app, &sale).await;
     assert_eq!(status, StatusCode::CREATED, "{approved}");
     assert_eq!(approved["state"], "APPROVED", "{approved}");
     assert_eq!(approved["online_pin"], true);
     sale.pin = Some(wrong.to_owned());
-    let (status, declined) = app.sale(&mut terminal, sale).await;
+    let (status, declined) = terminal.pay(&app, &sale).await;
     assert_eq!(status, StatusCode::CREATED, "{declined}");
     assert_eq!(declined["state"], "DECLINED");
     assert_eq!(declined["response_code"], "55");
 }
 
-async fn ksn_replay_and_token_reuse_are_refused(app: PayApp) {
-    let admin = app.admin().await;
-    let mut terminal = app.terminal(&admin, "softpos").await;
-    let first_token = app.token(&terminal);
-    let first = terminal.build(&first_token, &Sale::new("mc-cda", 2_000));
-    let second = terminal.build(&app.token(&terminal), &Sale::new("mc-cda", 2_000));
-    let (status, body) = app.submit(&terminal, &second, "k-second").await;
+async fn ksn_replay_and_token_reuse_are_refused(app: TestApp) {
+    let (admin, mut terminal) = setup(&app).await;
+    // Every token up front: the KSN threats below block new issuance (high severity).
+    let first_token = terminal.token(&app).await;
+    let second_token = terminal.token(&app).await;
+    let replay_token = terminal.token(&app).await;
+    let first = terminal.sale(&first_token, &Sale::new("mc-cda", 2_000));
+    let second = terminal.sale(&second_token, &Sale::new("mc-cda", 2_000));
+    let (status, body) = terminal.submit(&app, &second, "k-second").await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
 
     // Replaying the second KSN with a fresh token: refused, threat recorded, nothing paid.
     let mut replay = second.clone();
-    replay["token"] = json!(app.token(&terminal));
-    let (status, body) = app.submit(&terminal, &replay, "k-replay").await;
+    replay["token"] = json!(replay_token);
+    let (status, body) = terminal.submit(&app, &replay, "k-replay").await;
     expect_code(status, &body, StatusCode::CONFLICT, "ksn_replay").await;
     // The first KSN is lower than the second: rollback.
-    let (status, body) = app.submit(&terminal, &first, "k-first").await;
+    let (status, body) = terminal.submit(&app, &first, "k-first").await;
     expect_code(status, &body, StatusCode::CONFLICT, "ksn_rollback").await;
     assert_eq!(
-        app.threats.kinds(),
-        vec![ThreatKind::KsnReplay, ThreatKind::KsnRollback]
+        threat_kinds(&app, &admin, &terminal).await,
+        ["ksn_rollback", "ksn_replay"]
     );
+    let threats = app.threats_of(&admin, &terminal.device).await;
+    assert_eq!(threats[1]["evidence"]["ksn"], second["ksn"]);
+    assert_eq!(threats[0]["evidence"]["ksn"], first["ksn"]);
+    // They block new tokens until an officer looks at them.
+    crate::expect_error(
+        terminal.request_token(&app).await,
+        StatusCode::CONFLICT,
+        "blocking_threat",
+    )
+    .await;
 
     // The first token was spent by the rollback attempt: using it again is token reuse.
-    let third = terminal.build(&first_token, &Sale::new("mc-cda", 2_000));
-    let (status, body) = app.submit(&terminal, &third, "k-third").await;
+    let third = terminal.sale(&first_token, &Sale::new("mc-cda", 2_000));
+    let (status, body) = terminal.submit(&app, &third, "k-third").await;
     expect_code(status, &body, StatusCode::CONFLICT, "token_reused").await;
-    assert_eq!(app.threats.kinds().last(), Some(&ThreatKind::TokenReuse));
+    assert_eq!(
+        threat_kinds(&app, &admin, &terminal).await,
+        ["token_reuse", "ksn_rollback", "ksn_replay"]
+    );
     let list: Value = app
         .req(Method::GET, "/api/v1/transactions")
         .bearer_auth(&admin)
@@ -922,10 +283,9 @@ async fn ksn_replay_and_token_reuse_are_refused(app: PayApp) {
     assert_eq!(list["transactions"].as_array().unwrap().len(), 1, "{list}");
 }
 
-async fn refunds_never_exceed_captured(app: PayApp) {
-    let admin = app.admin().await;
-    let mut terminal = app.terminal(&admin, "softpos").await;
-    let (_, sale) = app.sale(&mut terminal, Sale::new("mc-cda", 2_000)).await;
+async fn refunds_never_exceed_captured(app: TestApp) {
+    let (admin, mut terminal) = setup(&app).await;
+    let (_, sale) = terminal.pay(&app, &Sale::new("mc-cda", 2_000)).await;
     assert_eq!(sale["state"], "APPROVED", "{sale}");
     let id = sale["id"].as_str().unwrap();
     let refund = |amount: u64, key: &'static str| {
@@ -993,11 +353,10 @@ async fn refunds_never_exceed_captured(app: PayApp) {
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }
 
-async fn processor_timeout_is_reversed(app: PayApp) {
-    let admin = app.admin().await;
-    let mut terminal = app.terminal(&admin, "softpos").await;
+async fn processor_timeout_is_reversed(app: TestApp) {
+    let (admin, mut terminal) = setup(&app).await;
     // Amounts ending in 91: the simulated issuer never answers.
-    let (status, failed) = app.sale(&mut terminal, Sale::new("mc-cda", 2_091)).await;
+    let (status, failed) = terminal.pay(&app, &Sale::new("mc-cda", 2_091)).await;
     assert_eq!(status, StatusCode::CREATED, "{failed}");
     assert_eq!(failed["state"], "FAILED", "{failed}");
     assert_eq!(failed["decline_reason"], "processor_timeout");
@@ -1022,10 +381,9 @@ async fn processor_timeout_is_reversed(app: PayApp) {
     assert_eq!(events[0]["response_code"], "00");
 }
 
-async fn pinpad_operations_are_logged_and_counted(app: PayApp) {
-    let admin = app.admin().await;
-    let pinpad = app.terminal(&admin, "pinpad").await;
-    let softpos = app.terminal(&admin, "softpos").await;
+async fn pinpad_operations_are_logged_and_counted(app: TestApp) {
+    let (admin, softpos) = setup(&app).await;
+    let pinpad = app.enrol_as(&admin, "pinpad").await;
     let report =
         json!({ "ksn": "FFFF9876543210E00001", "result": "accepted", "reference": "POS-77" });
     let bytes = serde_json::to_vec(&report).unwrap();
@@ -1033,9 +391,9 @@ async fn pinpad_operations_are_logged_and_counted(app: PayApp) {
         let res = app
             .signed(
                 &pinpad.device,
+                Method::POST,
                 "/api/v1/device/pin-operations",
                 &bytes,
-                None,
             )
             .send()
             .await
@@ -1045,9 +403,9 @@ async fn pinpad_operations_are_logged_and_counted(app: PayApp) {
     let res = app
         .signed(
             &softpos.device,
+            Method::POST,
             "/api/v1/device/pin-operations",
             &bytes,
-            None,
         )
         .send()
         .await
@@ -1076,25 +434,21 @@ async fn pinpad_operations_are_logged_and_counted(app: PayApp) {
     assert_eq!(page["operations"][0]["ksn"], "FFFF9876543210E00001");
 }
 
-async fn bad_sales_change_nothing(app: PayApp) {
-    let admin = app.admin().await;
-    let mut terminal = app.terminal(&admin, "softpos").await;
-    let body = terminal.build(&app.token(&terminal), &Sale::new("mc-cda", 2_000));
+async fn bad_sales_change_nothing(app: TestApp) {
+    let (admin, mut terminal) = setup(&app).await;
+    let token = terminal.token(&app).await;
+    let body = terminal.sale(&token, &Sale::new("mc-cda", 2_000));
     let bytes = serde_json::to_vec(&body).unwrap();
-    let res = app
-        .signed(
-            &terminal.device,
-            "/api/v1/device/transactions",
-            &bytes,
-            None,
-        )
+    // No Idempotency-Key.
+    let res = terminal
+        .signed_post(&app, "/api/v1/device/transactions", &bytes, None)
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let mut bad = body.clone();
     bad["ksn"] = json!("zz");
-    let (status, error) = app.submit(&terminal, &bad, "b1").await;
+    let (status, error) = terminal.submit(&app, &bad, "b1").await;
     expect_code(
         status,
         &error,
@@ -1105,7 +459,7 @@ async fn bad_sales_change_nothing(app: PayApp) {
     // Card data that does not decrypt under the KSN's key.
     let mut garbled = body.clone();
     garbled["card_data"] = json!("00".repeat(32));
-    let (status, error) = app.submit(&terminal, &garbled, "b2").await;
+    let (status, error) = terminal.submit(&app, &garbled, "b2").await;
     expect_code(
         status,
         &error,
@@ -1114,11 +468,12 @@ async fn bad_sales_change_nothing(app: PayApp) {
     )
     .await;
     // A PAN in clear inside the EMV data.
-    let mut leaky = terminal.build(&app.token(&terminal), &Sale::new("mc-cda", 2_000));
+    let token = terminal.token(&app).await;
+    let mut leaky = terminal.sale(&token, &Sale::new("mc-cda", 2_000));
     let mut emv = hex::decode(leaky["emv_data"].as_str().unwrap()).unwrap();
     emv_kernel::tlv::encode(Tag::ApplicationPan, &[0x54, 0x13, 0x33], &mut emv);
     leaky["emv_data"] = json!(hex::encode(emv));
-    let (status, error) = app.submit(&terminal, &leaky, "b3").await;
+    let (status, error) = terminal.submit(&app, &leaky, "b3").await;
     expect_code(
         status,
         &error,
@@ -1126,12 +481,24 @@ async fn bad_sales_change_nothing(app: PayApp) {
         "emv_data_contains_cardholder_data",
     )
     .await;
-    // Above the token's ceiling.
-    let token = app
-        .tokens
-        .issue(terminal.device_id, terminal.key_set_id, Some(1_000));
-    let capped = terminal.build(&token, &Sale::new("mc-cda", 2_000));
-    let (status, error) = app.submit(&terminal, &capped, "b4").await;
+    // Above the token's ceiling: the policy caps scores 70-89 at 10.00, and a report with
+    // ADB and developer options on scores 80.
+    app.change_policy(&admin, |policy| {
+        policy["amount_ceilings"] = json!([
+            { "min_score": 70, "ceiling_minor": 1_000 },
+            { "min_score": 90, "ceiling_minor": null },
+        ]);
+    })
+    .await;
+    let mut report = crate::health::clean_report();
+    report["adb_enabled"] = json!(true);
+    report["developer_options"] = json!(true);
+    assert_eq!(app.report_ok(&terminal.device, &report).await["score"], 80);
+    let capped_token = terminal.token_body(&app).await;
+    assert_eq!(capped_token["claims"]["amount_ceiling_minor"], 1_000);
+    let token = capped_token["token"].as_str().unwrap().to_owned();
+    let capped = terminal.sale(&token, &Sale::new("mc-cda", 2_000));
+    let (status, error) = terminal.submit(&app, &capped, "b4").await;
     expect_code(
         status,
         &error,
@@ -1151,78 +518,128 @@ async fn bad_sales_change_nothing(app: PayApp) {
     assert_eq!(list["transactions"].as_array().unwrap().len(), 0, "{list}");
 }
 
-/// After approved, PIN and declined sales, neither the SQLite files nor the server's log
-/// output contain a test PAN or PIN.
-async fn nothing_secret_at_rest_or_in_logs(app: PayApp) {
-    let admin = app.admin().await;
-    let mut terminal = app.terminal(&admin, "softpos").await;
+/// After approved, PIN, declined and timed-out sales, neither the database (the SQLite
+/// files, and the transaction, idempotency, key and audit rows on either backend) nor the
+/// server's log output (at DEBUG) holds a test PAN, the PIN or the device's initial key.
+async fn nothing_secret_at_rest_or_in_logs(app: TestApp) {
+    let admin = app.admin_token().await;
+    let keys = app.payment_keys(&admin).await;
+    assert_eq!(keys.zpk["processor"], crate::enrol::PROCESSOR);
+    assert_eq!(keys.zpk["pin_format"], 4);
+    let mut terminal = app.enrol(&admin).await;
+    // The injected key descends from the BDK: its initial key id starts with the BDK's id.
+    let ksn = terminal.originator.ksn().unwrap();
+    assert_eq!(
+        hex::encode_upper(&ksn.initial_key_id().as_bytes()[..4]),
+        keys.bdk["dukpt_key_id"].as_str().unwrap()
+    );
     let pin = Card::profile("visa-online-pin").unwrap().test_pin();
     let mut sale = Sale::new("visa-online-pin", 4_000);
     sale.pin = Some(pin.to_owned());
-    let (_, approved) = app.sale(&mut terminal, sale).await;
+    let (_, approved) = terminal.pay(&app, &sale).await;
     assert_eq!(approved["state"], "APPROVED", "{approved}");
-    let (_, declined) = app.sale(&mut terminal, Sale::new("mc-cda", 2_051)).await;
+    let (_, declined) = terminal.pay(&app, &Sale::new("mc-cda", 2_051)).await;
     assert_eq!(declined["state"], "DECLINED", "{declined}");
-    let (_, failed) = app.sale(&mut terminal, Sale::new("mc-cda", 2_091)).await;
+    let (_, failed) = terminal.pay(&app, &Sale::new("mc-cda", 2_091)).await;
     assert_eq!(failed["state"], "FAILED", "{failed}");
+    let res = app
+        .req(
+            Method::POST,
+            &format!(
+                "/api/v1/transactions/{}/refunds",
+                approved["id"].as_str().unwrap()
+            ),
+        )
+        .bearer_auth(&admin)
+        .header("idempotency-key", "refund-1")
+        .json(&json!({ "amount_minor": 1_000, "reason": "customer return" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
 
     let pans = [card_pan("visa-online-pin"), card_pan("mc-cda")];
-    let mut scanned = 0;
-    for entry in std::fs::read_dir(app.dir.path()).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if !name.starts_with("softpos.db") {
-            continue;
+    // The PIN as a JSON string or as the PIN field of a format 4 block would hold it.
+    let pin_patterns = [format!("\"{pin}\""), format!("4{}{pin}", pin.len())];
+    let mut haystacks: Vec<(String, Vec<u8>)> = Vec::new();
+    if let Some(path) = crate::keys::sqlite_path(&app) {
+        for suffix in ["", "-wal", "-shm"] {
+            let file = format!("{}{suffix}", path.display());
+            if let Ok(bytes) = std::fs::read(&file) {
+                haystacks.push((file, bytes));
+            }
         }
-        let bytes = std::fs::read(&path).unwrap();
-        scanned += bytes.len();
-        let text = String::from_utf8_lossy(&bytes);
+        assert!(!haystacks.is_empty(), "no SQLite file scanned");
+    }
+    let pool = app.db().await;
+    for (what, sql) in [
+        (
+            "transactions",
+            "SELECT id || pan_masked || pan_last4 || pan_fingerprint || ksn || \
+             COALESCE(location, '') || COALESCE(arpc, '') FROM transactions",
+        ),
+        (
+            "idempotency_keys",
+            "SELECT idem_key || COALESCE(response, '') FROM idempotency_keys",
+        ),
+        (
+            "audit_log",
+            "SELECT action || COALESCE(reason, '') || COALESCE(target, '') FROM audit_log",
+        ),
+        (
+            "threat_events",
+            "SELECT COALESCE(evidence, '') FROM threat_events",
+        ),
+    ] {
+        let rows: Vec<String> = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
+        haystacks.push((what.to_owned(), rows.join("\n").into_bytes()));
+    }
+    pool.close().await;
+    let logs = app.logs();
+    assert!(logs.contains("\"level\""), "no JSON log output captured");
+    haystacks.push(("log output".to_owned(), logs.into_bytes()));
+    // The scan reads what it claims to: the masked PAN is in the rows and the files.
+    let masked = approved["pan_masked"].as_str().unwrap().as_bytes();
+    let contains =
+        |haystack: &[u8], needle: &[u8]| haystack.windows(needle.len()).any(|w| w == needle);
+    assert!(
+        haystacks.iter().any(|(_, h)| contains(h, masked)),
+        "the scan does not see the stored transactions"
+    );
+    for (what, haystack) in &haystacks {
         for pan in pans {
-            assert!(!text.contains(pan), "PAN found in {name}");
+            assert!(!contains(haystack, pan.as_bytes()), "PAN found in {what}");
         }
-        // The PIN as the PIN field of a format 4 block would hold it, or as text.
-        assert!(!text.contains(&format!("\"{pin}\"")), "PIN found in {name}");
+        for pattern in &pin_patterns {
+            assert!(
+                !contains(haystack, pattern.as_bytes()),
+                "PIN found in {what}"
+            );
+        }
+        for pattern in crate::keys::patterns(terminal.initial_key.expose_secret()) {
+            assert!(!contains(haystack, &pattern), "initial key found in {what}");
+        }
     }
-    assert!(scanned > 0, "no database file scanned");
-    let output = app.logs.lock().unwrap().clone();
-    let output = String::from_utf8_lossy(&output);
-    assert!(!output.is_empty(), "no log output captured");
-    for pan in pans {
-        assert!(!output.contains(pan), "PAN found in the log output");
-    }
+    // The key tables: no clear initial key beside its KCV.
+    let initial: &[u8] = terminal.initial_key.expose_secret();
+    crate::keys::assert_nothing_secret_at_rest(
+        &app,
+        &crate::enrol::kcv_of(&terminal.initial_key),
+        &[initial],
+    )
+    .await;
+    crate::keys::assert_nothing_secret_at_rest(&app, keys.zpk["kcv"].as_str().unwrap(), &[initial])
+        .await;
 }
 
-/// Captures this process's tracing output at DEBUG (each test runs in its own process under
-/// nextest, so the global subscriber is this test's).
-pub(crate) fn capture_logs() -> Arc<Mutex<Vec<u8>>> {
-    #[derive(Clone)]
-    struct Sink(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Sink {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buffer = Arc::new(Mutex::new(Vec::new()));
-    let sink = Sink(buffer.clone());
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_writer(move || sink.clone())
-        .try_init();
-    buffer
-}
-
+/// Runs each scenario on a fresh server per backend (with [`ENV`]).
 macro_rules! payments_on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    if let Some(app) = super::PayApp::spawn($crate::Backend::Sqlite).await {
+                    if let Some(app) = $crate::TestApp::spawn($crate::Backend::Sqlite, super::ENV).await {
                         super::$name(app).await;
                     }
                 }
@@ -1232,7 +649,7 @@ macro_rules! payments_on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    if let Some(app) = super::PayApp::spawn($crate::Backend::Postgres).await {
+                    if let Some(app) = $crate::TestApp::spawn($crate::Backend::Postgres, super::ENV).await {
                         super::$name(app).await;
                     }
                 }
@@ -1251,9 +668,21 @@ payments_on_both_backends!(
     bad_sales_change_nothing,
 );
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nothing_secret_at_rest_or_in_logs_sqlite() {
-    if let Some(app) = PayApp::spawn(Backend::Sqlite).await {
-        nothing_secret_at_rest_or_in_logs(app).await;
+/// The secrets scan runs with the server logging at DEBUG.
+mod secrets {
+    const ENV: &[(&str, &str)] = &[("PROCESSOR_TIMEOUT_MS", "300"), ("RUST_LOG", "debug")];
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn nothing_secret_at_rest_or_in_logs_sqlite() {
+        if let Some(app) = crate::TestApp::spawn(crate::Backend::Sqlite, ENV).await {
+            super::nothing_secret_at_rest_or_in_logs(app).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn nothing_secret_at_rest_or_in_logs_postgres_redis() {
+        if let Some(app) = crate::TestApp::spawn(crate::Backend::Postgres, ENV).await {
+            super::nothing_secret_at_rest_or_in_logs(app).await;
+        }
     }
 }

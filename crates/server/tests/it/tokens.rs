@@ -554,6 +554,11 @@ async fn jwks_verifies_tokens_across_rotation(app: TestApp) {
     verify(&set, after["token"].as_str().unwrap());
     approved(&sale_with(&app, &mut device, &before_token).await);
     approved(&sale_with(&app, &mut device, after["token"].as_str().unwrap()).await);
+    // A second instance started after the rotation signs with the new key too.
+    let fresh = app.spawn_sharing(&[]);
+    let elsewhere = device.token_body(&fresh).await;
+    assert_eq!(elsewhere["kid"], rotation["kid"]);
+    approved(&sale_with(&fresh, &mut device, elsewhere["token"].as_str().unwrap()).await);
 
     let audit: Value = app
         .req(
