@@ -80,20 +80,6 @@ async fn history(app: &TestApp, device: &ActiveDevice, query: &str) -> (StatusCo
     (status, res.json().await.unwrap())
 }
 
-/// A second instance on `app`'s database and Redis, with `app`'s master keyring and PAN
-/// fingerprint key (a deployment configures the same ones on every instance), plus `env`.
-fn second_instance(app: &TestApp, env: &[(&str, &str)]) -> TestApp {
-    let master = app.data_dir().join("master.key");
-    let fingerprint = std::fs::read_to_string(app.data_dir().join("pan-fingerprint.key")).unwrap();
-    let master = master.to_string_lossy().into_owned();
-    let mut all = vec![
-        ("SOFTPOS_MASTER_KEY_FILE", master.as_str()),
-        ("PAN_FINGERPRINT_KEY", fingerprint.trim()),
-    ];
-    all.extend_from_slice(env);
-    app.spawn_sharing(&all)
-}
-
 async fn transaction(app: &TestApp, admin: &str, id: &str) -> Value {
     let res = app
         .req(Method::GET, &format!("/api/v1/transactions/{id}"))
@@ -334,7 +320,9 @@ async fn follow_ups_on_another_instance(app: TestApp) {
     let refunded = approved_sale(&app, &mut device, 2_500).await;
     let voided = approved_sale(&app, &mut device, 1_700).await;
     let reversed = approved_sale(&app, &mut device, 1_900).await;
-    let other = second_instance(&app, &[]);
+    // Every test server has the same master keyring and PAN fingerprint key, as a deployment's
+    // instances do.
+    let other = app.spawn_sharing(&[]);
 
     let (status, body, _) = staff_refund(&other, &admin, &refunded, 1_000, "x-1").await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -406,13 +394,10 @@ async fn dead_workers_key_is_taken_over_once(app: TestApp) {
     let mut device = app.enrol(&admin).await;
     // A second instance whose requests time out after 2 s while its issuer waits 10 s: the
     // worker is dropped with the key claimed and the sale PENDING.
-    let slow = second_instance(
-        &app,
-        &[
-            ("REQUEST_TIMEOUT_SECS", "2"),
-            ("PROCESSOR_TIMEOUT_MS", "10000"),
-        ],
-    );
+    let slow = app.spawn_sharing(&[
+        ("REQUEST_TIMEOUT_SECS", "2"),
+        ("PROCESSOR_TIMEOUT_MS", "10000"),
+    ]);
     let token = device.token(&app).await;
     // Amounts ending in 91: the simulated issuer never answers.
     let body = device.sale(&token, &Sale::new("mc-cda", 2_091));
