@@ -1,8 +1,12 @@
 //! Reversals and refunds: validated and answered with response codes. The simulator keeps no
 //! ledger; the acquirer sends the original (or captured) amount and the server enforces it too.
+//! Approved sales are followed up by their issuer reference ([`FollowUpRequest`]); the PAN
+//! forms ([`ReversalRequest`], [`RefundRequest`]) serve the reversal of an authorisation that
+//! never got an answer, while the acquirer still holds the card data of the sale.
 
 use core::fmt;
 
+use crate::reference::{self, Original};
 use crate::{IssuerSimulator, mask, valid_pan};
 
 /// Why a reversal or refund was refused. Never carries the PAN.
@@ -27,6 +31,10 @@ pub enum RequestError {
     /// The amount exceeds the original (reversal) or captured (refund) amount.
     #[error("amount exceeds the original amount")]
     AmountAboveOriginal,
+    /// The reference is not one this issuer gave to an approval with this authorisation
+    /// code, amount and currency.
+    #[error("no approval with this reference")]
+    UnknownReference,
 }
 
 impl RequestError {
@@ -40,14 +48,17 @@ impl RequestError {
             Self::UnknownCard => "invalid_card",
             Self::AmountZero => "amount_zero",
             Self::AmountAboveOriginal => "amount_above_original",
+            Self::UnknownReference => "unknown_reference",
         }
     }
 
-    /// ISO 8583 field 39: `30` format error, `14` invalid card, `13` invalid amount.
+    /// ISO 8583 field 39: `30` format error, `14` invalid card, `13` invalid amount, `25`
+    /// unable to locate the original.
     #[must_use]
     pub const fn response_code(&self) -> &'static str {
         match self {
             Self::PanInvalid | Self::CurrencyInvalid | Self::AuthorisationCodeInvalid => "30",
+            Self::UnknownReference => "25",
             Self::UnknownCard => "14",
             Self::AmountZero | Self::AmountAboveOriginal => "13",
         }
@@ -146,7 +157,77 @@ impl RefundResponse {
     }
 }
 
+/// A reversal or refund of an approval, named by its issuer reference (no PAN).
+#[derive(Debug, Clone)]
+pub struct FollowUpRequest<'a> {
+    /// [`crate::AuthorizationResponse::reference`] of the approval.
+    pub reference: &'a str,
+    /// Its authorisation code.
+    pub original_authorisation_code: &'a str,
+    /// Its amount, minor units.
+    pub original_amount_minor: u64,
+    /// ISO 4217 numeric currency code of the approval.
+    pub currency_numeric: u16,
+    /// Amount to reverse or refund, minor units.
+    pub amount_minor: u64,
+    /// Refunds: the original amount minus what was already refunded; reversals: the original
+    /// amount.
+    pub limit_minor: u64,
+}
+
 impl IssuerSimulator {
+    /// Reverses an approval named by its reference: `00` when the reference names an approval
+    /// with this authorisation code, amount and currency, and the amount is within the limit.
+    #[must_use]
+    pub fn reverse_referenced(&self, request: &FollowUpRequest<'_>) -> ReversalResponse {
+        let error = self.check_referenced(request).err();
+        ReversalResponse {
+            response_code: error.as_ref().map_or("00", RequestError::response_code),
+            error,
+        }
+    }
+
+    /// Refunds (part of) an approval named by its reference, as
+    /// [`IssuerSimulator::reverse_referenced`] checks it.
+    #[must_use]
+    pub fn refund_referenced(&self, request: &FollowUpRequest<'_>) -> RefundResponse {
+        let error = self.check_referenced(request).err();
+        RefundResponse {
+            response_code: error.as_ref().map_or("00", RequestError::response_code),
+            error,
+        }
+    }
+
+    fn check_referenced(&self, request: &FollowUpRequest<'_>) -> Result<(), RequestError> {
+        if !reference::well_formed(request.reference) {
+            return Err(RequestError::UnknownReference);
+        }
+        if !(1..=999).contains(&request.currency_numeric) {
+            return Err(RequestError::CurrencyInvalid);
+        }
+        let code = request.original_authorisation_code;
+        if code.len() != 6 || !code.bytes().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(RequestError::AuthorisationCodeInvalid);
+        }
+        let original = Original {
+            authorisation_code: code,
+            amount_minor: request.original_amount_minor,
+            currency_numeric: request.currency_numeric,
+        };
+        if reference::find(&self.cards, request.reference, &original).is_none() {
+            return Err(RequestError::UnknownReference);
+        }
+        if request.amount_minor == 0 {
+            return Err(RequestError::AmountZero);
+        }
+        if request.amount_minor > request.limit_minor
+            || request.limit_minor > request.original_amount_minor
+        {
+            return Err(RequestError::AmountAboveOriginal);
+        }
+        Ok(())
+    }
+
     /// Answers a reversal: `00` when its inputs are valid and the amount is within the original.
     #[must_use]
     pub fn reverse(&self, request: &ReversalRequest<'_>) -> ReversalResponse {

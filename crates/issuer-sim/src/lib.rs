@@ -15,7 +15,11 @@
 //!   cryptogram versions, method 2 with a Card Status Update for Visa CVN 18 and 22);
 //! - reversals and refunds ([`IssuerSimulator::reverse`], [`IssuerSimulator::refund`]): their
 //!   inputs validated, answered with response codes; no ledger (the server enforces "never above
-//!   the captured amount" and sends the captured amount, which is checked again here).
+//!   the captured amount" and sends the captured amount, which is checked again here);
+//! - follow-ups by reference ([`IssuerSimulator::reverse_referenced`],
+//!   [`IssuerSimulator::refund_referenced`]): every approval carries an issuer reference bound to
+//!   its card, authorisation code, amount and currency, so an acquirer refunds or reverses it
+//!   without keeping the PAN (module `reference`).
 //!
 //! Keys, MACs, PIN blocks and TLV come from `payment-crypto` and `emv-kernel`; nothing is
 //! re-implemented. No I/O, no clock ("today" is a field of the request), no randomness: the same
@@ -70,6 +74,7 @@ mod adjust;
 mod cards;
 mod decision;
 mod icc;
+mod reference;
 mod scenario;
 
 use core::fmt;
@@ -78,7 +83,9 @@ use payment_crypto::SecretKey;
 use payment_crypto::emv::{ArpcResponse, CryptogramVersion};
 use payment_crypto::pinblock::{self, EncryptedPinBlock, PinBlockFormat};
 
-pub use adjust::{RefundRequest, RefundResponse, RequestError, ReversalRequest, ReversalResponse};
+pub use adjust::{
+    FollowUpRequest, RefundRequest, RefundResponse, RequestError, ReversalRequest, ReversalResponse,
+};
 pub use decision::{Checks, Decision, DeclineReason};
 pub use scenario::Scenario;
 
@@ -176,6 +183,9 @@ pub struct AuthorizationResponse {
     pub arpc: Option<Vec<u8>>,
     /// Six digits, approvals only.
     pub authorisation_code: Option<String>,
+    /// The issuer's reference of an approval (16 hex digits): refunds and reversals name the
+    /// approval by it ([`FollowUpRequest`]) instead of the PAN. Approvals only.
+    pub reference: Option<String>,
     /// What the issuer found.
     pub checks: Checks,
 }
@@ -201,6 +211,7 @@ impl AuthorizationResponse {
             response_code: decision.response_code(),
             arpc: None,
             authorisation_code: None,
+            reference: None,
             checks,
         }
     }
@@ -332,7 +343,16 @@ impl IssuerSimulator {
         {
             let bytes = arpc.as_bytes();
             if decision.is_approved() {
-                response.authorisation_code = Some(authorisation_code(bytes));
+                let code = authorisation_code(bytes);
+                response.reference = reference::compute(
+                    card,
+                    &reference::Original {
+                        authorisation_code: &code,
+                        amount_minor: request.amount_minor,
+                        currency_numeric: request.currency_numeric,
+                    },
+                );
+                response.authorisation_code = Some(code);
             }
             response.arpc = Some(bytes.to_vec());
         }

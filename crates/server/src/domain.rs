@@ -134,14 +134,22 @@ pub enum Scope {
     /// Read and verify the audit log.
     #[serde(rename = "audit:read")]
     AuditRead,
+    /// Read transactions, their statistics, exports and PIN-pad logs.
+    #[serde(rename = "transactions:read")]
+    TransactionsRead,
+    /// Refund, void and reverse transactions.
+    #[serde(rename = "transactions:refund")]
+    TransactionsRefund,
 }
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Scope; 3] = [
+    pub const ALL: [Scope; 5] = [
         Scope::MerchantsRead,
         Scope::MerchantsWrite,
         Scope::AuditRead,
+        Scope::TransactionsRead,
+        Scope::TransactionsRefund,
     ];
 
     /// The stable name.
@@ -150,6 +158,8 @@ impl Scope {
             Scope::MerchantsRead => "merchants:read",
             Scope::MerchantsWrite => "merchants:write",
             Scope::AuditRead => "audit:read",
+            Scope::TransactionsRead => "transactions:read",
+            Scope::TransactionsRefund => "transactions:refund",
         }
     }
 }

@@ -60,6 +60,15 @@ pub enum AppError {
     /// The resource does not exist (or is not visible to the caller).
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// Not found, with a code naming what (`transaction_not_found`), for endpoints whose
+    /// clients match on it.
+    #[error("{message}")]
+    Missing {
+        /// Stable code, e.g. `transaction_not_found`.
+        code: &'static str,
+        /// Human-readable explanation.
+        message: &'static str,
+    },
     /// The request conflicts with current state; the code names the conflict.
     #[error("{message}")]
     Conflict {
@@ -129,7 +138,7 @@ impl AppError {
             | Self::DeviceAuth(_) => StatusCode::UNAUTHORIZED,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Forbidden => StatusCode::FORBIDDEN,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::NotFound(_) | Self::Missing { .. } => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::MalformedBody(_) | Self::InvalidParameter(_) => StatusCode::BAD_REQUEST,
@@ -149,7 +158,9 @@ impl AppError {
             Self::InvalidRefreshToken => "invalid_refresh_token",
             Self::Forbidden => "forbidden",
             Self::NotFound(_) => "not_found",
-            Self::Conflict { code, .. } | Self::Unprocessable { code, .. } => code,
+            Self::Conflict { code, .. }
+            | Self::Unprocessable { code, .. }
+            | Self::Missing { code, .. } => code,
             Self::DeviceAuth(code) => code,
             Self::Validation(_) => "validation_failed",
             Self::MalformedBody(_) => "malformed_body",

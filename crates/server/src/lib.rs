@@ -211,17 +211,21 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
         keys.clone(),
         Duration::from_millis(config.processor_timeout_ms),
     ));
-    let payments = Arc::new(PaymentService::new(
-        Arc::new(SqlTransactionRepository::new(pool.clone())),
-        PaymentPorts {
-            tokens: tokens.clone(),
-            keys: keys.clone(),
-            threats: threats.clone(),
-        },
-        processor,
-        audit.clone(),
-        pan_fingerprint_key.expose(),
-    ));
+    let payments = Arc::new(
+        PaymentService::new(
+            Arc::new(SqlTransactionRepository::new(pool.clone())),
+            PaymentPorts {
+                tokens: tokens.clone(),
+                keys: keys.clone(),
+                threats: threats.clone(),
+            },
+            processor,
+            audit.clone(),
+            pan_fingerprint_key.expose(),
+        )
+        // The HTTP layer drops requests older than the timeout: a lease past it means a dead worker.
+        .with_idempotency_lease(Duration::from_secs(config.request_timeout_secs + 2)),
+    );
     let events = Arc::new(EventsService::new(
         stores.events.clone(),
         stores.once.clone(),

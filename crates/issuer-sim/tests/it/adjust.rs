@@ -175,3 +175,114 @@ fn adjustment_requests_do_not_print_the_pan() {
     assert!(!text.contains(PAN), "{text}");
     assert!(text.contains("541333******0434"));
 }
+
+/// An approval is refunded and reversed by its reference alone; a reference that does not
+/// bind the authorisation code, amount and currency sent with it names nothing.
+#[test]
+fn follow_ups_by_reference_need_no_pan() {
+    use issuer_sim::FollowUpRequest;
+
+    let online = crate::Online::new("mc-cda", 2500);
+    let approval = simulator().authorize(&online.request());
+    assert!(approval.decision.is_approved());
+    let reference = approval
+        .reference
+        .clone()
+        .expect("approvals carry a reference");
+    assert_eq!(reference.len(), 16);
+    assert!(!reference.contains(&online.pan[6..12]));
+    let code = approval.authorisation_code.clone().unwrap();
+    let request = FollowUpRequest {
+        reference: &reference,
+        original_authorisation_code: &code,
+        original_amount_minor: 2500,
+        currency_numeric: 840,
+        amount_minor: 1000,
+        limit_minor: 2500,
+    };
+    let accepted = simulator().refund_referenced(&request);
+    assert_eq!((accepted.response_code, accepted.error), ("00", None));
+    let reversal = simulator().reverse_referenced(&FollowUpRequest {
+        amount_minor: 2500,
+        ..request.clone()
+    });
+    assert!(reversal.is_accepted());
+
+    let other_code = if code == "000000" { "000001" } else { "000000" };
+    let cases = [
+        (
+            FollowUpRequest {
+                original_amount_minor: 2600,
+                limit_minor: 2600,
+                ..request.clone()
+            },
+            RequestError::UnknownReference,
+            "25",
+        ),
+        (
+            FollowUpRequest {
+                original_authorisation_code: other_code,
+                ..request.clone()
+            },
+            RequestError::UnknownReference,
+            "25",
+        ),
+        (
+            FollowUpRequest {
+                currency_numeric: 978,
+                ..request.clone()
+            },
+            RequestError::UnknownReference,
+            "25",
+        ),
+        (
+            FollowUpRequest {
+                reference: "not-a-reference",
+                ..request.clone()
+            },
+            RequestError::UnknownReference,
+            "25",
+        ),
+        (
+            FollowUpRequest {
+                amount_minor: 1001,
+                limit_minor: 1000,
+                ..request.clone()
+            },
+            RequestError::AmountAboveOriginal,
+            "13",
+        ),
+        (
+            FollowUpRequest {
+                limit_minor: 2501,
+                ..request.clone()
+            },
+            RequestError::AmountAboveOriginal,
+            "13",
+        ),
+        (
+            FollowUpRequest {
+                amount_minor: 0,
+                ..request.clone()
+            },
+            RequestError::AmountZero,
+            "13",
+        ),
+    ];
+    for (bad, error, response_code) in cases {
+        let refused = simulator().refund_referenced(&bad);
+        assert_eq!(
+            (refused.response_code, refused.error),
+            (response_code, Some(error)),
+            "{bad:?}"
+        );
+        assert!(
+            !simulator().reverse_referenced(&bad).is_accepted(),
+            "{bad:?}"
+        );
+    }
+    // Declines carry no reference.
+    let declined = simulator().authorize(&crate::Online::new("mc-cda", 2551).request());
+    assert!(!declined.decision.is_approved());
+    assert_eq!(declined.reference, None);
+}

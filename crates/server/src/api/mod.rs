@@ -143,7 +143,11 @@ pub fn openapi_router() -> OpenApiRouter<AppState> {
         .routes(routes!(devices::resume_device))
         .routes(routes!(devices::revoke_device))
         .routes(routes!(devices::device_self))
-        .routes(routes!(payments::create_sale))
+        .routes(routes!(
+            payments::create_sale,
+            payments::list_device_transactions
+        ))
+        .routes(routes!(payments::refund_device_transaction))
         .routes(routes!(payments::create_pin_operation))
         .routes(routes!(transactions::list_transactions))
         .routes(routes!(transactions::search_transactions))

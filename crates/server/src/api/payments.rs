@@ -1,18 +1,25 @@
-//! `/api/v1/device/transactions` and `/api/v1/device/pin-operations`: calls signed by a
-//! device key. Wire types and hex decoding only; the pipeline is `service::payments`.
+//! `/api/v1/device/transactions` (sales, the device's own history and refunds) and
+//! `/api/v1/device/pin-operations`: calls signed by a device key. Wire types and hex decoding
+//! only; the pipeline is `service::payments`.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
 
-use super::extract::{Ctx, SignedDevice};
+use super::extract::{AppPath, AppQuery, Ctx, SignedDevice};
+use super::paging;
 use super::state::AppState;
+use super::transactions::RefundBody;
 use crate::error::{AppError, ErrorBody, FieldError};
 use crate::repository::transactions::PinOperation;
-use crate::service::payments::{Answer, PinOperationReport, SaleRequest, TransactionView};
+use crate::service::payments::followup::{FollowUp, Requester};
+use crate::service::payments::{
+    Answer, PinOperationReport, SaleRequest, TransactionDetail, TransactionView,
+};
 use crate::service::ports::GeoPoint;
 
 /// A sale. Binary fields are hex. The card data and PIN block are encrypted on the device;
@@ -191,4 +198,94 @@ pub async fn create_pin_operation(
         .record_pin_operation(&signed.device, report)
         .await?;
     Ok((StatusCode::CREATED, Json(operation)))
+}
+
+/// A page of the device's own transactions.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceHistoryQuery {
+    /// Cursor from the previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    /// Page size, 1-200 (default 50).
+    pub limit: Option<i64>,
+}
+
+/// The device's own transactions, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceTransactionPage {
+    /// Transactions, newest first.
+    pub items: Vec<TransactionView>,
+    /// Pass as `cursor` for the next (older) page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The device's own transactions, newest first, paged by `cursor` (issue 6, section 3: a
+/// terminal shows its history and picks a sale to refund). The signature covers the path with
+/// its query string. Only `ACTIVE` devices, as for sales (`409 device_not_active`).
+#[utoipa::path(get, path = "/api/v1/device/transactions", tag = "device",
+    params(DeviceHistoryQuery),
+    security(("device_signature" = [])),
+    responses((status = 200, body = DeviceTransactionPage), (status = 401, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn list_device_transactions(
+    State(state): State<AppState>,
+    AppQuery(query): AppQuery<DeviceHistoryQuery>,
+    signed: SignedDevice,
+) -> Result<Json<DeviceTransactionPage>, AppError> {
+    let mut problems = Vec::new();
+    let (after, limit) = paging::page(query.cursor.as_deref(), query.limit, &mut problems);
+    if !problems.is_empty() {
+        return Err(AppError::Validation(problems));
+    }
+    let items = state
+        .payments
+        .device_history(&signed.device, after, limit)
+        .await?;
+    let next_cursor = paging::next_cursor(&items, limit, |transaction| {
+        paging::encode_cursor(transaction.created_at.timestamp_millis(), transaction.id)
+    });
+    Ok(Json(DeviceTransactionPage { items, next_cursor }))
+}
+
+/// Refunds all or part of one of the device's own approved sales (issue 6, section 3: refund,
+/// never above the captured amount). Idempotent on `Idempotency-Key` per transaction, as the
+/// staff endpoint: the same key and body replay the first answer, another body is
+/// `409 idempotency_key_reused`. Another device's sale is `404 transaction_not_found`; above
+/// the captured amount minus earlier and pending refunds is `422 refund_exceeds_captured`.
+/// Audited with the device as actor.
+#[utoipa::path(post, path = "/api/v1/device/transactions/{transaction_id}/refunds", tag = "device",
+    params(("transaction_id" = Uuid, Path, description = "transaction id"),
+        ("Idempotency-Key" = String, Header, description = "1-128 visible ASCII characters")),
+    request_body = RefundBody,
+    security(("device_signature" = [])),
+    responses((status = 200, body = TransactionDetail), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`transaction_not_found`"),
+        (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "`refund_exceeds_captured`"),
+        (status = 503, body = ErrorBody)))]
+pub async fn refund_device_transaction(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    headers: HeaderMap,
+    AppPath(transaction_id): AppPath<Uuid>,
+    signed: SignedDevice,
+) -> Result<Response, AppError> {
+    let key = idempotency_key(&headers)?;
+    let body: RefundBody = serde_json::from_slice(&signed.body).map_err(malformed)?;
+    // The staff endpoint's canonical form: the same refund hashes the same from both.
+    let canonical = serde_json::to_vec(&body).map_err(anyhow::Error::from)?;
+    let answer = state
+        .payments
+        .follow_up(
+            Requester::Device(&signed.device),
+            transaction_id,
+            FollowUp::Refund(body.amount_minor),
+            body.reason,
+            &key,
+            &canonical,
+            &ctx,
+        )
+        .await?;
+    Ok(answer_response(answer))
 }

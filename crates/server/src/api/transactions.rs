@@ -20,10 +20,10 @@ use crate::error::{AppError, ErrorBody, FieldError};
 use crate::repository::transactions::{
     PinOperation, StatsGroup, TransactionFilter, TransactionState,
 };
-use crate::service::payments::followup::FollowUp;
+use crate::service::payments::followup::{FollowUp, Requester};
 use crate::service::payments::{TransactionDetail, TransactionStats, TransactionView};
 
-/// Reading transactions, statistics and PIN-pad logs.
+/// Reading transactions, statistics and PIN-pad logs; integrations with `transactions:read`.
 #[derive(Debug)]
 pub struct TransactionReaders;
 impl Policy for TransactionReaders {
@@ -33,15 +33,15 @@ impl Policy for TransactionReaders {
         Role::Operator,
         Role::Auditor,
     ];
-    const SCOPE: Option<Scope> = None;
+    const SCOPE: Option<Scope> = Some(Scope::TransactionsRead);
 }
 
-/// Refunding, voiding and reversing.
+/// Refunding, voiding and reversing; integrations with `transactions:refund`.
 #[derive(Debug)]
 pub struct TransactionWriters;
 impl Policy for TransactionWriters {
     const ROLES: &'static [Role] = &[Role::Admin, Role::Operator];
-    const SCOPE: Option<Scope> = None;
+    const SCOPE: Option<Scope> = Some(Scope::TransactionsRefund);
 }
 
 /// Filters for listing and exporting transactions.
@@ -120,13 +120,14 @@ fn filter_of(query: TransactionQuery, default_limit: i64) -> Result<TransactionF
         pan_fingerprint: None,
         after,
         limit,
+        newest_first: false,
     })
 }
 
 /// Lists transactions with filters and cursor pagination (oldest first).
 #[utoipa::path(get, path = "/api/v1/transactions", tag = "transactions",
     params(TransactionQuery),
-    security(("bearer" = ["admin", "security_officer", "operator", "auditor"])),
+    security(("bearer" = ["admin", "security_officer", "operator", "auditor"]), ("api_key" = ["transactions:read"])),
     responses((status = 200, body = TransactionPage), (status = 400, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 pub async fn list_transactions(
@@ -159,7 +160,7 @@ pub struct PanSearch {
 /// Finds the transactions of one card by its full PAN (keyed fingerprint match).
 #[utoipa::path(post, path = "/api/v1/transactions/search", tag = "transactions",
     request_body = PanSearch,
-    security(("bearer" = ["admin", "security_officer", "operator", "auditor"])),
+    security(("bearer" = ["admin", "security_officer", "operator", "auditor"]), ("api_key" = ["transactions:read"])),
     responses((status = 200, body = TransactionPage), (status = 422, body = ErrorBody)))]
 pub async fn search_transactions(
     _auth: Authorized<TransactionReaders>,
@@ -193,7 +194,7 @@ pub async fn search_transactions(
 /// One transaction with its refunds, voids and reversals.
 #[utoipa::path(get, path = "/api/v1/transactions/{transaction_id}", tag = "transactions",
     params(("transaction_id" = Uuid, Path, description = "transaction id")),
-    security(("bearer" = ["admin", "security_officer", "operator", "auditor"])),
+    security(("bearer" = ["admin", "security_officer", "operator", "auditor"]), ("api_key" = ["transactions:read"])),
     responses((status = 200, body = TransactionDetail), (status = 404, body = ErrorBody)))]
 pub async fn get_transaction(
     _auth: Authorized<TransactionReaders>,
@@ -259,7 +260,7 @@ fn csv_row(t: &TransactionView) -> String {
 /// server holds one page at a time). `cursor` and `limit` are ignored.
 #[utoipa::path(get, path = "/api/v1/transactions/export", tag = "transactions",
     params(TransactionQuery),
-    security(("bearer" = ["admin", "security_officer", "operator", "auditor"])),
+    security(("bearer" = ["admin", "security_officer", "operator", "auditor"]), ("api_key" = ["transactions:read"])),
     responses((status = 200, description = "text/csv", content_type = "text/csv", body = String),
         (status = 422, body = ErrorBody)))]
 pub async fn export_transactions(
@@ -333,7 +334,7 @@ pub struct StatsQuery {
 /// or device (and currency), computed from the records.
 #[utoipa::path(get, path = "/api/v1/transactions/stats", tag = "transactions",
     params(StatsQuery),
-    security(("bearer" = ["admin", "security_officer", "operator", "auditor"])),
+    security(("bearer" = ["admin", "security_officer", "operator", "auditor"]), ("api_key" = ["transactions:read"])),
     responses((status = 200, body = TransactionStats), (status = 400, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 pub async fn transaction_stats(
@@ -376,7 +377,7 @@ pub struct CancelBody {
     params(("transaction_id" = Uuid, Path, description = "transaction id"),
         ("Idempotency-Key" = String, Header, description = "1-128 visible ASCII characters")),
     request_body = RefundBody,
-    security(("bearer" = ["admin", "operator"])),
+    security(("bearer" = ["admin", "operator"]), ("api_key" = ["transactions:refund"])),
     responses((status = 200, body = TransactionDetail), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody, description = "`refund_exceeds_captured`")))]
@@ -393,7 +394,7 @@ pub async fn refund_transaction(
     let answer = state
         .payments
         .follow_up(
-            auth.principal(),
+            Requester::Principal(auth.principal()),
             transaction_id,
             FollowUp::Refund(body.amount_minor),
             body.reason,
@@ -412,7 +413,7 @@ macro_rules! cancel_endpoint {
             params(("transaction_id" = Uuid, Path, description = "transaction id"),
                 ("Idempotency-Key" = String, Header, description = "1-128 visible ASCII characters")),
             request_body = CancelBody,
-            security(("bearer" = ["admin", "operator"])),
+            security(("bearer" = ["admin", "operator"]), ("api_key" = ["transactions:refund"])),
             responses((status = 200, body = TransactionDetail), (status = 404, body = ErrorBody),
                 (status = 409, body = ErrorBody, description = "`transaction_not_cancellable`")))]
         pub async fn $name(
@@ -428,7 +429,7 @@ macro_rules! cancel_endpoint {
             let answer = state
                 .payments
                 .follow_up(
-                    auth.principal(),
+                    Requester::Principal(auth.principal()),
                     transaction_id,
                     $kind,
                     body.reason,
@@ -478,7 +479,7 @@ pub struct PinOperationPage {
 /// PIN-pad operations (time, KSN, result; never PIN data), newest first, with their count.
 #[utoipa::path(get, path = "/api/v1/pin-operations", tag = "transactions",
     params(PinOperationQuery),
-    security(("bearer" = ["admin", "security_officer", "operator", "auditor"])),
+    security(("bearer" = ["admin", "security_officer", "operator", "auditor"]), ("api_key" = ["transactions:read"])),
     responses((status = 200, body = PinOperationPage), (status = 422, body = ErrorBody)))]
 pub async fn list_pin_operations(
     _auth: Authorized<TransactionReaders>,

@@ -101,6 +101,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0008_releases.sql"),
         include_str!("../../migrations/postgres/0008_releases.sql"),
     ),
+    (
+        9,
+        "payment follow-ups, refund reservations, idempotency leases",
+        include_str!("../../migrations/sqlite/0009_payment_followups.sql"),
+        include_str!("../../migrations/postgres/0009_payment_followups.sql"),
+    ),
 ];
 
 fn migrator(backend: Backend) -> Migrator {

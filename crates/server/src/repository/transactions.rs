@@ -1,9 +1,13 @@
-//! Transactions and what hangs off them: refund/void/reversal events, the DUKPT counter
-//! high-water mark per key set, idempotency records and PIN-pad operations.
+//! Transactions and what hangs off them: refund/void/reversal events and attempts, the DUKPT
+//! counter high-water mark per key set, idempotency records with their leases and PIN-pad
+//! operations.
 //!
 //! Every state change is a compare-and-set in one statement (`WHERE state = ...`, refund
 //! arithmetic in the `UPDATE`), so concurrent requests and several instances never refund
-//! more than was captured or move a KSN backwards.
+//! more than was captured, take over one idempotency key twice or move a KSN backwards.
+//! Follow-ups reserve their amount (`reserved_minor`, with a `follow_up_attempts` row) before
+//! the processor is called, and settle or release it after, so no processor call goes
+//! unrecorded.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -135,6 +139,10 @@ pub struct TransactionRecord {
     pub arpc: Option<String>,
     /// Refunded so far, minor units.
     pub refunded_minor: i64,
+    /// Held by follow-ups sent to the processor and not settled yet, minor units.
+    pub reserved_minor: i64,
+    /// The processor's reference of an approval (follow-ups name it).
+    pub processor_reference: Option<String>,
     /// Why it was reversed (automatic reversals: `processor_timeout`).
     pub reversal_reason: Option<String>,
     /// When the reversal was acknowledged.
@@ -164,6 +172,8 @@ pub struct Decision {
     pub decline_reason: Option<String>,
     /// ARPC hex.
     pub arpc: Option<String>,
+    /// The processor's reference of an approval.
+    pub processor_reference: Option<String>,
     /// When.
     pub at: UnixMillis,
 }
@@ -212,6 +222,8 @@ pub struct TransactionFilter {
     pub after: Option<(UnixMillis, Uuid)>,
     /// Page size.
     pub limit: i64,
+    /// Newest first (the cursor then pages backwards in time); oldest first otherwise.
+    pub newest_first: bool,
 }
 
 /// What statistics are grouped by.
@@ -266,6 +278,12 @@ pub enum CounterAdvance {
 pub enum IdempotencyClaim {
     /// This request owns the key now.
     Claimed,
+    /// This request took over an unanswered key whose lease had expired (its first request's
+    /// worker died); `resource_id` is what that request had created, if anything.
+    TakenOver {
+        /// The first request's resource (a sale's transaction id).
+        resource_id: Option<String>,
+    },
     /// Another request claimed it first.
     Existing {
         /// Its body hash.
@@ -273,6 +291,86 @@ pub enum IdempotencyClaim {
         /// Its answer, once finished: status and JSON body.
         answer: Option<(u16, String)>,
     },
+}
+
+/// The lease of a claimed idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyLease {
+    /// Random id of the claiming request: completion, release and resources need it.
+    pub owner: String,
+    /// Until when (Unix ms) no other request may take the key over.
+    pub expires_at: UnixMillis,
+}
+
+/// Which follow-up an attempt is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FollowUpKind {
+    /// Refund of part or all of the captured amount.
+    Refund,
+    /// Cancellation before settlement.
+    Void,
+    /// Reversal of the authorisation.
+    Reversal,
+}
+
+impl FollowUpKind {
+    /// Database spelling, also the event kind.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Refund => "refund",
+            Self::Void => "void",
+            Self::Reversal => "reversal",
+        }
+    }
+}
+
+/// Where a follow-up attempt stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptState {
+    /// Amount reserved; the processor's answer is not recorded yet.
+    Reserved,
+    /// The processor accepted it; recorded on the transaction.
+    Settled,
+    /// The processor declined it; the reservation was given back.
+    Released,
+}
+
+impl std::str::FromStr for AttemptState {
+    type Err = ();
+    fn from_str(text: &str) -> Result<Self, ()> {
+        Ok(match text {
+            "RESERVED" => Self::Reserved,
+            "SETTLED" => Self::Settled,
+            "RELEASED" => Self::Released,
+            _ => return Err(()),
+        })
+    }
+}
+
+/// A refund, void or reversal sent (or about to be sent) to the processor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowUpAttempt {
+    /// Id; the processor sees it as our reference of the follow-up.
+    pub id: Uuid,
+    /// Transaction.
+    pub transaction_id: Uuid,
+    /// Kind.
+    pub kind: FollowUpKind,
+    /// Amount reserved, minor units.
+    pub amount_minor: i64,
+    /// State.
+    pub state: AttemptState,
+}
+
+/// The outcome of reserving a follow-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reservation {
+    /// Reserved now.
+    Reserved(FollowUpAttempt),
+    /// This idempotency key already has an attempt (a retry after a lost answer).
+    Existing(FollowUpAttempt),
+    /// The transaction's state or amounts do not allow it now.
+    Refused,
 }
 
 /// A PIN-pad operation (never PIN data).
@@ -303,25 +401,36 @@ pub trait TransactionRepository: Send + Sync + std::fmt::Debug {
         counter: i64,
         at: UnixMillis,
     ) -> AppResult<CounterAdvance>;
-    /// Claims `(scope, key)` for a request with `request_hash`.
+    /// Claims `(scope, key)` for a request with `request_hash` under `lease`, or takes over
+    /// an unanswered claim of the same request whose lease expired before `at`.
     async fn claim_idempotency(
         &self,
         scope: &str,
         key: &str,
         request_hash: &str,
+        lease: &IdempotencyLease,
         at: UnixMillis,
     ) -> AppResult<IdempotencyClaim>;
-    /// Stores the first answer of a claimed key.
+    /// Stores the first answer of a key this lease still holds; false when it lost the key.
     async fn complete_idempotency(
         &self,
         scope: &str,
         key: &str,
+        owner: &str,
         status: u16,
         body: &str,
         at: UnixMillis,
-    ) -> AppResult<()>;
+    ) -> AppResult<bool>;
     /// Releases a claim whose request failed internally, so a retry can run.
-    async fn release_idempotency(&self, scope: &str, key: &str) -> AppResult<()>;
+    async fn release_idempotency(&self, scope: &str, key: &str, owner: &str) -> AppResult<()>;
+    /// Notes what the request holding the key created, for a takeover.
+    async fn set_idempotency_resource(
+        &self,
+        scope: &str,
+        key: &str,
+        owner: &str,
+        resource_id: &str,
+    ) -> AppResult<()>;
     /// Inserts a `PENDING` transaction.
     async fn insert(&self, record: &TransactionRecord) -> AppResult<()>;
     /// Records the processor's decision if the transaction is still `PENDING`.
@@ -335,27 +444,38 @@ pub trait TransactionRepository: Send + Sync + std::fmt::Debug {
         acknowledged: bool,
         event: &TransactionEvent,
     ) -> AppResult<()>;
-    /// Adds a refund of `amount` if the transaction is `APPROVED` and the refunds stay
-    /// within the captured amount; `REFUNDED` when they reach it.
-    async fn apply_refund(
+    /// Reserves a follow-up for idempotency `(scope, key)`: a refund while the transaction is
+    /// `APPROVED` and refunded + reserved + amount stays within the captured amount; a void
+    /// or reversal (amount = captured) while it is `APPROVED` with nothing refunded or
+    /// reserved. An attempt already recorded for the key is returned instead.
+    async fn reserve_follow_up(
         &self,
-        id: Uuid,
-        amount: i64,
-        event: &TransactionEvent,
-    ) -> AppResult<bool>;
-    /// Moves an `APPROVED`, never refunded transaction to `to` (voided or reversed).
-    async fn cancel(
+        attempt: &FollowUpAttempt,
+        scope: &str,
+        key: &str,
+        at: UnixMillis,
+    ) -> AppResult<Reservation>;
+    /// Records an accepted follow-up: a refund moves its reservation to `refunded_minor`
+    /// (`REFUNDED` when it reaches the captured amount); a void or reversal moves the
+    /// transaction to `VOIDED` / `REVERSED` with `reason`. False if it was no longer reserved.
+    async fn settle_follow_up(
         &self,
-        id: Uuid,
-        to: TransactionState,
+        attempt: &FollowUpAttempt,
         reason: Option<&str>,
         event: &TransactionEvent,
     ) -> AppResult<bool>;
+    /// Gives a declined follow-up's reservation back.
+    async fn release_follow_up(
+        &self,
+        attempt: &FollowUpAttempt,
+        response_code: Option<&str>,
+        at: UnixMillis,
+    ) -> AppResult<()>;
     /// By id.
     async fn find(&self, id: Uuid) -> AppResult<Option<TransactionRecord>>;
     /// Refunds, voids and reversals, oldest first.
     async fn events(&self, id: Uuid) -> AppResult<Vec<TransactionEvent>>;
-    /// A page, oldest first.
+    /// A page, oldest first (newest first with `filter.newest_first`).
     async fn list(&self, filter: &TransactionFilter) -> AppResult<Vec<TransactionRecord>>;
     /// Grouped statistics over `[from, to)`.
     async fn stats(
@@ -418,6 +538,8 @@ fn to_record(row: &AnyRow) -> AppResult<TransactionRecord> {
         decline_reason: row.try_get("decline_reason")?,
         arpc: row.try_get("arpc")?,
         refunded_minor: row.try_get("refunded_minor")?,
+        reserved_minor: row.try_get("reserved_minor")?,
+        processor_reference: row.try_get("processor_reference")?,
         reversal_reason: row.try_get("reversal_reason")?,
         reversed_at: row.try_get("reversed_at")?,
         location: row.try_get("location")?,
@@ -494,15 +616,18 @@ impl TransactionRepository for SqlTransactionRepository {
         scope: &str,
         key: &str,
         request_hash: &str,
+        lease: &IdempotencyLease,
         at: UnixMillis,
     ) -> AppResult<IdempotencyClaim> {
         let inserted = sqlx::query(
-            "INSERT INTO idempotency_keys (scope, idem_key, request_hash, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $4)",
+            "INSERT INTO idempotency_keys (scope, idem_key, request_hash, lease_owner, \
+             lease_expires_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
         )
         .bind(scope)
         .bind(key)
         .bind(request_hash)
+        .bind(lease.owner.as_str())
+        .bind(lease.expires_at)
         .bind(at)
         .execute(&self.pool)
         .await;
@@ -512,8 +637,8 @@ impl TransactionRepository for SqlTransactionRepository {
             Err(error) => return Err(error.into()),
         }
         let row = sqlx::query(
-            "SELECT request_hash, status, response FROM idempotency_keys \
-             WHERE scope = $1 AND idem_key = $2",
+            "SELECT request_hash, status, response, lease_owner, lease_expires_at, resource_id \
+             FROM idempotency_keys WHERE scope = $1 AND idem_key = $2",
         )
         .bind(scope)
         .bind(key)
@@ -526,6 +651,7 @@ impl TransactionRepository for SqlTransactionRepository {
                 answer: None,
             });
         };
+        let first_hash: String = row.try_get("request_hash")?;
         let status: Option<i64> = row.try_get("status")?;
         let response: Option<String> = row.try_get("response")?;
         let answer = match (status, response) {
@@ -535,8 +661,37 @@ impl TransactionRepository for SqlTransactionRepository {
             )),
             _ => None,
         };
+        let expires_at: Option<i64> = row.try_get("lease_expires_at")?;
+        // Rows from before leases existed have none: their worker is long gone.
+        let expired = expires_at.is_none_or(|expires_at| expires_at < at);
+        if answer.is_none() && first_hash == request_hash && expired {
+            let seen_owner: Option<String> = row.try_get("lease_owner")?;
+            // Conditional on the owner this request saw: of several retries that saw the same
+            // expired lease, exactly one moves it.
+            let taken = sqlx::query(
+                "UPDATE idempotency_keys SET lease_owner = $1, lease_expires_at = $2, \
+                 updated_at = $3 WHERE scope = $4 AND idem_key = $5 AND status IS NULL \
+                 AND request_hash = $6 AND COALESCE(lease_owner, '') = $7 \
+                 AND COALESCE(lease_expires_at, 0) < $3",
+            )
+            .bind(lease.owner.as_str())
+            .bind(lease.expires_at)
+            .bind(at)
+            .bind(scope)
+            .bind(key)
+            .bind(request_hash)
+            .bind(seen_owner.unwrap_or_default())
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            if taken == 1 {
+                return Ok(IdempotencyClaim::TakenOver {
+                    resource_id: row.try_get("resource_id")?,
+                });
+            }
+        }
         Ok(IdempotencyClaim::Existing {
-            request_hash: row.try_get("request_hash")?,
+            request_hash: first_hash,
             answer,
         })
     }
@@ -545,30 +700,56 @@ impl TransactionRepository for SqlTransactionRepository {
         &self,
         scope: &str,
         key: &str,
+        owner: &str,
         status: u16,
         body: &str,
         at: UnixMillis,
-    ) -> AppResult<()> {
-        sqlx::query(
-            "UPDATE idempotency_keys SET status = $1, response = $2, updated_at = $3 \
-             WHERE scope = $4 AND idem_key = $5",
+    ) -> AppResult<bool> {
+        let n = sqlx::query(
+            "UPDATE idempotency_keys SET status = $1, response = $2, updated_at = $3, \
+             lease_expires_at = NULL WHERE scope = $4 AND idem_key = $5 AND lease_owner = $6 \
+             AND status IS NULL",
         )
         .bind(i64::from(status))
         .bind(body)
         .bind(at)
         .bind(scope)
         .bind(key)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn release_idempotency(&self, scope: &str, key: &str, owner: &str) -> AppResult<()> {
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE scope = $1 AND idem_key = $2 AND status IS NULL \
+             AND lease_owner = $3",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(owner)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    async fn release_idempotency(&self, scope: &str, key: &str) -> AppResult<()> {
+    async fn set_idempotency_resource(
+        &self,
+        scope: &str,
+        key: &str,
+        owner: &str,
+        resource_id: &str,
+    ) -> AppResult<()> {
         sqlx::query(
-            "DELETE FROM idempotency_keys WHERE scope = $1 AND idem_key = $2 AND status IS NULL",
+            "UPDATE idempotency_keys SET resource_id = $1 WHERE scope = $2 AND idem_key = $3 \
+             AND lease_owner = $4",
         )
+        .bind(resource_id)
         .bind(scope)
         .bind(key)
+        .bind(owner)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -612,7 +793,7 @@ impl TransactionRepository for SqlTransactionRepository {
         let n = sqlx::query(
             "UPDATE transactions SET state = $1, approved = $2, response_code = $3, \
              authorisation_code = $4, decline_reason = $5, arpc = $6, decided_at = $7, \
-             updated_at = $7 WHERE id = $8 AND state = 'PENDING'",
+             updated_at = $7, processor_reference = $9 WHERE id = $8 AND state = 'PENDING'",
         )
         .bind(d.state.as_str())
         .bind(i64::from(d.state == TransactionState::Approved))
@@ -622,6 +803,7 @@ impl TransactionRepository for SqlTransactionRepository {
         .bind(d.arpc.clone())
         .bind(d.at)
         .bind(id.to_string())
+        .bind(d.processor_reference.clone())
         .execute(&self.pool)
         .await?
         .rows_affected();
@@ -651,50 +833,78 @@ impl TransactionRepository for SqlTransactionRepository {
         Ok(())
     }
 
-    async fn apply_refund(
+    async fn reserve_follow_up(
         &self,
-        id: Uuid,
-        amount: i64,
-        event: &TransactionEvent,
-    ) -> AppResult<bool> {
-        let mut tx = self.pool.begin().await?;
-        let n = sqlx::query(
-            "UPDATE transactions SET refunded_minor = refunded_minor + $1, \
-             state = CASE WHEN refunded_minor + $1 = amount_minor THEN 'REFUNDED' ELSE state END, \
-             updated_at = $2 \
-             WHERE id = $3 AND state = 'APPROVED' AND refunded_minor + $1 <= amount_minor",
+        attempt: &FollowUpAttempt,
+        scope: &str,
+        key: &str,
+        at: UnixMillis,
+    ) -> AppResult<Reservation> {
+        // Read before the transaction: the idempotency lease serialises requests of one key,
+        // and SQLite transactions must start with their write (a read lock upgraded later
+        // deadlocks against a concurrent writer).
+        let existing = sqlx::query(
+            "SELECT id, transaction_id, kind, amount_minor, state FROM follow_up_attempts \
+             WHERE idem_scope = $1 AND idem_key = $2",
         )
-        .bind(amount)
-        .bind(event.at)
-        .bind(id.to_string())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        .bind(scope)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(row) = existing {
+            return Ok(Reservation::Existing(to_attempt(&row)?));
+        }
+        let mut tx = self.pool.begin().await?;
+        let sql = match attempt.kind {
+            FollowUpKind::Refund => RESERVE_REFUND_SQL,
+            FollowUpKind::Void | FollowUpKind::Reversal => RESERVE_CANCEL_SQL,
+        };
+        let n = sqlx::query(sql)
+            .bind(attempt.amount_minor)
+            .bind(at)
+            .bind(attempt.transaction_id.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         if n != 1 {
             tx.rollback().await?;
-            return Ok(false);
+            return Ok(Reservation::Refused);
         }
-        insert_event(&mut tx, id, event).await?;
+        sqlx::query(
+            "INSERT INTO follow_up_attempts (id, transaction_id, kind, idem_scope, idem_key, \
+             amount_minor, state, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'RESERVED', $7, $7)",
+        )
+        .bind(attempt.id.to_string())
+        .bind(attempt.transaction_id.to_string())
+        .bind(attempt.kind.as_str())
+        .bind(scope)
+        .bind(key)
+        .bind(attempt.amount_minor)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(Reservation::Reserved(FollowUpAttempt {
+            state: AttemptState::Reserved,
+            ..attempt.clone()
+        }))
     }
 
-    async fn cancel(
+    async fn settle_follow_up(
         &self,
-        id: Uuid,
-        to: TransactionState,
+        attempt: &FollowUpAttempt,
         reason: Option<&str>,
         event: &TransactionEvent,
     ) -> AppResult<bool> {
         let mut tx = self.pool.begin().await?;
         let n = sqlx::query(
-            "UPDATE transactions SET state = $1, reversal_reason = $2, reversed_at = $3, \
-             updated_at = $3 WHERE id = $4 AND state = 'APPROVED' AND refunded_minor = 0",
+            "UPDATE follow_up_attempts SET state = 'SETTLED', response_code = $1, updated_at = $2 \
+             WHERE id = $3 AND state = 'RESERVED'",
         )
-        .bind(to.as_str())
-        .bind(reason)
+        .bind(event.response_code.clone())
         .bind(event.at)
-        .bind(id.to_string())
+        .bind(attempt.id.to_string())
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -702,9 +912,73 @@ impl TransactionRepository for SqlTransactionRepository {
             tx.rollback().await?;
             return Ok(false);
         }
-        insert_event(&mut tx, id, event).await?;
+        let query = match attempt.kind {
+            // The right-hand sides read the row as it was: the CASE sees the old total.
+            FollowUpKind::Refund => sqlx::query(
+                "UPDATE transactions SET reserved_minor = reserved_minor - $1, \
+                 refunded_minor = refunded_minor + $1, \
+                 state = CASE WHEN refunded_minor + $1 = amount_minor THEN 'REFUNDED' ELSE state END, \
+                 updated_at = $2 WHERE id = $3 AND state = 'APPROVED'",
+            )
+            .bind(attempt.amount_minor)
+            .bind(event.at)
+            .bind(attempt.transaction_id.to_string()),
+            FollowUpKind::Void | FollowUpKind::Reversal => sqlx::query(
+                "UPDATE transactions SET reserved_minor = reserved_minor - $1, state = $2, \
+                 reversal_reason = $3, reversed_at = $4, updated_at = $4 \
+                 WHERE id = $5 AND state = 'APPROVED'",
+            )
+            .bind(attempt.amount_minor)
+            .bind(if attempt.kind == FollowUpKind::Void {
+                TransactionState::Voided.as_str()
+            } else {
+                TransactionState::Reversed.as_str()
+            })
+            .bind(reason)
+            .bind(event.at)
+            .bind(attempt.transaction_id.to_string()),
+        };
+        let n = query.execute(&mut *tx).await?.rows_affected();
+        if n != 1 {
+            // The reservation kept the transaction APPROVED; anything else is corruption.
+            tx.rollback().await?;
+            return Err(corrupt("transactions.reserved_minor"));
+        }
+        insert_event(&mut tx, attempt.transaction_id, event).await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn release_follow_up(
+        &self,
+        attempt: &FollowUpAttempt,
+        response_code: Option<&str>,
+        at: UnixMillis,
+    ) -> AppResult<()> {
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query(
+            "UPDATE follow_up_attempts SET state = 'RELEASED', response_code = $1, \
+             updated_at = $2 WHERE id = $3 AND state = 'RESERVED'",
+        )
+        .bind(response_code)
+        .bind(at)
+        .bind(attempt.id.to_string())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 1 {
+            sqlx::query(
+                "UPDATE transactions SET reserved_minor = reserved_minor - $1, updated_at = $2 \
+                 WHERE id = $3",
+            )
+            .bind(attempt.amount_minor)
+            .bind(at)
+            .bind(attempt.transaction_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn find(&self, id: Uuid) -> AppResult<Option<TransactionRecord>> {
@@ -744,7 +1018,12 @@ impl TransactionRepository for SqlTransactionRepository {
             Some((created_at, id)) => (Some(created_at), Some(id.to_string())),
             None => (None, None),
         };
-        sqlx::query(LIST_SQL)
+        let sql = if f.newest_first {
+            LIST_NEWEST_SQL
+        } else {
+            LIST_SQL
+        };
+        sqlx::query(sql)
             .bind(f.from)
             .bind(f.to)
             .bind(f.device_id.map(|id| id.to_string()))
@@ -859,14 +1138,46 @@ impl TransactionRepository for SqlTransactionRepository {
 const FIND_SQL: &str = "SELECT id, device_id, merchant_id, token_id, key_set_id, ksn, \
     amount_minor, currency, state, approved, scheme, pan_masked, pan_last4, pan_fingerprint, \
     online_pin, processor, response_code, authorisation_code, decline_reason, arpc, \
-    refunded_minor, reversal_reason, reversed_at, location, client_addr, decided_at, \
-    created_at, updated_at FROM transactions WHERE id = $1";
+    refunded_minor, reserved_minor, processor_reference, reversal_reason, reversed_at, \
+    location, client_addr, decided_at, created_at, updated_at FROM transactions WHERE id = $1";
 
-const LIST_SQL: &str = "SELECT id, device_id, merchant_id, token_id, key_set_id, ksn, \
+fn to_attempt(row: &AnyRow) -> AppResult<FollowUpAttempt> {
+    let kind: String = row.try_get("kind")?;
+    let state: String = row.try_get("state")?;
+    Ok(FollowUpAttempt {
+        id: uuid_col(row, "id")?,
+        transaction_id: uuid_col(row, "transaction_id")?,
+        kind: match kind.as_str() {
+            "refund" => FollowUpKind::Refund,
+            "void" => FollowUpKind::Void,
+            "reversal" => FollowUpKind::Reversal,
+            _ => return Err(corrupt("follow_up_attempts.kind")),
+        },
+        amount_minor: row.try_get("amount_minor")?,
+        state: state
+            .parse()
+            .map_err(|()| corrupt("follow_up_attempts.state"))?,
+    })
+}
+
+/// A refund fits while refunded + reserved + amount stays within the captured amount.
+const RESERVE_REFUND_SQL: &str = "UPDATE transactions SET reserved_minor = reserved_minor + $1, \
+    updated_at = $2 WHERE id = $3 AND state = 'APPROVED' \
+    AND refunded_minor + reserved_minor + $1 <= amount_minor";
+/// A void or reversal takes the whole amount, and only while nothing else holds any of it.
+const RESERVE_CANCEL_SQL: &str = "UPDATE transactions SET reserved_minor = reserved_minor + $1, \
+    updated_at = $2 WHERE id = $3 AND state = 'APPROVED' AND refunded_minor = 0 \
+    AND reserved_minor = 0 AND amount_minor = $1";
+
+/// The list statement with its cursor condition and order (literals only).
+macro_rules! list_sql {
+    ($after:literal, $order:literal) => {
+        concat!(
+            "SELECT id, device_id, merchant_id, token_id, key_set_id, ksn, \
     amount_minor, currency, state, approved, scheme, pan_masked, pan_last4, pan_fingerprint, \
     online_pin, processor, response_code, authorisation_code, decline_reason, arpc, \
-    refunded_minor, reversal_reason, reversed_at, location, client_addr, decided_at, \
-    created_at, updated_at FROM transactions \
+    refunded_minor, reserved_minor, processor_reference, reversal_reason, reversed_at, \
+    location, client_addr, decided_at, created_at, updated_at FROM transactions \
     WHERE ($1 IS NULL OR created_at >= $1) \
       AND ($2 IS NULL OR created_at < $2) \
       AND ($3 IS NULL OR device_id = $3) \
@@ -877,5 +1188,20 @@ const LIST_SQL: &str = "SELECT id, device_id, merchant_id, token_id, key_set_id,
       AND ($8 IS NULL OR scheme = $8) \
       AND ($9 IS NULL OR pan_last4 = $9) \
       AND ($10 IS NULL OR pan_fingerprint = $10) \
-      AND ($11 IS NULL OR created_at > $11 OR (created_at = $11 AND id > $12)) \
-    ORDER BY created_at, id LIMIT $13";
+      AND ($11 IS NULL OR ",
+            $after,
+            ") ORDER BY ",
+            $order,
+            " LIMIT $13"
+        )
+    };
+}
+
+const LIST_SQL: &str = list_sql!(
+    "created_at > $11 OR (created_at = $11 AND id > $12)",
+    "created_at, id"
+);
+const LIST_NEWEST_SQL: &str = list_sql!(
+    "created_at < $11 OR (created_at = $11 AND id < $12)",
+    "created_at DESC, id DESC"
+);

@@ -31,7 +31,13 @@ const PUBLIC: &[(&str, &str)] = &[
 ];
 
 const ROLES: &[&str] = &["admin", "security_officer", "operator", "auditor"];
-const SCOPES: &[&str] = &["merchants:read", "merchants:write", "audit:read"];
+const SCOPES: &[&str] = &[
+    "merchants:read",
+    "merchants:write",
+    "audit:read",
+    "transactions:read",
+    "transactions:refund",
+];
 
 #[derive(Debug, Default)]
 struct Requirement {

@@ -20,6 +20,8 @@ mod keys;
 mod merchants;
 mod ops;
 mod payments;
+mod payments_followups;
+mod payments_tdes;
 mod releases;
 mod threats;
 mod tokens;

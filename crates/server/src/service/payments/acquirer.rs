@@ -2,24 +2,20 @@
 //!
 //! It plays the acquirer's part the simulator leaves out: the zone PIN key shared with the
 //! issuer comes from the key store ([`DeviceKeys::zone_pin_key`] under the connection's
-//! name), every call is bounded by the configured timeout (the simulator's
+//! name), and every call is bounded by the configured timeout (the simulator's
 //! `issuer_unavailable` scenario never answers, so the timeout fires as it would against a
-//! silent issuer), and the authorisations it forwarded are kept in memory so reversals and
-//! refunds can reference them by transaction id: the PAN stays in the acquirer's memory, as
-//! it stays in a real acquirer's systems, and never reaches this server's database.
-//! Follow-ups of authorisations it does not hold (another instance's, or older than its last
-//! `LEDGER_CAPACITY` authorisations) are refused `processor_rejected`.
+//! silent issuer). It keeps nothing between calls: refunds, voids and reversals name the
+//! approval by the issuer's reference, authorisation code and amounts the server stored, so
+//! any instance sends them; the reversal of an unanswered authorisation repeats the original
+//! message during the sale.
 //!
 //! TEST ONLY issuer keys: deployments use it for tests and demos.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use issuer_sim::{Decision, IssuerSimulator};
-use uuid::Uuid;
-use zeroize::Zeroizing;
 
 use super::processor::{
     AuthorizationAnswer, AuthorizationMessage, FollowUpAnswer, FollowUpMessage, ProcessorConnector,
@@ -27,22 +23,12 @@ use super::processor::{
 };
 use crate::service::ports::DeviceKeys;
 
-/// Authorisations kept for follow-ups.
-const LEDGER_CAPACITY: usize = 100_000;
-
-#[derive(Default)]
-struct Ledger {
-    pans: HashMap<Uuid, Zeroizing<String>>,
-    order: VecDeque<Uuid>,
-}
-
 /// The simulator behind an acquirer connection.
 pub struct SimulatedAcquirer {
     name: String,
     keys: Arc<dyn DeviceKeys>,
     simulator: tokio::sync::OnceCell<Arc<IssuerSimulator>>,
     timeout: Duration,
-    ledger: Mutex<Ledger>,
 }
 
 impl std::fmt::Debug for SimulatedAcquirer {
@@ -63,8 +49,14 @@ impl SimulatedAcquirer {
             keys,
             simulator: tokio::sync::OnceCell::new(),
             timeout,
-            ledger: Mutex::new(Ledger::default()),
         }
+    }
+
+    /// Waits at most the connection's timeout for `exchange`.
+    async fn bounded<T>(&self, exchange: impl Future<Output = T>) -> Result<T, ProcessorError> {
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| ProcessorError::Timeout)
     }
 
     async fn simulator(&self) -> Result<&Arc<IssuerSimulator>, ProcessorError> {
@@ -82,28 +74,6 @@ impl SimulatedAcquirer {
             })
             .await
     }
-
-    fn remember(&self, transaction_id: Uuid, pan: &str) {
-        let mut ledger = self.ledger.lock().unwrap_or_else(|e| e.into_inner());
-        if ledger.order.len() >= LEDGER_CAPACITY
-            && let Some(oldest) = ledger.order.pop_front()
-        {
-            ledger.pans.remove(&oldest);
-        }
-        ledger
-            .pans
-            .insert(transaction_id, Zeroizing::new(pan.to_owned()));
-        ledger.order.push_back(transaction_id);
-    }
-
-    fn pan_of(&self, transaction_id: Uuid) -> Result<Zeroizing<String>, ProcessorError> {
-        let ledger = self.ledger.lock().unwrap_or_else(|e| e.into_inner());
-        ledger
-            .pans
-            .get(&transaction_id)
-            .cloned()
-            .ok_or(ProcessorError::Rejected)
-    }
 }
 
 #[async_trait]
@@ -117,7 +87,6 @@ impl ProcessorConnector for SimulatedAcquirer {
         message: &AuthorizationMessage<'_>,
     ) -> Result<AuthorizationAnswer, ProcessorError> {
         let simulator = self.simulator().await?;
-        self.remember(message.transaction_id, message.pan);
         let request = issuer_sim::AuthorizationRequest {
             pan: message.pan,
             pan_sequence_number: message.pan_sequence_number,
@@ -148,19 +117,34 @@ impl ProcessorConnector for SimulatedAcquirer {
             },
             authorisation_code: response.authorisation_code,
             arpc: response.arpc,
+            reference: response.reference,
+        })
+    }
+
+    async fn reverse_unanswered(
+        &self,
+        original: &AuthorizationMessage<'_>,
+    ) -> Result<FollowUpAnswer, ProcessorError> {
+        let simulator = self.simulator().await?;
+        let request = issuer_sim::ReversalRequest {
+            pan: original.pan,
+            amount_minor: original.amount_minor,
+            original_amount_minor: original.amount_minor,
+            currency_numeric: original.currency_numeric,
+            original_authorisation_code: None,
+        };
+        let response = self.bounded(async { simulator.reverse(&request) }).await?;
+        Ok(FollowUpAnswer {
+            accepted: response.is_accepted(),
+            response_code: response.response_code.to_owned(),
         })
     }
 
     async fn reverse(&self, message: &FollowUpMessage) -> Result<FollowUpAnswer, ProcessorError> {
         let simulator = self.simulator().await?;
-        let pan = self.pan_of(message.transaction_id)?;
-        let response = simulator.reverse(&issuer_sim::ReversalRequest {
-            pan: &pan,
-            amount_minor: message.amount_minor,
-            original_amount_minor: message.original_amount_minor,
-            currency_numeric: message.currency_numeric,
-            original_authorisation_code: message.authorisation_code.as_deref(),
-        });
+        let response = self
+            .bounded(async { simulator.reverse_referenced(&follow_up_request(message)) })
+            .await?;
         Ok(FollowUpAnswer {
             accepted: response.is_accepted(),
             response_code: response.response_code.to_owned(),
@@ -169,21 +153,23 @@ impl ProcessorConnector for SimulatedAcquirer {
 
     async fn refund(&self, message: &FollowUpMessage) -> Result<FollowUpAnswer, ProcessorError> {
         let simulator = self.simulator().await?;
-        let pan = self.pan_of(message.transaction_id)?;
-        let code = message
-            .authorisation_code
-            .as_deref()
-            .ok_or(ProcessorError::Rejected)?;
-        let response = simulator.refund(&issuer_sim::RefundRequest {
-            pan: &pan,
-            amount_minor: message.amount_minor,
-            captured_amount_minor: message.original_amount_minor,
-            currency_numeric: message.currency_numeric,
-            original_authorisation_code: code,
-        });
+        let response = self
+            .bounded(async { simulator.refund_referenced(&follow_up_request(message)) })
+            .await?;
         Ok(FollowUpAnswer {
             accepted: response.is_accepted(),
             response_code: response.response_code.to_owned(),
         })
+    }
+}
+
+fn follow_up_request(message: &FollowUpMessage) -> issuer_sim::FollowUpRequest<'_> {
+    issuer_sim::FollowUpRequest {
+        reference: &message.reference,
+        original_authorisation_code: &message.authorisation_code,
+        original_amount_minor: message.original_amount_minor,
+        currency_numeric: message.currency_numeric,
+        amount_minor: message.amount_minor,
+        limit_minor: message.limit_minor,
     }
 }

@@ -1,15 +1,25 @@
-//! Refunds, voids and reversals of an approved sale: each idempotent per transaction and
-//! key, sent to the processor, recorded as a transaction event and audited.
+//! Refunds, voids and reversals of an approved sale, asked for by a person, an integration or
+//! the device that made the sale: each idempotent per transaction and key, reserved on the
+//! transaction before the processor is called, settled (a transaction event) or released
+//! after, and audited.
+//!
+//! Everything sent comes from the stored record (processor reference, authorisation code,
+//! amounts), so any instance can follow up any sale. A processor that does not answer leaves
+//! the reservation in place: the outcome is unknown, so the amount stays held and a retry
+//! with the same key resends the same follow-up (same id) instead of reserving again.
 
 use uuid::Uuid;
 
 use super::card;
 use super::idempotency::{self, Answer};
-use super::processor::{FollowUpAnswer, FollowUpMessage};
-use super::{PaymentService, TransactionDetail};
-use crate::domain::{NewAuditRecord, Principal, now_millis};
+use super::processor::{FollowUpAnswer, FollowUpMessage, ProcessorError};
+use super::{PaymentService, TransactionDetail, device_not_active};
+use crate::domain::{Device, DeviceState, NewAuditRecord, Principal, now_millis};
 use crate::error::{AppError, AppResult};
-use crate::repository::transactions::{TransactionEvent, TransactionRecord, TransactionState};
+use crate::repository::transactions::{
+    AttemptState, FollowUpAttempt, FollowUpKind, Reservation, TransactionEvent, TransactionRecord,
+    TransactionState,
+};
 use crate::service::RequestContext;
 
 /// Which follow-up.
@@ -24,12 +34,41 @@ pub enum FollowUp {
 }
 
 impl FollowUp {
-    fn name(self) -> &'static str {
+    fn kind(self) -> FollowUpKind {
         match self {
-            Self::Refund(_) => "refund",
-            Self::Void => "void",
-            Self::Reversal => "reversal",
+            Self::Refund(_) => FollowUpKind::Refund,
+            Self::Void => FollowUpKind::Void,
+            Self::Reversal => FollowUpKind::Reversal,
         }
+    }
+
+    fn name(self) -> &'static str {
+        self.kind().as_str()
+    }
+}
+
+/// Who asks for a follow-up.
+#[derive(Debug, Clone, Copy)]
+pub enum Requester<'a> {
+    /// A person or an integration; the API checked its role or scope.
+    Principal(&'a Principal),
+    /// A device: only its own sales, and only while `ACTIVE`.
+    Device(&'a Device),
+}
+
+impl Requester<'_> {
+    fn actor(&self) -> String {
+        match self {
+            Self::Principal(principal) => principal.actor(),
+            Self::Device(device) => format!("device:{}", device.id),
+        }
+    }
+}
+
+fn transaction_not_found() -> AppError {
+    AppError::Missing {
+        code: "transaction_not_found",
+        message: "no such transaction",
     }
 }
 
@@ -42,7 +81,7 @@ impl PaymentService {
     #[allow(clippy::too_many_arguments)]
     pub async fn follow_up(
         &self,
-        principal: &Principal,
+        requester: Requester<'_>,
         transaction_id: Uuid,
         kind: FollowUp,
         reason: Option<String>,
@@ -58,116 +97,165 @@ impl PaymentService {
             idempotency_key,
             &idempotency::body_hash(body),
             200,
-            self.run_follow_up(principal, transaction_id, kind, reason, ctx),
+            self.lease,
+            |claim| {
+                self.run_follow_up(
+                    requester,
+                    transaction_id,
+                    kind,
+                    reason,
+                    (claim.scope, claim.key),
+                    ctx,
+                )
+            },
         )
         .await
     }
 
     async fn run_follow_up(
         &self,
-        principal: &Principal,
+        requester: Requester<'_>,
         transaction_id: Uuid,
         kind: FollowUp,
         reason: Option<String>,
+        (scope, key): (String, String),
         ctx: &RequestContext,
     ) -> AppResult<TransactionDetail> {
         if reason.as_deref().is_some_and(|r| r.len() > 500) {
             return Err(AppError::field("reason", "at most 500 characters"));
         }
+        if let Requester::Device(device) = requester
+            && device.state != DeviceState::Active
+        {
+            return Err(device_not_active());
+        }
         let record = self
             .repo
             .find(transaction_id)
             .await?
-            .ok_or(AppError::NotFound("transaction"))?;
-        check_allowed(&record, kind)?;
+            .ok_or_else(transaction_not_found)?;
+        if let Requester::Device(device) = requester
+            && record.device_id != device.id
+        {
+            // Another device's sale is not there for this one.
+            return Err(transaction_not_found());
+        }
+        let amount = match kind {
+            FollowUp::Refund(0) => return Err(AppError::field("amount_minor", "must be positive")),
+            FollowUp::Refund(amount) => i64::try_from(amount).map_err(|_| exceeds_captured())?,
+            FollowUp::Void | FollowUp::Reversal => record.amount_minor,
+        };
+        let (Some(reference), Some(authorisation_code)) = (
+            record.processor_reference.clone(),
+            record.authorisation_code.clone(),
+        ) else {
+            check_allowed(&record, kind)?;
+            // Approved before processor references were stored.
+            return Err(AppError::Conflict {
+                code: "transaction_not_referenceable",
+                message: "the sale has no processor reference to follow up",
+            });
+        };
         let currency_numeric = card::currency_numeric(&record.currency)
             .ok_or_else(|| AppError::Other(anyhow::anyhow!("stored currency unsupported")))?;
-        let amount = match kind {
-            FollowUp::Refund(amount) => amount,
-            FollowUp::Void | FollowUp::Reversal => u64::try_from(record.amount_minor).unwrap_or(0),
+
+        let proposed = FollowUpAttempt {
+            id: Uuid::now_v7(),
+            transaction_id,
+            kind: kind.kind(),
+            amount_minor: amount,
+            state: AttemptState::Reserved,
         };
+        let attempt = match self
+            .repo
+            .reserve_follow_up(&proposed, &scope, &key, now_millis())
+            .await?
+        {
+            Reservation::Reserved(attempt) => attempt,
+            Reservation::Existing(attempt) => match attempt.state {
+                // A retry after a lost answer: resend the same follow-up.
+                AttemptState::Reserved => attempt,
+                // Recorded before the first worker could answer.
+                AttemptState::Settled => return self.get(transaction_id).await,
+                AttemptState::Released => return Err(processor_declined()),
+            },
+            Reservation::Refused => {
+                let current = self
+                    .repo
+                    .find(transaction_id)
+                    .await?
+                    .ok_or_else(transaction_not_found)?;
+                check_allowed(&current, kind)?;
+                return Err(AppError::Conflict {
+                    code: "transaction_changed",
+                    message: "the transaction changed concurrently; retry with a new key",
+                });
+            }
+        };
+
+        // The limit the processor checks: what was captured minus what is refunded now.
+        let current = self
+            .repo
+            .find(transaction_id)
+            .await?
+            .ok_or_else(transaction_not_found)?;
+        let to_u64 = |value: i64| u64::try_from(value).unwrap_or(0);
         let message = FollowUpMessage {
             transaction_id,
-            authorisation_code: record.authorisation_code.clone(),
-            amount_minor: amount,
-            original_amount_minor: u64::try_from(match kind {
-                FollowUp::Refund(_) => record.amount_minor - record.refunded_minor,
-                FollowUp::Void | FollowUp::Reversal => record.amount_minor,
-            })
-            .unwrap_or(0),
+            follow_up_id: attempt.id,
+            reference,
+            authorisation_code,
+            amount_minor: to_u64(attempt.amount_minor),
+            original_amount_minor: to_u64(current.amount_minor),
+            limit_minor: match kind {
+                FollowUp::Refund(_) => to_u64(current.amount_minor - current.refunded_minor),
+                FollowUp::Void | FollowUp::Reversal => to_u64(current.amount_minor),
+            },
             currency_numeric,
         };
         let answer = match kind {
             FollowUp::Refund(_) => self.processor.refund(&message).await,
             FollowUp::Void | FollowUp::Reversal => self.processor.reverse(&message).await,
-        }
-        .map_err(|error| {
-            tracing::warn!(code = error.code(), %transaction_id, "processor follow-up failed");
-            AppError::Unavailable
-        })?;
+        };
         let FollowUpAnswer {
             accepted,
             response_code,
-        } = answer;
+        } = match answer {
+            Ok(answer) => answer,
+            Err(error) => {
+                tracing::warn!(code = error.code(), %transaction_id, "processor follow-up failed");
+                if error == ProcessorError::Rejected {
+                    // Never reached the processor: nothing to keep.
+                    self.repo
+                        .release_follow_up(&attempt, None, now_millis())
+                        .await?;
+                }
+                // A timeout keeps the reservation: a retry with this key resends it.
+                return Err(AppError::Unavailable);
+            }
+        };
         if !accepted {
-            return Err(AppError::Unprocessable {
-                code: "processor_declined",
-                message: "the processor declined the request",
-            });
+            self.repo
+                .release_follow_up(&attempt, Some(&response_code), now_millis())
+                .await?;
+            return Err(processor_declined());
         }
-        let actor = principal.actor();
+        let actor = requester.actor();
         let event = TransactionEvent {
             kind: kind.name().to_owned(),
-            amount_minor: i64::try_from(amount).unwrap_or(i64::MAX),
+            amount_minor: attempt.amount_minor,
             response_code: Some(response_code),
             actor: actor.clone(),
             reason: reason.clone(),
             at: now_millis(),
         };
-        let applied = match kind {
-            FollowUp::Refund(amount) => {
-                self.repo
-                    .apply_refund(
-                        transaction_id,
-                        i64::try_from(amount).unwrap_or(i64::MAX),
-                        &event,
-                    )
-                    .await?
-            }
-            FollowUp::Void => {
-                self.repo
-                    .cancel(
-                        transaction_id,
-                        TransactionState::Voided,
-                        reason.as_deref(),
-                        &event,
-                    )
-                    .await?
-            }
-            FollowUp::Reversal => {
-                self.repo
-                    .cancel(
-                        transaction_id,
-                        TransactionState::Reversed,
-                        reason.as_deref(),
-                        &event,
-                    )
-                    .await?
-            }
-        };
-        if !applied {
-            // A concurrent follow-up changed the transaction between the check and the
-            // update; the update's own condition kept the amounts consistent.
-            let current = self
-                .repo
-                .find(transaction_id)
-                .await?
-                .ok_or(AppError::NotFound("transaction"))?;
-            check_allowed(&current, kind)?;
-            return Err(AppError::Conflict {
-                code: "transaction_changed",
-                message: "the transaction changed concurrently; retry with a new key",
-            });
+        if !self
+            .repo
+            .settle_follow_up(&attempt, reason.as_deref(), &event)
+            .await?
+        {
+            // Settled by a worker this one took the key over from.
+            return self.get(transaction_id).await;
         }
         self.audit
             .append(NewAuditRecord {
@@ -190,29 +278,41 @@ impl PaymentService {
     }
 }
 
-/// Whether `kind` may follow `record` now.
+fn exceeds_captured() -> AppError {
+    AppError::Unprocessable {
+        code: "refund_exceeds_captured",
+        message: "the refund is above the captured amount minus earlier and pending refunds",
+    }
+}
+
+fn processor_declined() -> AppError {
+    AppError::Unprocessable {
+        code: "processor_declined",
+        message: "the processor declined the request",
+    }
+}
+
+/// Why `kind` may not follow `record` now (amounts held by pending follow-ups count as
+/// spent).
 fn check_allowed(record: &TransactionRecord, kind: FollowUp) -> AppResult<()> {
     match kind {
         FollowUp::Refund(amount) => {
-            if amount == 0 {
-                return Err(AppError::field("amount_minor", "must be positive"));
-            }
             if record.state != TransactionState::Approved {
                 return Err(AppError::Conflict {
                     code: "transaction_not_refundable",
                     message: "only approved, not fully refunded sales can be refunded",
                 });
             }
-            let refundable = record.amount_minor - record.refunded_minor;
+            let refundable = record.amount_minor - record.refunded_minor - record.reserved_minor;
             if i64::try_from(amount).map_or(true, |amount| amount > refundable) {
-                return Err(AppError::Unprocessable {
-                    code: "refund_exceeds_captured",
-                    message: "the refund is above the captured amount minus earlier refunds",
-                });
+                return Err(exceeds_captured());
             }
         }
         FollowUp::Void | FollowUp::Reversal => {
-            if record.state != TransactionState::Approved || record.refunded_minor != 0 {
+            if record.state != TransactionState::Approved
+                || record.refunded_minor != 0
+                || record.reserved_minor != 0
+            {
                 return Err(AppError::Conflict {
                     code: "transaction_not_cancellable",
                     message: "only approved sales without refunds can be voided or reversed",

@@ -5,17 +5,22 @@
 //!
 //! Keys are scoped (per device for sales, per transaction for refunds, voids and reversals),
 //! claimed with one `INSERT` on the primary key, so concurrent duplicates, on one instance or
-//! several, have exactly one winner.
+//! several, have exactly one winner. The winner holds a lease (the request timeout plus a
+//! margin: the HTTP layer drops any request older than the timeout, so an expired lease
+//! means its worker is gone); a retry of the same request after the lease expired takes the
+//! key over with one conditional `UPDATE` on the owner it saw, so exactly one retry proceeds,
+//! and learns what the dead worker had created ([`Claim::recovered`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use uuid::Uuid;
 
 use crate::domain::now_millis;
 use crate::error::{AppError, AppResult, ErrorBody};
-use crate::repository::transactions::{IdempotencyClaim, TransactionRepository};
+use crate::repository::transactions::{IdempotencyClaim, IdempotencyLease, TransactionRepository};
 
 /// How long a duplicate waits for the first request's answer.
 const WAIT_FOR_FIRST: Duration = Duration::from_secs(3);
@@ -30,6 +35,22 @@ pub struct Answer {
     pub body: String,
     /// A replay of the first answer.
     pub replayed: bool,
+}
+
+/// The key a request holds while it runs.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    /// Scope of the key.
+    pub scope: String,
+    /// The key.
+    pub key: String,
+    /// This request's lease owner id.
+    pub owner: String,
+    /// Taken over from a dead worker, which had created this resource (a sale's
+    /// transaction id), if anything.
+    pub recovered: Option<String>,
+    /// Taken over from a dead worker.
+    pub taken_over: bool,
 }
 
 /// Checks an `Idempotency-Key`: 1 to 128 visible ASCII characters.
@@ -52,31 +73,46 @@ pub fn body_hash(body: &[u8]) -> String {
 }
 
 /// Runs `work` once per `(scope, key)` and returns its answer, or the stored first answer.
+/// `lease` is how long the claim holds before a retry may take it over.
 ///
 /// Client errors (4xx) are answers too and are replayed; server errors release the key so
 /// the client may retry.
 ///
 /// # Errors
 /// `idempotency_key_reused`, `idempotency_in_progress`, or the server error of `work`.
-pub async fn run<T, F>(
+pub async fn run<T, F, W>(
     repo: &Arc<dyn TransactionRepository>,
     scope: &str,
     key: &str,
     request_hash: &str,
     success_status: u16,
-    work: F,
+    lease: Duration,
+    work: W,
 ) -> AppResult<Answer>
 where
     T: Serialize,
+    W: FnOnce(Claim) -> F,
     F: Future<Output = AppResult<T>>,
 {
     let waited_since = std::time::Instant::now();
-    loop {
-        match repo
-            .claim_idempotency(scope, key, request_hash, now_millis())
+    let owner = Uuid::new_v4().to_string();
+    let lease_millis = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+    let claim = loop {
+        let at = now_millis();
+        let held = IdempotencyLease {
+            owner: owner.clone(),
+            expires_at: at.saturating_add(lease_millis),
+        };
+        let (recovered, taken_over) = match repo
+            .claim_idempotency(scope, key, request_hash, &held, at)
             .await?
         {
-            IdempotencyClaim::Claimed => break,
+            IdempotencyClaim::Claimed => (None, false),
+            IdempotencyClaim::TakenOver { resource_id } => {
+                tracing::warn!(scope, "idempotency key taken over from a dead worker");
+                metrics::counter!("payments_idempotency_takeovers_total").increment(1);
+                (resource_id, true)
+            }
             IdempotencyClaim::Existing {
                 request_hash: first_hash,
                 answer,
@@ -101,10 +137,18 @@ where
                     });
                 }
                 tokio::time::sleep(POLL).await;
+                continue;
             }
-        }
-    }
-    let (status, body) = match work.await {
+        };
+        break Claim {
+            scope: scope.to_owned(),
+            key: key.to_owned(),
+            owner: owner.clone(),
+            recovered,
+            taken_over,
+        };
+    };
+    let (status, body) = match work(claim).await {
         Ok(value) => (
             success_status,
             serde_json::to_string(&value).map_err(anyhow::Error::from)?,
@@ -125,12 +169,18 @@ where
             )
         }
         Err(error) => {
-            repo.release_idempotency(scope, key).await?;
+            repo.release_idempotency(scope, key, &owner).await?;
             return Err(error);
         }
     };
-    repo.complete_idempotency(scope, key, status, &body, now_millis())
-        .await?;
+    if !repo
+        .complete_idempotency(scope, key, &owner, status, &body, now_millis())
+        .await?
+    {
+        // Only when this worker outlived its lease (a stall longer than the request
+        // timeout): the key's new holder answers retries.
+        tracing::error!(scope, "idempotency lease lost before the answer was stored");
+    }
     Ok(Answer {
         status,
         body,

@@ -12,9 +12,11 @@
 //! inside `payment-crypto` → `PENDING` record → [`ProcessorConnector`] → decision recorded
 //! (a timeout: `FAILED` and an automatic reversal recorded) → behaviour rules observed.
 //!
-//! Follow-ups (`followup.rs`): refund (never above captured minus refunded, enforced by the
-//! `UPDATE` itself), void and reversal of an approved, unrefunded sale; each idempotent and
-//! audited.
+//! Follow-ups (`followup.rs`): refund (never above captured minus refunded and reserved,
+//! enforced by the reserving `UPDATE` itself), void and reversal of an approved, unrefunded
+//! sale; each reserved before the processor is called and settled or released after, sent
+//! from the stored record alone (so any instance can), idempotent and audited; devices
+//! refund their own sales.
 //!
 //! Security: the clear PAN exists only in zeroizing buffers during a sale; records keep the
 //! masked PAN, the last four digits and an HMAC-SHA256 fingerprint under a server key; PIN
@@ -67,6 +69,7 @@ pub struct PaymentService {
     processor: Arc<dyn ProcessorConnector>,
     audit: Arc<AuditService>,
     fingerprint_key: zeroize::Zeroizing<Vec<u8>>,
+    lease: std::time::Duration,
 }
 
 /// A transaction as the API shows it: cardholder data masked.
@@ -88,6 +91,9 @@ pub struct TransactionView {
     pub currency: String,
     /// Refunded so far, minor units.
     pub refunded_minor: i64,
+    /// Held by refunds, voids or reversals sent to the processor whose answer is not
+    /// recorded yet, minor units.
+    pub reserved_minor: i64,
     /// Card scheme.
     pub scheme: String,
     /// PAN, first six and last four digits.
@@ -129,6 +135,7 @@ impl From<&TransactionRecord> for TransactionView {
             amount_minor: r.amount_minor,
             currency: r.currency.clone(),
             refunded_minor: r.refunded_minor,
+            reserved_minor: r.reserved_minor,
             scheme: r.scheme.clone(),
             pan_masked: r.pan_masked.clone(),
             pan_last4: r.pan_last4.clone(),
@@ -190,6 +197,9 @@ pub struct PinOperationReport {
     pub reference: Option<String>,
 }
 
+/// The lease for the default request timeout (30 s) plus a margin.
+const DEFAULT_LEASE: std::time::Duration = std::time::Duration::from_secs(32);
+
 const PIN_RESULTS: [&str; 4] = ["accepted", "cancelled", "timeout", "error"];
 
 impl PaymentService {
@@ -207,7 +217,16 @@ impl PaymentService {
             processor,
             audit,
             fingerprint_key: zeroize::Zeroizing::new(fingerprint_key.to_vec()),
+            lease: DEFAULT_LEASE,
         }
+    }
+
+    /// How long a request holds its idempotency key before a retry may take it over: longer
+    /// than any request can run (the HTTP layer's request timeout plus a margin).
+    #[must_use]
+    pub fn with_idempotency_lease(mut self, lease: std::time::Duration) -> Self {
+        self.lease = lease;
+        self
     }
 
     /// One transaction with its events.
@@ -246,6 +265,35 @@ impl PaymentService {
         Ok(self
             .repo
             .list(filter)
+            .await?
+            .iter()
+            .map(TransactionView::from)
+            .collect())
+    }
+
+    /// A page of `device`'s own transactions, newest first, after the cursor position.
+    ///
+    /// # Errors
+    /// `device_not_active`.
+    pub async fn device_history(
+        &self,
+        device: &Device,
+        after: Option<(i64, Uuid)>,
+        limit: i64,
+    ) -> AppResult<Vec<TransactionView>> {
+        if device.state != DeviceState::Active {
+            return Err(device_not_active());
+        }
+        let filter = TransactionFilter {
+            device_id: Some(device.id),
+            after,
+            limit,
+            newest_first: true,
+            ..TransactionFilter::default()
+        };
+        Ok(self
+            .repo
+            .list(&filter)
             .await?
             .iter()
             .map(TransactionView::from)

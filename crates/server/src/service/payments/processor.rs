@@ -4,6 +4,12 @@
 //! by the connector's own timeout and a timeout is an error the service answers with an
 //! automatic reversal. Messages carry the PAN only for the duration of the call and the PIN
 //! only as a block under the connection's zone PIN key.
+//!
+//! Follow-ups of an approval (refunds, voids, reversals) name it by what the server stores:
+//! the processor's reference, the authorisation code and the amounts, never the PAN, so any
+//! instance can send them. Only the automatic reversal of an unanswered authorisation repeats
+//! the original message ([`ProcessorConnector::reverse_unanswered`]), during the sale, while
+//! the card data is still in memory.
 
 use std::fmt;
 
@@ -55,19 +61,27 @@ pub struct AuthorizationAnswer {
     pub authorisation_code: Option<String>,
     /// ARPC for the card.
     pub arpc: Option<Vec<u8>>,
+    /// The processor's reference of an approval, stored for follow-ups.
+    pub reference: Option<String>,
 }
 
-/// A reversal or refund of an earlier authorisation.
+/// A reversal or refund of an approved authorisation, built from the stored record alone.
 #[derive(Debug, Clone)]
 pub struct FollowUpMessage {
     /// Our transaction id.
     pub transaction_id: uuid::Uuid,
-    /// The issuer's authorisation code of the original, if it was approved.
-    pub authorisation_code: Option<String>,
+    /// Our id of this follow-up: a resend after a lost answer carries the same one.
+    pub follow_up_id: uuid::Uuid,
+    /// The processor's reference of the approval.
+    pub reference: String,
+    /// The issuer's authorisation code of the approval.
+    pub authorisation_code: String,
     /// Amount concerned, minor units.
     pub amount_minor: u64,
-    /// Reversals: the original amount; refunds: the captured amount minus earlier refunds.
+    /// The approved amount.
     pub original_amount_minor: u64,
+    /// Refunds: the approved amount minus earlier refunds; reversals: the approved amount.
+    pub limit_minor: u64,
     /// ISO 4217 numeric.
     pub currency_numeric: u16,
 }
@@ -112,7 +126,13 @@ pub trait ProcessorConnector: Send + Sync + fmt::Debug {
         &self,
         message: &AuthorizationMessage<'_>,
     ) -> Result<AuthorizationAnswer, ProcessorError>;
-    /// Reverses an authorisation (timeouts, voids, reversals).
+    /// Reverses an authorisation that got no answer, repeating the original message (ISO 8583
+    /// 0400 carries the original's data elements); called during the sale only.
+    async fn reverse_unanswered(
+        &self,
+        original: &AuthorizationMessage<'_>,
+    ) -> Result<FollowUpAnswer, ProcessorError>;
+    /// Reverses an approval (voids, reversals).
     async fn reverse(&self, message: &FollowUpMessage) -> Result<FollowUpAnswer, ProcessorError>;
     /// Refunds (part of) a captured sale.
     async fn refund(&self, message: &FollowUpMessage) -> Result<FollowUpAnswer, ProcessorError>;

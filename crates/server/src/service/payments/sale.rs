@@ -7,8 +7,8 @@ use payment_crypto::{KeyAlgorithm, SecretKey};
 use uuid::Uuid;
 
 use super::card::{self, CardData};
-use super::idempotency::{self, Answer};
-use super::processor::{AuthorizationMessage, FollowUpMessage, ProcessorError};
+use super::idempotency::{self, Answer, Claim};
+use super::processor::{AuthorizationMessage, ProcessorError};
 use super::{OsRandom, PaymentService, TransactionView, device_not_active};
 use crate::domain::{Device, DeviceMode, DeviceState, now_millis};
 use crate::error::{AppError, AppResult};
@@ -142,7 +142,8 @@ impl PaymentService {
             idempotency_key,
             &idempotency::body_hash(body),
             201,
-            self.run_sale(device, request, ctx),
+            self.lease,
+            |claim| self.run_sale(device, request, ctx, claim),
         )
         .await
     }
@@ -152,7 +153,11 @@ impl PaymentService {
         device: &Device,
         request: SaleRequest,
         ctx: &RequestContext,
+        claim: Claim,
     ) -> AppResult<TransactionView> {
+        if let Some(resource) = &claim.recovered {
+            return self.recover_sale(resource).await;
+        }
         let claims = self
             .ports
             .tokens
@@ -252,6 +257,8 @@ impl PaymentService {
             decline_reason: None,
             arpc: None,
             refunded_minor: 0,
+            reserved_minor: 0,
+            processor_reference: None,
             reversal_reason: None,
             reversed_at: None,
             location: request
@@ -274,6 +281,15 @@ impl PaymentService {
                 error
             }
         })?;
+        // From here a takeover of this key finishes this transaction instead of paying again.
+        self.repo
+            .set_idempotency_resource(
+                &claim.scope,
+                &claim.key,
+                &claim.owner,
+                &record.id.to_string(),
+            )
+            .await?;
 
         let today = chrono::Utc::now().format("%y%m%d").to_string();
         let message = AuthorizationMessage {
@@ -288,7 +304,6 @@ impl PaymentService {
             today_yymmdd: &today,
         };
         let answer = self.processor.authorize(&message).await;
-        drop(card);
         let decided_at = now_millis();
         let decision = match &answer {
             Ok(answer) => Decision {
@@ -301,6 +316,7 @@ impl PaymentService {
                 authorisation_code: answer.authorisation_code.clone(),
                 decline_reason: answer.decline_reason.clone(),
                 arpc: answer.arpc.as_deref().map(hex::encode_upper),
+                processor_reference: answer.reference.clone(),
                 at: decided_at,
             },
             Err(error) => Decision {
@@ -309,14 +325,16 @@ impl PaymentService {
                 authorisation_code: None,
                 decline_reason: Some(error.code().to_owned()),
                 arpc: None,
+                processor_reference: None,
                 at: decided_at,
             },
         };
         self.repo.decide(record.id, &decision).await?;
         metrics::counter!("payments_total", "state" => decision.state.as_str()).increment(1);
         if answer == Err(ProcessorError::Timeout) {
-            self.automatic_reversal(&record, currency_numeric).await?;
+            self.automatic_reversal(&record, &message).await?;
         }
+        drop(card);
 
         let approved = decision.state == TransactionState::Approved;
         if answer.is_ok() {
@@ -423,20 +441,56 @@ impl PaymentService {
         .map_err(refused)
     }
 
+    /// A sale whose worker died after recording it (found through a takeover of its
+    /// idempotency key): the processor's answer was lost with the worker, so a sale still
+    /// `PENDING` becomes `FAILED` (`processor_outcome_unknown`) for reconciliation, never
+    /// paid again; a decided one is answered as it stands.
+    async fn recover_sale(&self, resource: &str) -> AppResult<TransactionView> {
+        let id: Uuid = resource
+            .parse()
+            .map_err(|_| AppError::Other(anyhow::anyhow!("idempotency resource is not an id")))?;
+        let record = self
+            .repo
+            .find(id)
+            .await?
+            .ok_or(AppError::NotFound("transaction"))?;
+        if record.state == TransactionState::Pending {
+            let decided = self
+                .repo
+                .decide(
+                    id,
+                    &Decision {
+                        state: TransactionState::Failed,
+                        response_code: None,
+                        authorisation_code: None,
+                        decline_reason: Some("processor_outcome_unknown".to_owned()),
+                        arpc: None,
+                        processor_reference: None,
+                        at: now_millis(),
+                    },
+                )
+                .await?;
+            if decided {
+                // The card data died with the worker: no reversal can be sent from here.
+                tracing::error!(transaction = %id, "sale lost its worker; needs reconciliation");
+                metrics::counter!("payments_unreconciled_total").increment(1);
+            }
+        }
+        let stored = self
+            .repo
+            .find(id)
+            .await?
+            .ok_or(AppError::NotFound("transaction"))?;
+        Ok(TransactionView::from(&stored))
+    }
+
     /// Sends the reversal of a sale the processor did not answer and records it.
     async fn automatic_reversal(
         &self,
         record: &TransactionRecord,
-        currency_numeric: u16,
+        original: &AuthorizationMessage<'_>,
     ) -> AppResult<()> {
-        let message = FollowUpMessage {
-            transaction_id: record.id,
-            authorisation_code: None,
-            amount_minor: u64::try_from(record.amount_minor).unwrap_or(0),
-            original_amount_minor: u64::try_from(record.amount_minor).unwrap_or(0),
-            currency_numeric,
-        };
-        let answer = self.processor.reverse(&message).await;
+        let answer = self.processor.reverse_unanswered(original).await;
         let acknowledged = answer.as_ref().is_ok_and(|answer| answer.accepted);
         let (response_code, reason) = match &answer {
             Ok(answer) => (Some(answer.response_code.clone()), "processor_timeout"),
