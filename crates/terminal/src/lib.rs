@@ -21,6 +21,7 @@
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod fleet;
 pub mod money;
 pub mod params;
 

@@ -1,3 +1,4 @@
 //! One module per command group of `softpos-terminal`.
 
 pub mod kernel;
+pub mod output;

@@ -1,0 +1,16 @@
+//! The fleet simulator behind `softpos-terminal fleet`: many virtual terminals, each with its own
+//! in-memory secure store and keys, set up against a real server (register, approved through the
+//! admin API, key injection, health report) and then paying at a paced rate with a mix of cards
+//! and scenarios, a share of them compromised (hooked and rooted health signals) that must end
+//! `SUSPENDED`. It measures throughput, latency per step and errors by code.
+//!
+//! Modules: [`admin`] (the operator's admin API calls), [`pace`] (open-loop rate control),
+//! [`mix`] (scenarios and their expected results), [`stats`] (latency samples, counts),
+//! [`live`] (progress counters), [`limits`] (loopback only, bounded size).
+
+pub mod admin;
+pub mod limits;
+pub mod live;
+pub mod mix;
+pub mod pace;
+pub mod stats;
