@@ -203,6 +203,18 @@ impl AdminClient {
         string_field(&value, "id")
     }
 
+    /// Creates an API key with `scopes` (admins only); returns its secret, shown this once.
+    ///
+    /// # Errors
+    /// The server's error.
+    pub async fn create_api_key(&self, name: &str, scopes: &[&str]) -> Result<String, AdminError> {
+        let body = json!({ "name": name, "scopes": scopes });
+        let value = self
+            .call(Method::POST, "/api/v1/api-keys", Some(&body))
+            .await?;
+        string_field(&value, "secret")
+    }
+
     /// Approves a registered device (`REGISTERED → APPROVED`).
     ///
     /// # Errors

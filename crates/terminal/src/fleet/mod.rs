@@ -6,11 +6,14 @@
 //!
 //! Modules: [`admin`] (the operator's admin API calls), [`pace`] (open-loop rate control),
 //! [`mix`] (scenarios and their expected results), [`stats`] (latency samples, counts),
-//! [`live`] (progress counters), [`limits`] (loopback only, bounded size).
+//! [`live`] (progress counters), [`limits`] (loopback only, bounded size), [`summary`] (the
+//! report), [`server`] (a local `softpos-server` process for tests and benchmarks).
 
 pub mod admin;
 pub mod limits;
 pub mod live;
 pub mod mix;
 pub mod pace;
+pub mod server;
 pub mod stats;
+pub mod summary;
