@@ -5,7 +5,7 @@
 //! `SUSPENDED`. It measures throughput, latency per step and errors by code.
 //!
 //! Modules: [`admin`] (the operator's admin API calls), [`pace`] (open-loop rate control),
-//! [`mix`] (scenarios and their expected results), [`stats`] (latency samples, counts),
+//! [`runner`] (the paced payment phase), [`mix`] (scenarios and their expected results), [`stats`] (latency samples, counts),
 //! [`live`] (progress counters), [`limits`] (loopback only, bounded size), [`summary`] (the
 //! report), [`server`] (a local `softpos-server` process for tests and benchmarks).
 
@@ -14,6 +14,7 @@ pub mod limits;
 pub mod live;
 pub mod mix;
 pub mod pace;
+pub mod runner;
 pub mod server;
 pub mod stats;
 pub mod summary;
