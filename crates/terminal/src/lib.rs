@@ -20,9 +20,11 @@
 
 pub mod cli;
 pub mod commands;
+pub mod dukpt;
 pub mod error;
 pub mod fleet;
 pub mod money;
 pub mod params;
+pub mod store;
 
 pub use error::CliError;
