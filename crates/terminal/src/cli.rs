@@ -1,42 +1,71 @@
 //! Command-line parsing and the process boundary: one-line errors and exit codes.
+//!
+//! Every command runs to a [`Reply`] (standard output and an exit code) or a [`CliError`]
+//! (`error: <code>: <message>` on standard error, nothing on standard output). The exit codes are
+//! listed in [`crate::error::EXIT_CODES_HELP`], shown by `--help`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 use crate::CliError;
+use crate::commands::init;
 use crate::commands::kernel::{self, KernelCommand};
-use crate::error::EXIT_BAD_INPUT;
+use crate::commands::output::Reply;
+use crate::error::{EXIT_BAD_INPUT, EXIT_CODES_HELP};
 
 /// SUNBAY SoftPOS desktop terminal.
 #[derive(Debug, Parser)]
-#[command(name = "softpos-terminal", version, about)]
+#[command(name = "softpos-terminal", version, about, after_help = EXIT_CODES_HELP)]
 pub struct Cli {
+    /// Global options.
+    #[command(flatten)]
+    pub global: GlobalArgs,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// Options every command takes.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// The secure store file (the terminal's keys and configuration, encrypted at rest). Its key
+    /// comes from `SOFTPOS_STORE_KEY` (64 hex digits), `SOFTPOS_STORE_KEY_FILE`, or
+    /// `SOFTPOS_STORE_PASSPHRASE`; without them the passphrase is asked for on the terminal.
+    #[arg(
+        long,
+        global = true,
+        env = "SOFTPOS_TERMINAL_STORE",
+        default_value = "softpos-terminal.store"
+    )]
+    pub store: PathBuf,
+}
+
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Create the secure store: a fresh device key pair, the server URL, trusted release keys.
+    Init(init::InitArgs),
     /// The EMV kernel: run it against recorded card sessions.
     #[command(subcommand)]
     Kernel(KernelCommand),
 }
 
-/// Runs a parsed command and returns what to print on standard output.
+/// Runs a parsed command.
 ///
 /// # Errors
 /// The command's [`CliError`].
-pub fn run(cli: Cli) -> Result<String, CliError> {
+pub fn run(cli: Cli) -> Result<Reply, CliError> {
+    let store = cli.global.store;
     match cli.command {
-        Command::Kernel(command) => kernel::run(command),
+        Command::Init(args) => init::run(&store, args),
+        Command::Kernel(command) => kernel::run(command).map(Reply::ok),
     }
 }
 
 /// The process entry point: parses the arguments, runs the command, prints its output, or one
-/// line `error: <code>: <message>` on standard error with exit code 2 for bad input.
+/// line `error: <code>: <message>` on standard error with the command's exit code.
 #[must_use]
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -76,9 +105,9 @@ pub fn main() -> ExitCode {
         }
     };
     match run(cli) {
-        Ok(output) => {
-            print!("{output}");
-            ExitCode::SUCCESS
+        Ok(reply) => {
+            print!("{}", reply.text);
+            ExitCode::from(reply.exit_code)
         }
         Err(error) => {
             eprintln!("{error}");

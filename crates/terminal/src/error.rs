@@ -40,6 +40,9 @@ pub const EXIT_VERIFICATION: u8 = 9;
 /// Exit code when waiting timed out (e.g. for the operator's approval).
 pub const EXIT_TIMEOUT: u8 = 10;
 
+/// Exit code of `fleet` when the run finished but a check failed (the summary says which).
+pub const EXIT_FLEET_CHECK_FAILED: u8 = 11;
+
 /// The exit-code table as shown in `--help`.
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
@@ -54,6 +57,7 @@ Exit codes:
   8   card or kernel problem (card unreadable, kernel failure, PIN entry cancelled)
   9   verification failed (kernel signature or hash)
   10  timed out waiting (e.g. for approval)
+  11  fleet: the run finished but a check failed (see the summary)
 Errors are one line on standard error: `error: <code>: <message>`.";
 
 /// A command's failure, printed as `error: <code>: <message>` on one line.

@@ -1,4 +1,7 @@
-//! One module per command group of `softpos-terminal`.
+//! One module per command group of `softpos-terminal`, plus the shared output layer
+//! ([`output`]) and store/error helpers ([`common`]).
 
+pub mod common;
+pub mod init;
 pub mod kernel;
 pub mod output;
