@@ -43,6 +43,8 @@ pub struct GlobalArgs {
 }
 
 /// Top-level commands.
+// Parsed once per process: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create the secure store: a fresh device key pair, the server URL, trusted release keys.
