@@ -117,7 +117,9 @@ pub fn load_initial_key(
                 .map_err(|_| DukptError::InitialKeyId)?;
             let originator = aes::Originator::load_initial_key(initial_key, id)
                 .map_err(|e| DukptError::InitialKey(e.code()))?;
-            Ok(Zeroizing::new(originator.export_state().as_bytes().to_vec()))
+            Ok(Zeroizing::new(
+                originator.export_state().as_bytes().to_vec(),
+            ))
         }
         DukptScheme::Tdes => {
             let ksn =
@@ -206,7 +208,12 @@ impl TransactionKeys {
     }
 }
 
-fn advice(scheme: DukptScheme, counter: u32, exhausted: bool, rotate_after: Option<u32>) -> RotationAdvice {
+fn advice(
+    scheme: DukptScheme,
+    counter: u32,
+    exhausted: bool,
+    rotate_after: Option<u32>,
+) -> RotationAdvice {
     if exhausted {
         RotationAdvice::Required
     } else if counter >= rotate_after.unwrap_or_else(|| scheme.default_rotate_after()) {
@@ -270,7 +277,12 @@ pub fn next_transaction(
                     scheme,
                     ksn: ksn.as_bytes().to_vec(),
                     counter: ksn.counter(),
-                    rotation: advice(scheme, ksn.counter(), originator.is_exhausted(), rotate_after),
+                    rotation: advice(
+                        scheme,
+                        ksn.counter(),
+                        originator.is_exhausted(),
+                        rotate_after,
+                    ),
                     pin_key: keys.pin_encryption_key(),
                     data_key: keys.data_request_key(),
                 },
@@ -337,12 +349,14 @@ mod tests {
     #[test]
     fn tdes_keys_match_the_host() {
         // X9.24-1:2009 Annex A test key: BDK 0123456789ABCDEFFEDCBA9876543210, KSN FFFF9876543210E00000.
-        let bdk = SecretKey::tdes(&hex::decode("0123456789ABCDEFFEDCBA9876543210").unwrap()).unwrap();
+        let bdk =
+            SecretKey::tdes(&hex::decode("0123456789ABCDEFFEDCBA9876543210").unwrap()).unwrap();
         let ksn = tdes::Ksn::from_bytes(&hex::decode("FFFF9876543210E00000").unwrap()).unwrap();
         let host = tdes::BaseDerivationKey::new(&bdk).unwrap();
         let ipek = host.derive_ipek(&ksn);
         let state = load_initial_key(DukptScheme::Tdes, &ipek, ksn.as_bytes()).unwrap();
-        let (keys, _) = next_transaction(uuid::Uuid::nil(), DukptScheme::Tdes, &state, None).unwrap();
+        let (keys, _) =
+            next_transaction(uuid::Uuid::nil(), DukptScheme::Tdes, &state, None).unwrap();
         assert_eq!(keys.ksn_hex(), "FFFF9876543210E00001");
         let host_keys = host
             .derive_transaction_keys(&tdes::Ksn::from_bytes(&keys.ksn).unwrap())
@@ -359,8 +373,8 @@ mod tests {
 
     #[test]
     fn a_damaged_state_is_a_typed_error() {
-        let err = next_transaction(uuid::Uuid::nil(), DukptScheme::Aes128, &[1, 2, 3], None)
-            .unwrap_err();
+        let err =
+            next_transaction(uuid::Uuid::nil(), DukptScheme::Aes128, &[1, 2, 3], None).unwrap_err();
         assert_eq!(err.code(), "dukpt_state_damaged");
     }
 }

@@ -18,11 +18,14 @@
 
 #![forbid(unsafe_code)]
 
+pub mod attestation;
 pub mod cli;
+pub mod client;
 pub mod commands;
 pub mod dukpt;
 pub mod error;
 pub mod fleet;
+pub mod health;
 pub mod money;
 pub mod params;
 pub mod store;

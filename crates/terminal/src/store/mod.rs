@@ -32,8 +32,8 @@ use uuid::Uuid;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::dukpt::{self, DukptError, DukptScheme, TransactionKeys};
-pub use sealed::{KdfParams, StoreKey};
 use sealed::SealingKey;
+pub use sealed::{KdfParams, StoreKey};
 
 /// HKDF salt of the key-injection KEK (the server's `RKI_SALT`).
 pub const RKI_SALT: &[u8] = b"SUNBAY-SOFTPOS-RKI-KEK-V1";
@@ -142,6 +142,8 @@ pub struct DeviceConfig {
     pub kernel_dir: Option<PathBuf>,
     /// Mode registered with: `softpos` or `pinpad`.
     pub mode: Option<String>,
+    /// When the device key was attested (registration).
+    pub attested_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Whether a key set is waiting for the server's confirmation or in use.
@@ -179,12 +181,17 @@ mod hex_secret {
     use serde::{Deserialize, Deserializer, Serializer};
     use zeroize::{Zeroize, Zeroizing};
 
-    pub(super) fn serialize<S: Serializer>(bytes: &Zeroizing<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(
+        bytes: &Zeroizing<Vec<u8>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         let text = Zeroizing::new(hex::encode(bytes.as_slice()));
         s.serialize_str(&text)
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Zeroizing<Vec<u8>>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Zeroizing<Vec<u8>>, D::Error> {
         let mut text = String::deserialize(d)?;
         let bytes = hex::decode(&text).map_err(serde::de::Error::custom);
         text.zeroize();
@@ -284,7 +291,7 @@ fn new_p256_secret() -> p256::SecretKey {
 
 /// Writes `bytes` to `path` so that a crash leaves either the old or the new file: a temporary
 /// file in the same folder, flushed to disk, renamed over the target, then the folder synced.
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
@@ -378,7 +385,7 @@ impl SecureStore {
                 key: sealing,
             },
         )?;
-        store.persist(&store.lock())?;
+        Self::persist(&store.lock())?;
         Ok(store)
     }
 
@@ -410,7 +417,7 @@ impl SecureStore {
         )
     }
 
-    fn persist(&self, inner: &Inner) -> Result<(), StoreError> {
+    fn persist(inner: &Inner) -> Result<(), StoreError> {
         let Backend::File { path, key } = &inner.backend else {
             return Ok(());
         };
@@ -469,7 +476,7 @@ impl SecureStore {
     pub fn update_config(&self, change: impl FnOnce(&mut DeviceConfig)) -> Result<(), StoreError> {
         let mut inner = self.lock();
         change(&mut inner.data.config);
-        self.persist(&inner)
+        Self::persist(&inner)
     }
 
     /// Draws an ephemeral P-256 key pair for a key injection and returns its public key, SEC1
@@ -491,7 +498,10 @@ impl SecureStore {
     /// # Errors
     /// `no_injection_in_progress`, `key_injection_invalid`, `key_block_invalid`,
     /// `kcv_mismatch`, DUKPT errors, `store_io`.
-    pub fn finish_key_injection(&self, package: &InjectionPackage<'_>) -> Result<String, StoreError> {
+    pub fn finish_key_injection(
+        &self,
+        package: &InjectionPackage<'_>,
+    ) -> Result<String, StoreError> {
         let mut inner = self.lock();
         let ephemeral = inner
             .ephemeral
@@ -499,10 +509,8 @@ impl SecureStore {
             .ok_or(StoreError::NoInjectionInProgress)?;
         let server_public = p256::PublicKey::from_sec1_bytes(package.server_public_key)
             .map_err(|_| StoreError::InjectionInvalid("server public key"))?;
-        let shared = p256::ecdh::diffie_hellman(
-            ephemeral.to_nonzero_scalar(),
-            server_public.as_affine(),
-        );
+        let shared =
+            p256::ecdh::diffie_hellman(ephemeral.to_nonzero_scalar(), server_public.as_affine());
         let mut info = format!(
             "softpos-rki-v1|{}|{}|",
             package.device_id, package.key_set_id
@@ -514,7 +522,8 @@ impl SecureStore {
         hkdf::Hkdf::<Sha256>::new(Some(RKI_SALT), shared.raw_secret_bytes().as_slice())
             .expand(&info, okm.as_mut_slice())
             .map_err(|_| StoreError::InjectionInvalid("kek length"))?;
-        let kek = SecretKey::aes(okm.as_slice()).map_err(|_| StoreError::InjectionInvalid("kek"))?;
+        let kek =
+            SecretKey::aes(okm.as_slice()).map_err(|_| StoreError::InjectionInvalid("kek"))?;
         let (header, initial_key) = tr31::unwrap(&kek, package.key_block.trim())
             .map_err(|e| StoreError::KeyBlock(payment_crypto::ErrorCode::code(&e)))?;
         if header.key_usage != tr31::KeyUsage::InitialDukptKey {
@@ -525,7 +534,9 @@ impl SecureStore {
             DukptScheme::Tdes => initial_key.algorithm() == KeyAlgorithm::Tdes2,
         };
         if !scheme_fits {
-            return Err(StoreError::InjectionInvalid("key algorithm does not fit the scheme"));
+            return Err(StoreError::InjectionInvalid(
+                "key algorithm does not fit the scheme",
+            ));
         }
         // The key block names the initial key id (AES, `IK`) or initial KSN (TDES, `KS`); it
         // must be the one the answer announced.
@@ -535,8 +546,13 @@ impl SecureStore {
             .iter()
             .find(|block| matches!(&block.id(), b"IK" | b"KS"))
             .map(|block| block.data().to_ascii_uppercase());
-        if named.as_deref().is_some_and(|named| named != expected_id.as_bytes()) {
-            return Err(StoreError::InjectionInvalid("initial key id differs from the key block's"));
+        if named
+            .as_deref()
+            .is_some_and(|named| named != expected_id.as_bytes())
+        {
+            return Err(StoreError::InjectionInvalid(
+                "initial key id differs from the key block's",
+            ));
         }
         let method = if initial_key.algorithm().is_tdes() {
             KcvMethod::EncryptZeros
@@ -568,7 +584,7 @@ impl SecureStore {
             originator,
             rotate_after: None,
         });
-        self.persist(&inner)?;
+        Self::persist(&inner)?;
         Ok(computed.to_string())
     }
 
@@ -586,7 +602,7 @@ impl SecureStore {
         for set in &mut inner.data.key_sets {
             set.status = KeySetStatus::Active;
         }
-        self.persist(&inner)
+        Self::persist(&inner)
     }
 
     /// Records the server's rotation threshold for the active key set.
@@ -602,13 +618,18 @@ impl SecureStore {
             .find(|set| set.status == KeySetStatus::Active)
             .ok_or(StoreError::NoActiveKeySet)?;
         set.rotate_after = rotate_after;
-        self.persist(&inner)
+        Self::persist(&inner)
     }
 
     /// The key sets held (pending and active).
     #[must_use]
     pub fn key_sets(&self) -> Vec<KeySetInfo> {
-        self.lock().data.key_sets.iter().map(KeySetRecord::info).collect()
+        self.lock()
+            .data
+            .key_sets
+            .iter()
+            .map(KeySetRecord::info)
+            .collect()
     }
 
     /// The active key set, if any.
@@ -636,7 +657,7 @@ impl SecureStore {
         let (keys, next) =
             dukpt::next_transaction(set.id, set.scheme, &set.originator, set.rotate_after)?;
         set.originator = next;
-        self.persist(&inner)?;
+        Self::persist(&inner)?;
         Ok(keys)
     }
 }
@@ -691,7 +712,9 @@ mod tests {
         let public = store.public_key_sec1();
         drop(store);
         assert_eq!(
-            SecureStore::create(&path, &fast("x"), config.clone()).unwrap_err().code(),
+            SecureStore::create(&path, &fast("x"), config.clone())
+                .unwrap_err()
+                .code(),
             "store_exists"
         );
 
@@ -709,11 +732,15 @@ mod tests {
         image[last] ^= 0x01;
         std::fs::write(&path, &image).unwrap();
         assert_eq!(
-            SecureStore::open(&path, &fast("correct horse")).unwrap_err().code(),
+            SecureStore::open(&path, &fast("correct horse"))
+                .unwrap_err()
+                .code(),
             "store_tampered"
         );
         assert_eq!(
-            SecureStore::open(&dir.path().join("none"), &fast("x")).unwrap_err().code(),
+            SecureStore::open(&dir.path().join("none"), &fast("x"))
+                .unwrap_err()
+                .code(),
             "store_not_found"
         );
     }

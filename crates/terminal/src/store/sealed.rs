@@ -152,10 +152,19 @@ fn key_check(key: &[u8; 32]) -> [u8; 16] {
     check
 }
 
-fn argon2id(passphrase: &str, salt: &[u8; 16], params: KdfParams) -> Result<Zeroizing<[u8; 32]>, StoreError> {
-    let argon_params = argon2::Params::new(params.memory_kib, params.iterations, params.lanes, Some(32))
-        .map_err(|_| StoreError::Format("argon2 parameters"))?;
-    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, argon_params);
+fn argon2id(
+    passphrase: &str,
+    salt: &[u8; 16],
+    params: KdfParams,
+) -> Result<Zeroizing<[u8; 32]>, StoreError> {
+    let argon_params =
+        argon2::Params::new(params.memory_kib, params.iterations, params.lanes, Some(32))
+            .map_err(|_| StoreError::Format("argon2 parameters"))?;
+    let argon = argon2::Argon2::new(
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        argon_params,
+    );
     let mut key = Zeroizing::new([0u8; 32]);
     argon
         .hash_password_into(passphrase.as_bytes(), salt, key.as_mut_slice())
@@ -240,7 +249,9 @@ impl SealingKey {
             return Err(StoreError::Format("unknown store format version"));
         }
         let source = header[9];
-        let word = |at: usize| u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]]);
+        let word = |at: usize| {
+            u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+        };
         let params = KdfParams {
             memory_kib: word(10),
             iterations: word(14),
