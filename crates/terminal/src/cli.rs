@@ -10,9 +10,9 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::CliError;
-use crate::commands::init;
 use crate::commands::kernel::{self, KernelCommand};
 use crate::commands::output::Reply;
+use crate::commands::{device, init};
 use crate::error::{EXIT_BAD_INPUT, EXIT_CODES_HELP};
 
 /// SUNBAY SoftPOS desktop terminal.
@@ -49,6 +49,15 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Create the secure store: a fresh device key pair, the server URL, trusted release keys.
     Init(init::InitArgs),
+    /// Register with the server (attestation over its challenge) and wait for approval.
+    Register(device::RegisterArgs),
+    /// Show the store's configuration, key sets and kernel, and the server's view of the device.
+    Status(device::StatusArgs),
+    /// DUKPT key sets: inject, show, rotate.
+    #[command(subcommand)]
+    Keys(device::KeysCommand),
+    /// Collect a health report (real desktop checks plus injected signals) and submit it.
+    Health(device::HealthArgs),
     /// The EMV kernel: run it against recorded card sessions.
     #[command(subcommand)]
     Kernel(KernelCommand),
@@ -62,6 +71,10 @@ pub fn run(cli: Cli) -> Result<Reply, CliError> {
     let store = cli.global.store;
     match cli.command {
         Command::Init(args) => init::run(&store, args),
+        Command::Register(args) => device::run_register(&store, args),
+        Command::Status(args) => device::run_status(&store, &args),
+        Command::Keys(command) => device::run_keys(&store, command),
+        Command::Health(args) => device::run_health(&store, args),
         Command::Kernel(command) => kernel::run(command).map(Reply::ok),
     }
 }

@@ -3,9 +3,15 @@
 //! codes.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::CliError;
-use crate::error::{EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_STORE};
+use crate::client::kernel::KernelError;
+use crate::client::{Client, ClientError};
+use crate::error::{
+    EXIT_BAD_INPUT, EXIT_DEVICE_BLOCKED, EXIT_INTERNAL, EXIT_REFUSED, EXIT_STORE, EXIT_TIMEOUT,
+    EXIT_UNREACHABLE, EXIT_VERIFICATION,
+};
 use crate::store::{SecureStore, StoreError, StoreKey};
 
 /// The store key: `SOFTPOS_STORE_KEY`, `SOFTPOS_STORE_KEY_FILE` or `SOFTPOS_STORE_PASSPHRASE`,
@@ -83,4 +89,83 @@ pub fn store_error(error: &StoreError) -> CliError {
         _ => EXIT_INTERNAL,
     };
     CliError::new(error.code(), error.to_string(), exit)
+}
+
+/// Server codes that mean "this device may not do that now" (exit code 5).
+const DEVICE_BLOCKED: &[&str] = &[
+    "device_not_active",
+    "device_not_approved",
+    "device_revoked",
+    "device_not_eligible",
+    "no_health_check",
+    "health_check_failed",
+    "health_check_stale",
+    "blocking_threat",
+    "no_active_key_set",
+    "no_confirmed_key_set",
+    "key_set_not_active",
+    "unknown_device",
+];
+
+/// A back-end client error as a CLI error (see the exit-code table).
+#[must_use]
+pub fn client_error(error: &ClientError) -> CliError {
+    let exit = match error {
+        ClientError::Transport(_) => EXIT_UNREACHABLE,
+        ClientError::Timeout(_) => EXIT_TIMEOUT,
+        ClientError::Server { code, .. } if DEVICE_BLOCKED.contains(&code.as_str()) => {
+            EXIT_DEVICE_BLOCKED
+        }
+        ClientError::Server { .. } => EXIT_REFUSED,
+        ClientError::NotRegistered => EXIT_DEVICE_BLOCKED,
+        ClientError::ServerUrl(_) => EXIT_BAD_INPUT,
+        ClientError::Store(inner) => return store_error(inner),
+        ClientError::Kernel(inner) => return kernel_error(inner),
+        _ => EXIT_INTERNAL,
+    };
+    let message = match error {
+        ClientError::NotRegistered => {
+            "this terminal is not registered: run `softpos-terminal register` first".to_owned()
+        }
+        other => other.to_string(),
+    };
+    CliError::new(error.code().to_owned(), message, exit)
+}
+
+/// A kernel update or load error as a CLI error: verification failures exit with 9.
+#[must_use]
+pub fn kernel_error(error: &KernelError) -> CliError {
+    let exit = match error {
+        KernelError::Io(_) => EXIT_INTERNAL,
+        KernelError::NoPrevious | KernelError::NoneInstalled => EXIT_BAD_INPUT,
+        _ => EXIT_VERIFICATION,
+    };
+    CliError::new(error.code(), error.to_string(), exit)
+}
+
+/// Runs `future` to completion on a fresh single-threaded runtime.
+///
+/// # Errors
+/// `runtime` (internal) when the runtime cannot start.
+pub fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, CliError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| CliError::internal("runtime", error.to_string()))?;
+    Ok(runtime.block_on(future))
+}
+
+/// Opens the store and a client for the server in its configuration.
+///
+/// # Errors
+/// Store errors (7); `server_url` (2) when no server is configured.
+pub fn open_client(store_path: &Path) -> Result<Client, CliError> {
+    let store = Arc::new(open_store(store_path)?);
+    Client::new(store).map_err(|error| match error {
+        ClientError::ServerUrl(_) => CliError::bad_input(
+            "server_url",
+            "no server configured: give --server to `init` or `register`",
+        ),
+        other => client_error(&other),
+    })
 }

@@ -2,6 +2,7 @@
 //! ([`output`]) and store/error helpers ([`common`]).
 
 pub mod common;
+pub mod device;
 pub mod init;
 pub mod kernel;
 pub mod output;

@@ -76,7 +76,8 @@ pub struct PaymentsView {
     pub throughput_per_s: f64,
     /// Approved.
     pub approved: u64,
-    /// Declined, by response code (issuer's ISO 8583 code, or `kernel` for an offline decline).
+    /// Declined, by response code (the issuer's ISO 8583 code, or `kernel_<outcome>` when the
+    /// card or kernel ended the session without going online).
     pub declined: Counts,
     /// Errors, by stable code.
     pub errors: Counts,

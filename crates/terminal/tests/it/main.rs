@@ -1,5 +1,7 @@
 //! Tests of the `softpos-terminal` binary: they run it as a user would.
 
+mod cli_lifecycle;
+mod cli_support;
 mod fleet_admin;
 mod kernel_replay;
 
