@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::CliError;
 use crate::commands::kernel::{self, KernelCommand};
 use crate::commands::output::Reply;
-use crate::commands::{device, init};
+use crate::commands::{device, init, sales};
 use crate::error::{EXIT_BAD_INPUT, EXIT_CODES_HELP};
 
 /// SUNBAY SoftPOS desktop terminal.
@@ -58,7 +58,11 @@ pub enum Command {
     Keys(device::KeysCommand),
     /// Collect a health report (real desktop checks plus injected signals) and submit it.
     Health(device::HealthArgs),
-    /// The EMV kernel: run it against recorded card sessions.
+    /// Refund (part of) one of this terminal's sales.
+    Refund(sales::RefundArgs),
+    /// This terminal's transactions, newest first.
+    History(sales::HistoryArgs),
+    /// The EMV kernel: show, update (verified), roll back, replay recorded card sessions.
     #[command(subcommand)]
     Kernel(KernelCommand),
 }
@@ -75,7 +79,9 @@ pub fn run(cli: Cli) -> Result<Reply, CliError> {
         Command::Status(args) => device::run_status(&store, &args),
         Command::Keys(command) => device::run_keys(&store, command),
         Command::Health(args) => device::run_health(&store, args),
-        Command::Kernel(command) => kernel::run(command).map(Reply::ok),
+        Command::Refund(args) => sales::run_refund(&store, args),
+        Command::History(args) => sales::run_history(&store, &args),
+        Command::Kernel(command) => kernel::run(&store, command),
     }
 }
 

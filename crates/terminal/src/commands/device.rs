@@ -14,7 +14,7 @@ use crate::client::wire::{DeviceFacts, DeviceState, HealthVerdict};
 use crate::commands::common::{block_on, client_error, open_client, open_store, store_error};
 use crate::commands::init::server_url;
 use crate::commands::output::{Progress, Reply, render};
-use crate::error::{EXIT_BAD_INPUT, EXIT_DEVICE_BLOCKED};
+use crate::error::EXIT_DEVICE_BLOCKED;
 use crate::health::desktop::DesktopChecks;
 use crate::health::{AppFacts, Compromise, HealthCollector};
 use crate::store::{KeySetInfo, SecureStore};
@@ -564,14 +564,4 @@ fn health_text(view: &HealthView) -> String {
         ));
     }
     out
-}
-
-/// Rejects an option value that is out of range (shared by the device commands).
-#[must_use]
-pub fn bad_limit(what: &str) -> CliError {
-    CliError::new(
-        "invalid_limit",
-        format!("{what} must be 1 to 200"),
-        EXIT_BAD_INPUT,
-    )
 }

@@ -5,4 +5,6 @@ pub mod common;
 pub mod device;
 pub mod init;
 pub mod kernel;
+pub mod kernel_update;
 pub mod output;
+pub mod sales;
