@@ -96,6 +96,9 @@ fn test(sh: &Shell) -> Result<()> {
     // kernel-host's tests load the kernel .wasm; build it once here rather than from each test.
     let kernel_wasm = build_kernel_wasm(sh)?;
     let _kernel_wasm = sh.push_env("KERNEL_WASM", &kernel_wasm);
+    // The terminal's tests drive a real softpos-server process; build it once here.
+    let server_bin = build_server(sh)?;
+    let _server_bin = sh.push_env("SOFTPOS_SERVER_BIN", &server_bin);
     if cmd!(sh, "cargo nextest --version")
         .quiet()
         .ignore_stdout()
@@ -138,6 +141,20 @@ fn build_kernel_wasm(sh: &Shell) -> Result<PathBuf> {
         bail!("the kernel .wasm is not at {}", wasm.display());
     }
     Ok(wasm)
+}
+
+/// Builds `softpos-server` (test profile's binary, `debug`) for the terminal's integration tests.
+fn build_server(sh: &Shell) -> Result<PathBuf> {
+    cmd!(sh, "cargo build --locked -p server --bin softpos-server").run()?;
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || project_root().join("target"),
+        |dir| project_root().join(dir),
+    );
+    let server = target_dir.join("debug/softpos-server");
+    if !server.is_file() {
+        bail!("softpos-server is not at {}", server.display());
+    }
+    Ok(server)
 }
 
 fn ensure_wasm_target(sh: &Shell) -> Result<()> {

@@ -4,8 +4,14 @@
 //! the EMV kernel against a recorded card session (see the `emv-replay` crate) with the
 //! transaction parameters the recording used, and prints the outcome, the offline data
 //! authentication result and the card data read.
-//! The terminal core of issue 7 (secure store, DUKPT, health checks, back-end client, payment
-//! orchestration, fleet simulator) will grow here.
+//!
+//! The terminal core of issue 7, the library an Android shell would link: [`store`] (the
+//! secure store, a TEE stand-in: device key, DUKPT states, configuration, sealed at rest),
+//! [`dukpt`] (the originator; counters persisted before keys are used), [`health`] (self
+//! checks and injectable Android signals), [`attestation`] (software evidence), [`client`] (the
+//! signed back-end client: registration, key injection, health, tokens, sales, refunds,
+//! history, kernel updates) and [`payment`] (kernel → PIN → encryption → authorisation, with
+//! timings). It reaches the server over HTTP only.
 //!
 //! Layout: [`cli`] parses arguments and turns errors into one-line messages and exit codes;
 //! [`commands`] holds one module per command group; [`money`] and [`params`] read amounts,
@@ -28,6 +34,7 @@ pub mod fleet;
 pub mod health;
 pub mod money;
 pub mod params;
+pub mod payment;
 pub mod store;
 
 pub use error::CliError;

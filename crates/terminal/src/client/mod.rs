@@ -366,6 +366,19 @@ impl Client {
             .await
     }
 
+    /// The device clock minus the server's, in milliseconds, measured against the middle of
+    /// the round trip of a signed `device/self` call (the desktop's clock-skew check).
+    ///
+    /// # Errors
+    /// As [`Client::device_self`].
+    pub async fn measure_clock_skew(&self) -> Result<i64, ClientError> {
+        let sent = Utc::now();
+        let answer = self.device_self().await?;
+        let received = Utc::now();
+        let middle = sent + (received - sent) / 2;
+        Ok((middle - answer.server_time).num_milliseconds())
+    }
+
     /// Polls [`Client::device_self`] every `interval` until the device has left `REGISTERED`
     /// (approved or rejected), at most `timeout`.
     ///
@@ -473,6 +486,31 @@ impl Client {
             return self.inject_keys().await.map(Some);
         }
         Ok(None)
+    }
+
+    /// Reports health every `interval` in the background (the first report at once) until
+    /// the returned handle is aborted; each verdict, or error, goes to `on_report`. A failed
+    /// report also clears the token cache, since the server will not honour a token issued
+    /// before it.
+    pub fn spawn_health_schedule(
+        self: &Arc<Self>,
+        collector: HealthCollector,
+        interval: Duration,
+        on_report: impl Fn(Result<HealthVerdict, ClientError>) + Send + Sync + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        let client = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                let verdict = client.report_health(&collector).await;
+                if !matches!(&verdict, Ok(verdict) if verdict.passed) {
+                    client.clear_token().await;
+                }
+                on_report(verdict);
+            }
+        })
     }
 
     /// A fresh single-use health nonce.
@@ -683,5 +721,65 @@ impl Client {
             }),
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::DeviceConfig;
+    use p256::ecdsa::signature::Verifier;
+
+    #[test]
+    fn signed_requests_verify_with_the_device_key() {
+        let store = Arc::new(SecureStore::in_memory(DeviceConfig {
+            device_id: Some(Uuid::nil()),
+            ..DeviceConfig::default()
+        }));
+        let client = Client::with_base("http://127.0.0.1:9", Arc::clone(&store)).unwrap();
+        let body = br#"{"amount_minor":100}"#;
+        let request = client
+            .sign(
+                reqwest::Method::POST,
+                "/api/v1/device/transactions",
+                body,
+                1_764_000_000,
+                "nonce0123456789abcdef",
+            )
+            .unwrap();
+        let header = |name: &str| {
+            request
+                .headers
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.clone())
+                .unwrap()
+        };
+        assert_eq!(header("x-device-id"), Uuid::nil().to_string());
+        assert_eq!(header("x-device-timestamp"), "1764000000");
+        let message = format!(
+            "SOFTPOS-DEVICE-V1\nPOST\n/api/v1/device/transactions\n1764000000\nnonce0123456789abcdef\n{}",
+            hex::encode(Sha256::digest(body))
+        );
+        let der = B64.decode(header("x-device-signature")).unwrap();
+        let signature = p256::ecdsa::Signature::from_der(&der).unwrap();
+        let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&store.public_key_sec1()).unwrap();
+        assert!(key.verify(message.as_bytes(), &signature).is_ok());
+        assert!(key.verify(b"another message", &signature).is_err());
+    }
+
+    #[test]
+    fn unregistered_devices_cannot_sign_and_urls_are_checked() {
+        let store = Arc::new(SecureStore::in_memory(DeviceConfig::default()));
+        let client = Client::with_base("http://127.0.0.1:9/", Arc::clone(&store)).unwrap();
+        assert_eq!(client.base_url(), "http://127.0.0.1:9");
+        let err = client
+            .sign_now(reqwest::Method::POST, "/api/v1/device/self", b"")
+            .unwrap_err();
+        assert_eq!(err.code(), "not_registered");
+        assert_eq!(
+            Client::with_base("ftp://x", store).unwrap_err().code(),
+            "server_url"
+        );
     }
 }

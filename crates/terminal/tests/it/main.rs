@@ -2,6 +2,10 @@
 
 mod cli_lifecycle;
 mod cli_support;
+mod core_flow;
+mod core_kernel;
+mod core_server;
+mod core_store;
 mod fleet_admin;
 mod kernel_replay;
 
