@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::CliError;
 use crate::commands::kernel::{self, KernelCommand};
 use crate::commands::output::Reply;
-use crate::commands::{device, init, sales};
+use crate::commands::{device, fleet, init, sales};
 use crate::error::{EXIT_BAD_INPUT, EXIT_CODES_HELP};
 
 /// SUNBAY SoftPOS desktop terminal.
@@ -62,6 +62,9 @@ pub enum Command {
     Refund(sales::RefundArgs),
     /// This terminal's transactions, newest first.
     History(sales::HistoryArgs),
+    /// Simulate a fleet of terminals against a local server: set-up, paced payments with a
+    /// card mix, compromised devices that must end SUSPENDED; throughput and latency report.
+    Fleet(fleet::FleetArgs),
     /// The EMV kernel: show, update (verified), roll back, replay recorded card sessions.
     #[command(subcommand)]
     Kernel(KernelCommand),
@@ -81,6 +84,7 @@ pub fn run(cli: Cli) -> Result<Reply, CliError> {
         Command::Health(args) => device::run_health(&store, args),
         Command::Refund(args) => sales::run_refund(&store, args),
         Command::History(args) => sales::run_history(&store, &args),
+        Command::Fleet(args) => fleet::run(args),
         Command::Kernel(command) => kernel::run(&store, command),
     }
 }

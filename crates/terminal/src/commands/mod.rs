@@ -3,6 +3,7 @@
 
 pub mod common;
 pub mod device;
+pub mod fleet;
 pub mod init;
 pub mod kernel;
 pub mod kernel_update;

@@ -4,17 +4,22 @@
 //! and scenarios, a share of them compromised (hooked and rooted health signals) that must end
 //! `SUSPENDED`. It measures throughput, latency per step and errors by code.
 //!
-//! Modules: [`admin`] (the operator's admin API calls), [`pace`] (open-loop rate control),
+//! Modules: [`orchestrate`] (one run from log-in to summary), [`device`] (one virtual
+//! terminal), [`admin`] (the operator's admin API calls), [`pace`] (open-loop rate control),
 //! [`runner`] (the paced payment phase), [`mix`] (scenarios and their expected results), [`stats`] (latency samples, counts),
 //! [`live`] (progress counters), [`limits`] (loopback only, bounded size), [`summary`] (the
 //! report), [`server`] (a local `softpos-server` process for tests and benchmarks).
 
 pub mod admin;
+pub mod device;
 pub mod limits;
 pub mod live;
 pub mod mix;
+pub mod orchestrate;
 pub mod pace;
 pub mod runner;
 pub mod server;
 pub mod stats;
 pub mod summary;
+
+pub use orchestrate::{FleetConfig, run};
