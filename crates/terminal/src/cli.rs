@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::CliError;
 use crate::commands::kernel::{self, KernelCommand};
 use crate::commands::output::Reply;
-use crate::commands::{device, fleet, init, sales};
+use crate::commands::{device, fleet, init, pay, sales};
 use crate::error::{EXIT_BAD_INPUT, EXIT_CODES_HELP};
 
 /// SUNBAY SoftPOS desktop terminal.
@@ -58,6 +58,11 @@ pub enum Command {
     Keys(device::KeysCommand),
     /// Collect a health report (real desktop checks plus injected signals) and submit it.
     Health(device::HealthArgs),
+    /// Take a payment: the card (virtual, transcript or PC/SC reader) through the kernel, PIN
+    /// when asked, authorization. Exit 0 approved, 6 declined.
+    Pay(pay::PayArgs),
+    /// List the PC/SC contactless readers (builds with `--features pcsc`).
+    Readers(pay::ReadersArgs),
     /// Refund (part of) one of this terminal's sales.
     Refund(sales::RefundArgs),
     /// This terminal's transactions, newest first.
@@ -82,6 +87,8 @@ pub fn run(cli: Cli) -> Result<Reply, CliError> {
         Command::Status(args) => device::run_status(&store, &args),
         Command::Keys(command) => device::run_keys(&store, command),
         Command::Health(args) => device::run_health(&store, args),
+        Command::Pay(args) => pay::run_pay(&store, args),
+        Command::Readers(args) => pay::run_readers(&args),
         Command::Refund(args) => sales::run_refund(&store, args),
         Command::History(args) => sales::run_history(&store, &args),
         Command::Fleet(args) => fleet::run(args),

@@ -8,4 +8,5 @@ pub mod init;
 pub mod kernel;
 pub mod kernel_update;
 pub mod output;
+pub mod pay;
 pub mod sales;

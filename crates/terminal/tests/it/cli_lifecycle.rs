@@ -1,5 +1,5 @@
 //! The terminal's life through the CLI against a real server: init, register, approval by the
-//! operator (admin API), keys, health, status; a hooked device is suspended.
+//! operator (admin API), keys, health, status; a hooked device is suspended and cannot pay.
 
 use crate::cli_support::{Terminal, finish};
 use crate::{admin_client, local_server};
@@ -114,4 +114,11 @@ async fn init_register_approve_keys_health_and_a_hooked_device_is_suspended() {
     assert_eq!(admin.device_state(&device_id).await.unwrap(), "SUSPENDED");
     let kinds = admin.threat_kinds(&device_id).await.unwrap();
     assert!(kinds.iter().any(|k| k == "hook_framework"), "{kinds:?}");
+
+    // A suspended device gets no token: the payment is refused before the card is read.
+    terminal
+        .run(&["pay", "--amount", "10.00", "--card", "visa-fdda"])
+        .expect_error(5, "device_not_active");
+    let status = terminal.run(&["status", "--json"]).ok_json();
+    assert_eq!(status["server_state"], "SUSPENDED");
 }

@@ -7,6 +7,8 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
+use crate::admin_client;
+
 /// What one run of the binary gave.
 #[derive(Debug)]
 pub(crate) struct Run {
@@ -111,4 +113,32 @@ pub(crate) fn finish(child: std::process::Child) -> Run {
         stdout: String::from_utf8(output.stdout).expect("utf-8 stdout"),
         stderr: String::from_utf8(output.stderr).expect("utf-8 stderr"),
     }
+}
+/// A registered, approved, keyed and healthy (ACTIVE) terminal, the admin client and the
+/// device id.
+pub(crate) async fn active_terminal(
+    server: &terminal::fleet::server::LocalServer,
+) -> (Terminal, terminal::fleet::admin::AdminClient, String) {
+    let admin = admin_client(&server.base);
+    admin.ensure_payment_keys().await.expect("payment keys");
+    let merchant = admin
+        .create_merchant(&format!("CLI shop {}", uuid::Uuid::new_v4()))
+        .await
+        .expect("merchant");
+    let terminal = Terminal::new();
+    terminal
+        .run(&["init", "--server", &server.base, "--json"])
+        .ok_json();
+    let registered = terminal
+        .run(&["register", "--merchant", &merchant, "--no-wait", "--json"])
+        .ok_json();
+    assert_eq!(registered["state"], "REGISTERED");
+    let device_id = registered["device_id"].as_str().unwrap().to_owned();
+    admin.approve_device(&device_id, "cli test").await.unwrap();
+    terminal.run(&["keys", "inject", "--json"]).ok_json();
+    let health = terminal
+        .run(&["health", "--no-root-check", "--json"])
+        .ok_json();
+    assert_eq!(health["device_state"], "ACTIVE", "{health}");
+    (terminal, admin, device_id)
 }

@@ -1,6 +1,7 @@
 //! Tests of the `softpos-terminal` binary: they run it as a user would.
 
 mod cli_lifecycle;
+mod cli_pay;
 mod cli_support;
 mod core_flow;
 mod core_kernel;
