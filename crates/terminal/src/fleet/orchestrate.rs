@@ -160,6 +160,7 @@ pub async fn run(config: FleetConfig) -> Result<Summary, CliError> {
         payment_refused: 0,
         states: Counts::default(),
         threats: Counts::default(),
+        device_ids: compromised.iter().map(|d| d.id().to_owned()).collect(),
     };
     for device in &mut compromised {
         if device.payment_is_refused().await {

@@ -100,6 +100,8 @@ pub struct CompromisedView {
     pub states: Counts,
     /// Threat kinds recorded for them.
     pub threats: Counts,
+    /// Their device ids (to check them in the console).
+    pub device_ids: Vec<String>,
 }
 
 impl Summary {

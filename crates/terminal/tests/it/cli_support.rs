@@ -80,6 +80,8 @@ impl Terminal {
             .env_remove("SOFTPOS_STORE_KEY_FILE")
             .env_remove("SOFTPOS_STORE_PASSPHRASE")
             .env_remove("SOFTPOS_TERMINAL_CRASH_AFTER")
+            .env_remove("SOFTPOS_ADMIN_PASSWORD")
+            .env_remove("SOFTPOS_API_KEY")
             .env("SOFTPOS_TERMINAL_PROGRESS", "never")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -8,6 +8,7 @@ mod core_kernel;
 mod core_server;
 mod core_store;
 mod fleet_admin;
+mod fleet_run;
 mod kernel_replay;
 
 use std::path::{Path, PathBuf};
