@@ -326,6 +326,129 @@ impl AdminClient {
     }
 }
 
+impl AdminClient {
+    /// Uploads a kernel `.wasm` with its signed manifest (`X-Release-Manifest`: base64 of the
+    /// manifest JSON); returns the release id (a `DRAFT` until the conformance suite ran).
+    ///
+    /// # Errors
+    /// The server's error (`bad_signature`, `release_version_exists`, …); an API key cannot.
+    pub async fn upload_kernel(
+        &self,
+        wasm: &[u8],
+        manifest_header: &str,
+    ) -> Result<String, AdminError> {
+        let AdminCredentials::Password { .. } = &self.credentials else {
+            return Err(AdminError::bad_response(
+                "kernel uploads need an admin login",
+            ));
+        };
+        let token = match self.access_token.read().await.clone() {
+            Some(token) => token,
+            None => self.login().await?,
+        };
+        // A fresh connection: a refused upload is answered before its body is read.
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .timeout(Duration::from_secs(120))
+            .build()
+            .map_err(|error| AdminError::transport(&error))?;
+        let res = http
+            .post(format!("{}/api/v1/kernels", self.base))
+            .bearer_auth(token)
+            .header("content-type", "application/wasm")
+            .header("x-release-manifest", manifest_header)
+            .body(wasm.to_vec())
+            .send()
+            .await
+            .map_err(|error| AdminError::transport(&error))?;
+        string_field(&read(res).await?, "id")
+    }
+
+    /// A kernel release (`status`: `DRAFT`, `READY`, `REJECTED`, `PUBLISHED`, …).
+    ///
+    /// # Errors
+    /// The server's error.
+    pub async fn kernel_release(&self, id: &str) -> Result<Value, AdminError> {
+        self.call(Method::GET, &format!("/api/v1/kernels/{id}"), None)
+            .await
+    }
+
+    /// Waits (polling every 250 ms, at most `timeout`) until the conformance verdict of a
+    /// release is in; returns its status.
+    ///
+    /// # Errors
+    /// The server's error, or `timeout`.
+    pub async fn wait_kernel_verdict(
+        &self,
+        id: &str,
+        timeout: Duration,
+    ) -> Result<String, AdminError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let release = self.kernel_release(id).await?;
+            let status = string_field(&release, "status")?;
+            if status != "DRAFT" {
+                return Ok(status);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(AdminError {
+                    code: "timeout".to_owned(),
+                    status: 0,
+                    message: "the conformance verdict did not come in time".to_owned(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Adds `terminal_version` × `abi_version` to the compatibility table (admins only), so
+    /// devices reporting that terminal version are offered kernels of that ABI.
+    ///
+    /// # Errors
+    /// The server's error.
+    pub async fn allow_kernel_abi(
+        &self,
+        terminal_version: &str,
+        abi_version: u32,
+    ) -> Result<(), AdminError> {
+        let table = self
+            .call(Method::GET, "/api/v1/kernel-compatibility", None)
+            .await?;
+        let mut entries = table["entries"].as_array().cloned().unwrap_or_default();
+        let entry = json!({ "terminal_version": terminal_version, "abi_version": abi_version });
+        if !entries.contains(&entry) {
+            entries.push(entry);
+        }
+        self.call(
+            Method::POST,
+            "/api/v1/kernel-compatibility",
+            Some(&json!({ "entries": entries })),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Publishes a `READY` release to `channel` for `rollout_percent` of the devices.
+    ///
+    /// # Errors
+    /// The server's error (`release_not_publishable`, …).
+    pub async fn publish_kernel(
+        &self,
+        id: &str,
+        channel: &str,
+        rollout_percent: u8,
+    ) -> Result<(), AdminError> {
+        let body = json!({ "channel": channel, "rollout_percent": rollout_percent });
+        self.call(
+            Method::POST,
+            &format!("/api/v1/kernels/{id}/publish"),
+            Some(&body),
+        )
+        .await
+        .map(drop)
+    }
+}
+
 fn string_field(value: &Value, field: &str) -> Result<String, AdminError> {
     value[field]
         .as_str()

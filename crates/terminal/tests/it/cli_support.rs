@@ -121,6 +121,14 @@ pub(crate) fn finish(child: std::process::Child) -> Run {
 pub(crate) async fn active_terminal(
     server: &terminal::fleet::server::LocalServer,
 ) -> (Terminal, terminal::fleet::admin::AdminClient, String) {
+    active_terminal_with(server, &[]).await
+}
+
+/// As [`active_terminal`], with extra `init` options (e.g. trusted release keys).
+pub(crate) async fn active_terminal_with(
+    server: &terminal::fleet::server::LocalServer,
+    init_options: &[&str],
+) -> (Terminal, terminal::fleet::admin::AdminClient, String) {
     let admin = admin_client(&server.base);
     admin.ensure_payment_keys().await.expect("payment keys");
     let merchant = admin
@@ -128,9 +136,9 @@ pub(crate) async fn active_terminal(
         .await
         .expect("merchant");
     let terminal = Terminal::new();
-    terminal
-        .run(&["init", "--server", &server.base, "--json"])
-        .ok_json();
+    let mut init = vec!["init", "--server", &server.base, "--json"];
+    init.extend_from_slice(init_options);
+    terminal.run(&init).ok_json();
     let registered = terminal
         .run(&["register", "--merchant", &merchant, "--no-wait", "--json"])
         .ok_json();

@@ -2,6 +2,7 @@
 
 mod cli_lifecycle;
 mod cli_pay;
+mod cli_security;
 mod cli_support;
 mod core_flow;
 mod core_kernel;
