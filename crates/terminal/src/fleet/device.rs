@@ -192,6 +192,28 @@ impl VirtualDevice {
         .await
     }
 
+    /// Runs payments on `kernel` from now on (e.g. the verified `.wasm`) instead of the native
+    /// one.
+    pub fn use_kernel(&mut self, kernel: Box<dyn kernel_host::Kernel + Send>) {
+        self.kernel = kernel;
+    }
+
+    /// One payment from tap to result with nothing fetched ahead: token, kernel, DUKPT keys,
+    /// PIN block when the card asks for online PIN, authorization (the tap-to-result
+    /// benchmark).
+    ///
+    /// # Errors
+    /// The payment's error.
+    pub async fn tap_to_result(
+        &mut self,
+        card: &str,
+        pin: PinAnswer,
+        amount_minor: u64,
+    ) -> Result<payment::PaymentResult, PaymentError> {
+        self.client.clear_token().await;
+        self.sale(card, pin, amount_minor).await
+    }
+
     /// Tries one payment and tells whether the server refused it because of the device's
     /// state (what a compromised device must get).
     pub async fn payment_is_refused(&mut self) -> bool {
