@@ -89,6 +89,17 @@ async fn init_register_approve_keys_health_and_a_hooked_device_is_suspended() {
     let status = terminal.run(&["status", "--json"]).ok_json();
     assert_eq!(status["server_state"], "ACTIVE");
     assert_eq!(status["device_id"], device_id.as_str());
+    let shown = terminal.run(&["keys", "show", "--json"]).ok_json();
+    assert_eq!(shown["key_sets"][0]["next_counter"], 1);
+    let not_due = terminal
+        .run(&["keys", "rotate", "--if-due", "--json"])
+        .ok_json();
+    assert_eq!(not_due["result"], "not_due");
+    // This build has no PC/SC support: a clear card/reader error.
+    terminal.run(&["readers"]).expect_error(8, "pcsc_not_built");
+    terminal
+        .run(&["pay", "--amount", "1.00", "--reader", "ACS ACR122U"])
+        .expect_error(8, "pcsc_not_built");
 
     // An unknown signal is bad input and sends nothing.
     terminal
