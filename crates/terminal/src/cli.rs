@@ -48,30 +48,40 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create the secure store: a fresh device key pair, the server URL, trusted release keys.
+    #[command(after_help = EXIT_CODES_HELP)]
     Init(init::InitArgs),
     /// Register with the server (attestation over its challenge) and wait for approval.
+    #[command(after_help = EXIT_CODES_HELP)]
     Register(device::RegisterArgs),
     /// Show the store's configuration, key sets and kernel, and the server's view of the device.
+    #[command(after_help = EXIT_CODES_HELP)]
     Status(device::StatusArgs),
     /// DUKPT key sets: inject, show, rotate.
     #[command(subcommand)]
+    #[command(after_help = EXIT_CODES_HELP)]
     Keys(device::KeysCommand),
     /// Collect a health report (real desktop checks plus injected signals) and submit it.
+    #[command(after_help = EXIT_CODES_HELP)]
     Health(device::HealthArgs),
     /// Take a payment: the card (virtual, transcript or PC/SC reader) through the kernel, PIN
     /// when asked, authorization. Exit 0 approved, 6 declined.
+    #[command(after_help = EXIT_CODES_HELP)]
     Pay(pay::PayArgs),
     /// List the PC/SC contactless readers (builds with `--features pcsc`).
+    #[command(after_help = EXIT_CODES_HELP)]
     Readers(pay::ReadersArgs),
     /// Refund (part of) one of this terminal's sales.
+    #[command(after_help = EXIT_CODES_HELP)]
     Refund(sales::RefundArgs),
     /// This terminal's transactions, newest first.
+    #[command(after_help = EXIT_CODES_HELP)]
     History(sales::HistoryArgs),
     /// Simulate a fleet of terminals against a local server: set-up, paced payments with a
     /// card mix, compromised devices that must end SUSPENDED; throughput and latency report.
     Fleet(fleet::FleetArgs),
     /// The EMV kernel: show, update (verified), roll back, replay recorded card sessions.
     #[command(subcommand)]
+    #[command(after_help = EXIT_CODES_HELP)]
     Kernel(KernelCommand),
 }
 
