@@ -169,3 +169,61 @@ pub fn open_client(store_path: &Path) -> Result<Client, CliError> {
         other => client_error(&other),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(status: u16, code: &str) -> ClientError {
+        ClientError::Server {
+            status,
+            code: code.to_owned(),
+            message: "refused".to_owned(),
+        }
+    }
+
+    fn check(error: &ClientError, code: &str, exit: u8) {
+        let cli = client_error(error);
+        assert_eq!((cli.code.as_ref(), cli.exit_code), (code, exit), "{error}");
+        assert_eq!(cli.to_string().lines().count(), 1);
+    }
+
+    #[test]
+    fn client_errors_get_the_documented_exit_codes() {
+        check(
+            &ClientError::Transport("connect".to_owned()),
+            "transport",
+            3,
+        );
+        check(&server(401, "replayed_nonce"), "replayed_nonce", 4);
+        check(
+            &server(422, "refund_exceeds_captured"),
+            "refund_exceeds_captured",
+            4,
+        );
+        check(&server(409, "device_not_active"), "device_not_active", 5);
+        check(
+            &server(409, "health_check_failed"),
+            "health_check_failed",
+            5,
+        );
+        check(&ClientError::NotRegistered, "not_registered", 5);
+        check(&ClientError::Timeout("approval"), "timeout", 10);
+        check(&ClientError::ServerUrl("x".to_owned()), "server_url", 2);
+        check(
+            &ClientError::Store(StoreError::Tampered),
+            "store_tampered",
+            7,
+        );
+        check(
+            &ClientError::Kernel(KernelError::BadSignature("signature")),
+            "kernel_bad_signature",
+            9,
+        );
+        check(
+            &ClientError::Kernel(KernelError::NoPrevious),
+            "kernel_no_previous",
+            2,
+        );
+    }
+}
