@@ -439,6 +439,8 @@ impl Client {
             )
             .await?;
         self.store.activate_key_set(answer.key_set_id)?;
+        // A cached token names the previous key set.
+        self.clear_token().await;
         Ok(activation)
     }
 
@@ -490,8 +492,7 @@ impl Client {
 
     /// Reports health every `interval` in the background (the first report at once) until
     /// the returned handle is aborted; each verdict, or error, goes to `on_report`. A failed
-    /// report also clears the token cache, since the server will not honour a token issued
-    /// before it.
+    /// report clears the token cache ([`Client::report_health`]).
     pub fn spawn_health_schedule(
         self: &Arc<Self>,
         collector: HealthCollector,
@@ -504,11 +505,7 @@ impl Client {
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticker.tick().await;
-                let verdict = client.report_health(&collector).await;
-                if !matches!(&verdict, Ok(verdict) if verdict.passed) {
-                    client.clear_token().await;
-                }
-                on_report(verdict);
+                on_report(client.report_health(&collector).await);
             }
         })
     }
@@ -553,7 +550,12 @@ impl Client {
         if collector.last_attestation_at.is_none() {
             collector.last_attestation_at = self.store.config().attested_at;
         }
-        self.submit_health(&nonce, &collector.collect()).await
+        let verdict = self.submit_health(&nonce, &collector.collect()).await?;
+        if !verdict.passed {
+            // The server stops honouring tokens of a device that failed its check.
+            self.clear_token().await;
+        }
+        Ok(verdict)
     }
 
     /// Asks for a new Transaction Token (not cached).
@@ -595,6 +597,15 @@ impl Client {
                 Ok(token)
             }
             _ => self.issue_token().await,
+        }
+    }
+
+    /// Puts back a token that was taken but not sent (the sale failed before submission), unless
+    /// another one is cached already.
+    pub async fn restore_token(&self, token: IssuedToken) {
+        let mut cached = self.token.lock().await;
+        if cached.is_none() {
+            *cached = Some(token);
         }
     }
 

@@ -35,9 +35,9 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use crate::client::{Client, ClientError, GeoPoint, SaleBody, TransactionView};
-use crate::dukpt::RotationAdvice;
+use crate::dukpt::{RotationAdvice, TransactionKeys};
 use crate::money::{self, Currency};
-use crate::store::StoreError;
+use crate::store::{SecureStore, StoreError};
 pub use card::{CardSourceError, CardSpec};
 pub use pin::{FixedPin, PinError, PinPrompt, PinSource, TerminalPin};
 
@@ -409,25 +409,18 @@ pub fn tap(
     })
 }
 
-/// Runs one sale (see the module doc).
-///
-/// # Errors
-/// [`PaymentError`]: kernel, outcome without online request, PIN, store, server, network.
-pub async fn pay(
-    client: &Client,
+/// Steps 2 to 4 of [`pay`] (kernel, keys and card data, PIN): the sale body for `token`.
+#[allow(clippy::too_many_arguments)]
+fn prepare_sale(
+    store: &SecureStore,
     kernel: &mut (dyn Kernel + Send),
     reader: &ReaderConfig,
     card: &mut (dyn CardSource + Send),
     pin_source: &mut (dyn PinSource + Send),
     request: &PaymentRequest,
-) -> Result<PaymentResult, PaymentError> {
-    let started = Instant::now();
-    let mut timings = StepTimings::default();
-
-    let step = Instant::now();
-    let token = client.take_token().await?;
-    timings.token = step.elapsed();
-
+    token: &str,
+    timings: &mut StepTimings,
+) -> Result<(SaleBody, TransactionKeys, Option<String>), PaymentError> {
     let step = Instant::now();
     let tapped = tap(kernel, reader, card, request)?;
     timings.kernel = step.elapsed();
@@ -441,7 +434,7 @@ pub async fn pay(
     let card_data = CardData::from_outcome(&tapped.data)?;
 
     let step = Instant::now();
-    let keys = client.store().next_transaction_keys()?;
+    let keys = store.next_transaction_keys()?;
     let card_json = card_data.json();
     let encrypted = payment_crypto::data::encrypt_with_zero_iv(
         keys.data_key(),
@@ -486,7 +479,7 @@ pub async fn pay(
     };
 
     let sale = SaleBody {
-        token: token.token.clone(),
+        token: token.to_owned(),
         amount_minor: request.amount_minor,
         currency: request.currency.alpha.to_owned(),
         emv_data: hex::encode_upper(emv_data(&tapped.data)),
@@ -498,6 +491,46 @@ pub async fn pay(
     };
     drop(card_data);
     drop(tapped);
+    Ok((sale, keys, cvm))
+}
+
+/// Runs one sale (see the module doc).
+///
+/// # Errors
+/// [`PaymentError`]: kernel, outcome without online request, PIN, store, server, network.
+pub async fn pay(
+    client: &Client,
+    kernel: &mut (dyn Kernel + Send),
+    reader: &ReaderConfig,
+    card: &mut (dyn CardSource + Send),
+    pin_source: &mut (dyn PinSource + Send),
+    request: &PaymentRequest,
+) -> Result<PaymentResult, PaymentError> {
+    let started = Instant::now();
+    let mut timings = StepTimings::default();
+
+    let step = Instant::now();
+    let token = client.take_token().await?;
+    timings.token = step.elapsed();
+
+    let (sale, keys, cvm) = match prepare_sale(
+        client.store(),
+        kernel,
+        reader,
+        card,
+        pin_source,
+        request,
+        &token.token,
+        &mut timings,
+    ) {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            // Nothing was sent: the single-use token is still good for the next sale.
+            client.restore_token(token).await;
+            return Err(error);
+        }
+    };
+    let online_pin = sale.pin_block.is_some();
     let idempotency_key = request
         .idempotency_key
         .clone()
@@ -577,10 +610,15 @@ mod tests {
         let json: serde_json::Value = serde_json::from_slice(&card.json()).unwrap();
         assert_eq!(json["pan"], "4761739001010010");
         assert_eq!(json["track2"], "4761D281");
+        // PAN (5A) and Track 2 (57) stay out; expiry and PAN sequence number may go in clear
+        // (the server's list of refused tags).
         let clear = emv_data(&data);
         assert_eq!(
             hex::encode_upper(&clear),
-            format!("9F2608{}9F0206000000004000", "AA".repeat(8))
+            format!(
+                "5F24032812315F3401019F2608{}9F0206000000004000",
+                "AA".repeat(8)
+            )
         );
     }
 

@@ -53,8 +53,15 @@ fn server_binary() -> PathBuf {
             );
             eprintln!("building softpos-server for the terminal tests (once)...");
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+            let mut args = vec!["build", "-p", "server", "--bin", "softpos-server"];
+            if profile_dir
+                .file_name()
+                .is_some_and(|name| name == "release")
+            {
+                args.push("--release");
+            }
             let status = Command::new(cargo)
-                .args(["build", "-p", "server", "--bin", "softpos-server"])
+                .args(&args)
                 .current_dir(env!("CARGO_MANIFEST_DIR"))
                 .status()
                 .expect("run cargo build");

@@ -6,6 +6,7 @@ mod cli_security;
 mod cli_support;
 mod core_flow;
 mod core_kernel;
+mod core_refund;
 mod core_server;
 mod core_store;
 mod fleet_admin;
