@@ -12,7 +12,12 @@
 //!
 //! It starts `softpos-server` from the same target folder (or `SOFTPOS_SERVER_BIN`) on a free
 //! loopback port with a fresh SQLite data folder. Without `KERNEL_WASM` it runs the native
-//! kernel and says so.
+//! kernel and says so. Payments move to a fresh terminal every 25, so none passes the default
+//! policy's velocity rule (30 sales a minute), which would block it.
+//!
+//! `benches/tap_to_result.rs` (terminal core) measures the same with the token fetched ahead;
+//! this one builds in the release profile next to the server, and fetches every token inside
+//! the measured time.
 
 use std::time::Instant;
 
@@ -23,6 +28,9 @@ use terminal::fleet::server::{
     LOCAL_ADMIN_PASSWORD, LocalServer, LocalServerOptions, server_binary,
 };
 use terminal::fleet::stats::StepLatencies;
+
+/// Payments per virtual terminal (the default velocity rule blocks above 30 a minute).
+const PER_TERMINAL: u64 = 25;
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
@@ -55,21 +63,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .create_merchant("Tap to result benchmark")
         .await
         .map_err(|e| e.to_string())?;
-    let (mut terminal, _) = device::setup(&server.base, &merchant, &admin, 0, false).await?;
-    let kernel_name = match std::env::var_os("KERNEL_WASM") {
-        Some(path) => {
-            let wasm = std::fs::read(&path)?;
-            let kernel = kernel_host::WasmKernel::load(&wasm, kernel_host::Limits::default())
-                .map_err(|e| format!("the kernel .wasm does not load: {e}"))?;
-            let name = format!("wasm ({})", kernel_host::Kernel::name(&kernel));
-            terminal.use_kernel(Box::new(kernel));
-            name
-        }
+    let wasm = match std::env::var_os("KERNEL_WASM") {
+        Some(path) => Some(std::fs::read(&path)?),
         None => {
             eprintln!("KERNEL_WASM not set: measuring the native kernel");
-            "native".to_owned()
+            None
         }
     };
+    let mut kernel_name = "native".to_owned();
+    let mut terminal = None;
 
     let mut latencies = StepLatencies::default();
     let mut last_error: Option<String> = None;
@@ -77,6 +79,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut approved = 0u64;
     let started = Instant::now();
     for index in 0..payments {
+        if index % PER_TERMINAL == 0 {
+            // Set-up is not measured.
+            let number = u32::try_from(index / PER_TERMINAL).unwrap_or(u32::MAX);
+            let (mut fresh, _) =
+                device::setup(&server.base, &merchant, &admin, number, false).await?;
+            if let Some(wasm) = &wasm {
+                let kernel = kernel_host::WasmKernel::load(wasm, kernel_host::Limits::default())
+                    .map_err(|e| format!("the kernel .wasm does not load: {e}"))?;
+                kernel_name = format!("wasm ({})", kernel_host::Kernel::name(&kernel));
+                fresh.use_kernel(Box::new(kernel));
+            }
+            terminal = Some(fresh);
+        }
+        let Some(terminal) = terminal.as_mut() else {
+            break;
+        };
         // Amounts ..00 are approved by the issuer simulator.
         let amount = 100 * (1 + index % 25);
         match terminal
