@@ -206,6 +206,17 @@ pub async fn run(config: FleetConfig) -> Result<Summary, CliError> {
             view.devices
         ));
     }
+    let mut notes = Vec::new();
+    let healthy_devices = u64::from(config.devices - config.compromised).max(1) as f64;
+    let per_device_per_minute =
+        config.rate * config.duration.as_secs_f64().min(60.0) / healthy_devices;
+    if per_device_per_minute > VELOCITY_LIMIT_PER_MINUTE {
+        notes.push(format!(
+            "each device is offered about {per_device_per_minute:.0} payments a minute; the \
+             server's default velocity rule blocks a device above {VELOCITY_LIMIT_PER_MINUTE} \
+             (use more devices, a lower rate or a shorter run)"
+        ));
+    }
     let secs = stats.elapsed.as_secs_f64();
     let per_second = |n: u64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
     let issuer_answers = stats.approved
@@ -253,9 +264,13 @@ pub async fn run(config: FleetConfig) -> Result<Summary, CliError> {
         latency_ms: stats.latencies.summary(),
         ok: problems.is_empty(),
         problems,
+        notes,
         compromised: view,
     })
 }
+
+/// The default security policy's velocity rule: more sales a minute block the device.
+const VELOCITY_LIMIT_PER_MINUTE: f64 = 30.0;
 
 fn record_setup(latencies: &mut StepLatencies, timings: &SetupTimings) {
     latencies.record("register", timings.register);

@@ -27,6 +27,8 @@ pub struct Summary {
     pub ok: bool,
     /// Why `ok` is false (empty when it is true).
     pub problems: Vec<String>,
+    /// Things to know when reading the figures (e.g. the server's velocity rule).
+    pub notes: Vec<String>,
 }
 
 /// The options of the run.
@@ -158,6 +160,9 @@ impl Summary {
             c.states.line(),
             c.threats.line()
         );
+        for note in &self.notes {
+            let _ = writeln!(out, "note: {note}");
+        }
         if self.ok {
             let _ = writeln!(out, "result: ok");
         } else {
