@@ -83,7 +83,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             // Set-up is not measured.
             let number = u32::try_from(index / PER_TERMINAL).unwrap_or(u32::MAX);
             let (mut fresh, _) =
-                device::setup(&server.base, &merchant, &admin, number, false).await?;
+                device::setup(&server.base, &merchant, &admin, number, false, false).await?;
             if let Some(wasm) = &wasm {
                 let kernel = kernel_host::WasmKernel::load(wasm, kernel_host::Limits::default())
                     .map_err(|e| format!("the kernel .wasm does not load: {e}"))?;

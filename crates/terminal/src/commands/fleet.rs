@@ -59,6 +59,11 @@ pub struct FleetArgs {
     /// Use this merchant instead of creating one.
     #[arg(long)]
     pub merchant: Option<String>,
+    /// Register each device from its own address (198.18.0.0/15) in `X-Forwarded-For`: the
+    /// server caps registrations per client address (120 an hour), so fleets above that need
+    /// a server started with TRUST_FORWARDED_FOR=true and this flag.
+    #[arg(long)]
+    pub forwarded_for: bool,
     /// Devices set up at the same time.
     #[arg(long, default_value_t = 32)]
     pub setup_concurrency: usize,
@@ -120,6 +125,7 @@ pub fn run(args: FleetArgs) -> Result<Reply, CliError> {
         merchant: args.merchant,
         setup_concurrency: args.setup_concurrency,
         progress: progress_enabled(args.json),
+        forwarded_for: args.forwarded_for,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

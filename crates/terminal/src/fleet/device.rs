@@ -59,6 +59,7 @@ fn code_of(error: &crate::client::ClientError) -> String {
 }
 
 /// Sets up device number `index`; a `compromised` one ends with a hooked, rooted health report.
+/// With `forwarded_for` it registers from its own benchmarking address (see [`super::enrol`]).
 ///
 /// # Errors
 /// The stable code of the step that failed, prefixed with the step (`register:…`, `approve:…`,
@@ -69,6 +70,7 @@ pub async fn setup(
     admin: &AdminClient,
     index: u32,
     compromised: bool,
+    forwarded_for: bool,
 ) -> Result<(VirtualDevice, SetupTimings), String> {
     let merchant_id: Uuid = merchant
         .parse()
@@ -84,12 +86,27 @@ pub async fn setup(
     let step = Instant::now();
     let mut device_facts = DeviceFacts::desktop(&facts);
     device_facts.model = format!("Fleet virtual terminal {index}");
-    let info = client
-        .register(merchant_id, &device_facts, "softpos")
+    let id = if forwarded_for {
+        let http = reqwest::Client::new();
+        super::enrol::register_from(
+            &http,
+            server,
+            client.store(),
+            merchant_id,
+            &device_facts,
+            &super::enrol::benchmark_address(index),
+        )
         .await
-        .map_err(|e| format!("register:{}", code_of(&e)))?;
+        .map_err(|code| format!("register:{code}"))?
+    } else {
+        client
+            .register(merchant_id, &device_facts, "softpos")
+            .await
+            .map_err(|e| format!("register:{}", code_of(&e)))?
+            .id
+    };
     timings.register = step.elapsed();
-    let id = info.id.to_string();
+    let id = id.to_string();
 
     let step = Instant::now();
     admin

@@ -40,6 +40,8 @@ pub struct FleetConfig {
     pub setup_concurrency: usize,
     /// Show progress on standard error.
     pub progress: bool,
+    /// Register each device from its own `X-Forwarded-For` address (see `fleet::enrol`).
+    pub forwarded_for: bool,
 }
 
 fn admin_error(error: &AdminError, doing: &str) -> CliError {
@@ -107,9 +109,18 @@ pub async fn run(config: FleetConfig) -> Result<Summary, CliError> {
         let live = live.clone();
         let server = config.server.clone();
         let merchant = merchant.clone();
+        let forwarded_for = config.forwarded_for;
         tasks.spawn(async move {
             let _permit = gate.acquire_owned().await;
-            let result = device::setup(&server, &merchant, &admin, index, compromised).await;
+            let result = device::setup(
+                &server,
+                &merchant,
+                &admin,
+                index,
+                compromised,
+                forwarded_for,
+            )
+            .await;
             match &result {
                 Ok(_) => Live::bump(&live.ready),
                 Err(_) => Live::bump(&live.setup_failed),
