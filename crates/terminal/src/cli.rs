@@ -1,42 +1,113 @@
 //! Command-line parsing and the process boundary: one-line errors and exit codes.
+//!
+//! Every command runs to a [`Reply`] (standard output and an exit code) or a [`CliError`]
+//! (`error: <code>: <message>` on standard error, nothing on standard output). The exit codes are
+//! listed in [`crate::error::EXIT_CODES_HELP`], shown by `--help`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 use crate::CliError;
 use crate::commands::kernel::{self, KernelCommand};
-use crate::error::EXIT_BAD_INPUT;
+use crate::commands::output::Reply;
+use crate::commands::{device, fleet, init, pay, sales};
+use crate::error::{EXIT_BAD_INPUT, EXIT_CODES_HELP};
 
 /// SUNBAY SoftPOS desktop terminal.
 #[derive(Debug, Parser)]
-#[command(name = "softpos-terminal", version, about)]
+#[command(name = "softpos-terminal", version, about, after_help = EXIT_CODES_HELP)]
 pub struct Cli {
+    /// Global options.
+    #[command(flatten)]
+    pub global: GlobalArgs,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// Options every command takes.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// The secure store file (the terminal's keys and configuration, encrypted at rest). Its key
+    /// comes from `SOFTPOS_STORE_KEY` (64 hex digits), `SOFTPOS_STORE_KEY_FILE`, or
+    /// `SOFTPOS_STORE_PASSPHRASE`; without them the passphrase is asked for on the terminal.
+    #[arg(
+        long,
+        global = true,
+        env = "SOFTPOS_TERMINAL_STORE",
+        default_value = "softpos-terminal.store"
+    )]
+    pub store: PathBuf,
+}
+
 /// Top-level commands.
+// Parsed once per process: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// The EMV kernel: run it against recorded card sessions.
+    /// Create the secure store: a fresh device key pair, the server URL, trusted release keys.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Init(init::InitArgs),
+    /// Register with the server (attestation over its challenge) and wait for approval.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Register(device::RegisterArgs),
+    /// Show the store's configuration, key sets and kernel, and the server's view of the device.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Status(device::StatusArgs),
+    /// DUKPT key sets: inject, show, rotate.
     #[command(subcommand)]
+    #[command(after_help = EXIT_CODES_HELP)]
+    Keys(device::KeysCommand),
+    /// Collect a health report (real desktop checks plus injected signals) and submit it.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Health(device::HealthArgs),
+    /// Take a payment: the card (virtual, transcript or PC/SC reader) through the kernel, PIN
+    /// when asked, authorization. Exit 0 approved, 6 declined.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Pay(pay::PayArgs),
+    /// List the PC/SC contactless readers (builds with `--features pcsc`).
+    #[command(after_help = EXIT_CODES_HELP)]
+    Readers(pay::ReadersArgs),
+    /// Refund (part of) one of this terminal's sales.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Refund(sales::RefundArgs),
+    /// This terminal's transactions, newest first.
+    #[command(after_help = EXIT_CODES_HELP)]
+    History(sales::HistoryArgs),
+    /// Simulate a fleet of terminals against a local server: set-up, paced payments with a
+    /// card mix, compromised devices that must end SUSPENDED; throughput and latency report.
+    Fleet(fleet::FleetArgs),
+    /// The EMV kernel: show, update (verified), roll back, replay recorded card sessions.
+    #[command(subcommand)]
+    #[command(after_help = EXIT_CODES_HELP)]
     Kernel(KernelCommand),
 }
 
-/// Runs a parsed command and returns what to print on standard output.
+/// Runs a parsed command.
 ///
 /// # Errors
 /// The command's [`CliError`].
-pub fn run(cli: Cli) -> Result<String, CliError> {
+pub fn run(cli: Cli) -> Result<Reply, CliError> {
+    let store = cli.global.store;
     match cli.command {
-        Command::Kernel(command) => kernel::run(command),
+        Command::Init(args) => init::run(&store, args),
+        Command::Register(args) => device::run_register(&store, args),
+        Command::Status(args) => device::run_status(&store, &args),
+        Command::Keys(command) => device::run_keys(&store, command),
+        Command::Health(args) => device::run_health(&store, args),
+        Command::Pay(args) => pay::run_pay(&store, args),
+        Command::Readers(args) => pay::run_readers(&args),
+        Command::Refund(args) => sales::run_refund(&store, args),
+        Command::History(args) => sales::run_history(&store, &args),
+        Command::Fleet(args) => fleet::run(args),
+        Command::Kernel(command) => kernel::run(&store, command),
     }
 }
 
 /// The process entry point: parses the arguments, runs the command, prints its output, or one
-/// line `error: <code>: <message>` on standard error with exit code 2 for bad input.
+/// line `error: <code>: <message>` on standard error with the command's exit code.
 #[must_use]
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -76,9 +147,9 @@ pub fn main() -> ExitCode {
         }
     };
     match run(cli) {
-        Ok(output) => {
-            print!("{output}");
-            ExitCode::SUCCESS
+        Ok(reply) => {
+            print!("{}", reply.text);
+            ExitCode::from(reply.exit_code)
         }
         Err(error) => {
             eprintln!("{error}");

@@ -30,6 +30,7 @@ pub mod client;
 pub mod commands;
 pub mod dukpt;
 pub mod error;
+pub mod fleet;
 pub mod health;
 pub mod money;
 pub mod params;

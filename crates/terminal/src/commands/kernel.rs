@@ -1,4 +1,5 @@
-//! `softpos-terminal kernel ...`: the EMV kernel against recorded card sessions.
+//! `softpos-terminal kernel ...`: the kernel the terminal runs (`show`, `update`, `rollback`, in
+//! [`crate::commands::kernel_update`]) and the EMV kernel against recorded card sessions.
 //!
 //! `kernel replay FILE` parses a transcript (`emv-replay`), builds the transaction the recording
 //! used from the options, runs the native kernel against the transcript and reports the outcome,
@@ -14,12 +15,24 @@ use emv_replay::{AnswerSource, CardData, ReplayError, ReplayRun, Transcript, com
 use serde::Serialize;
 
 use crate::CliError;
+use crate::commands::output::Reply;
 use crate::money::{self, Currency};
 use crate::params::{self, CaChoice};
 
 /// `softpos-terminal kernel` subcommands.
+// Parsed once per process: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum KernelCommand {
+    /// Show the installed kernel (verified `.wasm` or the native fallback) and the one kept for
+    /// rollback.
+    Show(crate::commands::kernel_update::ShowArgs),
+    /// Ask the server for the kernel this device should run; verify its signed manifest with
+    /// the trusted release keys, download, check length and SHA-256, load it once, install it
+    /// (the current one is kept for rollback). Any failure keeps the current kernel.
+    Update(crate::commands::kernel_update::UpdateArgs),
+    /// Put the previous kernel back (verified again).
+    Rollback(crate::commands::kernel_update::ShowArgs),
     /// Replay a recorded card session (`>> C-APDU` / `<< R-APDU` transcript) against the kernel.
     Replay(ReplayArgs),
 }
@@ -73,9 +86,13 @@ pub struct ReplayArgs {
 /// # Errors
 /// [`CliError`] for bad options, an unreadable or malformed transcript or key file, or a
 /// transcript without an answer to a command the kernel sent.
-pub fn run(command: KernelCommand) -> Result<String, CliError> {
+pub fn run(store: &std::path::Path, command: KernelCommand) -> Result<Reply, CliError> {
+    use crate::commands::kernel_update;
     match command {
-        KernelCommand::Replay(args) => replay(&args),
+        KernelCommand::Show(args) => kernel_update::run_show(store, &args),
+        KernelCommand::Update(args) => kernel_update::run_update(store, &args),
+        KernelCommand::Rollback(args) => kernel_update::run_rollback(store, &args),
+        KernelCommand::Replay(args) => replay(&args).map(Reply::ok),
     }
 }
 
