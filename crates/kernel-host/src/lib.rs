@@ -8,10 +8,14 @@
 //!
 //! let mut wasm = WasmKernel::load(wasm_bytes, Limits::default())?; // checks imports and ABI version
 //! let mut native = NativeKernel::new();
-//! let mut card = emv_cards::Card::profile("visa-fdda").expect("profile");
-//! let transcript = wasm.run(params, &mut card)?;
-//! println!("{} after {} commands", transcript.outcome.kind, transcript.exchanges.len());
-//! # let _ = native.run(params, &mut card)?;
+//! wasm.configure(&params.terminal)?; // once: AIDs, limits, CA keys
+//! for _ in 0..3 {
+//!     let mut card = emv_cards::Card::profile("visa-fdda").expect("profile");
+//!     let transcript = wasm.transact(&params.transaction(), &mut card)?;
+//!     println!("{} after {} commands", transcript.outcome.kind, transcript.exchanges.len());
+//! }
+//! # let mut card = emv_cards::Card::profile("visa-fdda").expect("profile");
+//! # let _ = native.run(params, &mut card)?; // configure (when it changed) and transact
 //! # Ok(()) }
 //! ```
 //!
@@ -25,9 +29,10 @@
 //! Two engines run the same `.wasm` under the same sandbox ([`EngineKind`], chosen at load with
 //! [`WasmKernel::with_engine`]): wasmi 2 (a pure-Rust interpreter, always built in, the
 //! default) and wasmtime 48 with Cranelift (cargo feature `wasmtime`, on by default). Both meter
-//! fuel, cap memory, refuse imports and other ABI versions, and instantiate afresh per
-//! transaction; the sandbox tests and the conformance suite run on both and must agree with the
-//! native kernel and with each other, outcome and C-APDU sequence.
+//! fuel, cap memory, refuse imports and other ABI versions, and run transaction after
+//! transaction in one configured instance (a failed instance is replaced); the sandbox tests
+//! and the conformance suite run on both and must agree with the native kernel and with each
+//! other, outcome and C-APDU sequence.
 //!
 //! Measured on this project's 2-core machine, shared with other builds (load average about 4):
 //! - build: a clean debug build of this crate and everything under it took 4 min 15 s without
@@ -43,18 +48,29 @@
 //!   kernel-host --bench transaction -- --warm-up-time 1 --measurement-time 2`, per card with
 //!   ODA): native 0.39 to 0.56 ms, wasmtime 0.89 to 1.56 ms, wasmi 4.0 to 5.6 ms (7 to 13 times
 //!   native, with the opt-level "s" kernel);
-//! - speed now (issue 3's target is the `.wasm` at most 3 times native): thread CPU time per
-//!   transaction, native and wasmtime interleaved, median of 300 each, with the opt-level 3
-//!   kernel (381 KB), on the loaded machine where wall-clock criterion figures varied by 50%:
-//!   with ODA native 0.35 to 0.36 ms and wasmtime 0.78 to 0.89 ms, 2.2 to 2.5 times (visa-fdda
-//!   2.23, mc-cda 2.20, expired 2.43, bad-signature 2.25, multi-app 2.45); without ODA a fixed
-//!   cost dominates: about 0.1 ms of guest work per transaction reading the JSON parameters
-//!   (153 K fuel for a session that only selects the PPSE) plus 10 µs to instantiate, so
-//!   visa-online-pin 0.27 ms against 0.055 ms (5.0 times), malformed 0.16 ms against 0.029 ms
-//!   (5.7), no-supported-aid 0.097 ms against 5.5 µs (17.6). Fuel metering costs 12 to 15%,
-//!   instance memory faults are 8 pages per transaction; opt-level 3 instead of "s" cut fuel by
-//!   25 to 34%. The remaining gap is the JSON message encoding of ABI version 1;
-////! - loading: wasmi translates the whole kernel eagerly at load (about 19 ms) and a fresh
+//! - speed with ABI version 1 (issue 3's target is the `.wasm` at most 3 times native): every
+//!   transaction instantiated the module and parsed the whole reader configuration as JSON (CA
+//!   keys with checksums: about 0.1 ms of guest work), so cards without ODA were 5 to 17.6 times
+//!   native (no-supported-aid 0.097 ms against 5.5 µs);
+//! - speed now, ABI version 2: the kernel is configured once and each transaction sends only its
+//!   own values to the configured instance. `cargo bench -p kernel-host --bench ratio -- 300`
+//!   (kernels interleaved round by round, median wall time per transaction, 300 rounds, on the
+//!   shared machine at load average 12), native / wasmi / wasmtime in µs and wasmtime/native:
+//!   visa-fdda 310 / 1893 / 503 (1.62), mc-cda 327 / 6647 / 580 (1.77), visa-online-pin
+//!   55 / 534 / 157 (2.84), expired 333 / 6611 / 582 (1.75), bad-signature 316 / 2005 / 514
+//!   (1.63), no-supported-aid 1.9 / 52 / 9.4 (5.07), malformed 17 / 244 / 45 (2.60), multi-app
+//!   325 / 6554 / 578 (1.78). Configuring once: native 2.3 µs, wasmtime 72 µs, wasmi 130 µs
+//!   (a fresh instance plus `kernel_configure`). The one card over 3 times is the one whose
+//!   whole transaction is a single SELECT PPSE: about 7 µs of fixed per-transaction cost
+//!   (ten host-to-guest calls, the JSON messages encoded and decoded on both sides, the
+//!   configuration cloned into the session) against 1.9 µs of native work;
+//! - fuel, not wasmtime's epoch interruption: fuel is a hard bound counted per instruction, the
+//!   same on both engines and on every machine (a runaway kernel stops after the same work, so
+//!   tests of it are deterministic), and needs no timer thread ticking the engine. Epochs would
+//!   save the metering (12 to 15% of guest time, measured with ABI version 1) but bound only
+//!   wall time, which depends on the machine's load; with the configuration no longer parsed
+//!   per transaction the metering is not what stands between any card and the target;
+//! - loading: wasmi translates the whole kernel eagerly at load (about 19 ms) and a fresh
 //!   instance costs about 0.6 ms; wasmtime compiles to machine code at load (once per kernel
 //!   release: about 0.6 s for the 305 KB opt-level "s" kernel in a release build) and instantiates from a
 //!   pre-linked `InstancePre`;
