@@ -124,7 +124,7 @@ fn manifest_header(version: &str, key_id: &str, key: &SigningKey, wasm: &[u8]) -
         kind: ArtifactKind::Kernel,
         name: "sunbay-emv-kernel".to_owned(),
         version: version.to_owned(),
-        abi_version: Some(1),
+        abi_version: Some(kernel_host::ABI_VERSION),
         schemes: vec!["visa".to_owned(), "mastercard".to_owned()],
         aids: vec!["A0000000031010".to_owned(), "A0000000041010".to_owned()],
         sha256: release_manifest::sha256_hex(wasm),
@@ -152,8 +152,8 @@ async fn a_kernel_signed_by_an_untrusted_key_is_refused_and_the_old_one_keeps_wo
     assert_eq!(show["trusted_release_key_ids"][0], "rel-main");
     let none = terminal.run(&["kernel", "update", "--json"]).ok_json();
     assert_eq!(none["update"]["result"], "none_offered");
-    // Terminals of version 1.0.0 (what this one reports) run kernels of ABI 1.
-    admin.allow_kernel_abi("1.0.0", 1).await.unwrap();
+    // Terminals of version 1.0.0 (what this one reports) run kernels of the host's ABI.
+    admin.allow_kernel_abi("1.0.0", kernel_host::ABI_VERSION).await.unwrap();
 
     // 1.0.0, signed with the trusted key: installed, and payments run on it.
     let wasm = kernel_wasm();
