@@ -16,6 +16,7 @@ mod devices;
 mod events;
 mod health;
 mod keys;
+mod keystore_custody;
 mod merchants;
 mod ops;
 mod payments;
@@ -75,6 +76,10 @@ const REDIS_URL: &str = "redis://127.0.0.1:6379";
 /// The admin password every test server starts with.
 pub const ADMIN_PASSWORD: &str = "integration-admin-password";
 const JWT_SECRET: &str = "8f3c1a9e5b7d2f4a6c8e0b1d3f5a7c9e8f3c1a9e5b7d2f4a6c8e0b1d3f5a7c9e";
+/// The servers' master key unless a test sets its own: the same 32 bytes as `JWT_SECRET`, so
+/// a service a test builds in its own process from those bytes opens the keys the server
+/// stored (token signing keys are wrapped by the key store).
+const TEST_MASTER_KEY: &str = JWT_SECRET;
 
 fn service_up(addr: &str) -> bool {
     let addr: SocketAddr = addr.parse().expect("address");
@@ -241,6 +246,7 @@ impl TestApp {
             .env("DATABASE_URL", &storage.database_url)
             .env("SOFTPOS_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("JWT_SECRET", JWT_SECRET)
+            .env("SOFTPOS_MASTER_KEY", TEST_MASTER_KEY)
             .env("RUST_LOG", "warn")
             .env("ALLOW_SOFTWARE_ATTESTATION", "true")
             .stdin(Stdio::null())

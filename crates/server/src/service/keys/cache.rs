@@ -1,0 +1,186 @@
+//! A short-lived, bounded in-memory cache of unwrapped keys for the payment hot path.
+//!
+//! Without it every sale reads the key set and its BDK from the database and opens the
+//! BDK's AES-256-GCM envelope, and every authorisation does the same for the zone PIN key.
+//! Entries hold the clear key only inside [`SecretKey`] (zeroized when evicted or dropped),
+//! live at most [`HOT_KEY_TTL`], and the cache never holds more than [`HOT_KEY_CAPACITY`]
+//! entries (the oldest are evicted first). Any custody change on this instance (key
+//! activation or retirement, master-key rotation, key-set rotation or destruction) clears
+//! it; other instances see the change within the TTL, and a revoked device is refused
+//! earlier anyway (request signature check, token issuance, device state in the sale).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use payment_crypto::SecretKey;
+use payment_crypto::pinblock::PinBlockFormat;
+use uuid::Uuid;
+
+use crate::service::ports::DukptScheme;
+
+/// How long an unwrapped key stays cached.
+pub(crate) const HOT_KEY_TTL: Duration = Duration::from_secs(5);
+/// Most cached entries per map (one per device key set, one per processor).
+pub(crate) const HOT_KEY_CAPACITY: usize = 4096;
+
+/// A key set's BDK, unwrapped.
+#[derive(Clone)]
+pub(crate) struct HostEntry {
+    pub(crate) scheme: DukptScheme,
+    pub(crate) bdk: SecretKey,
+}
+
+/// A processor's zone PIN key, unwrapped.
+#[derive(Clone)]
+pub(crate) struct ZpkEntry {
+    pub(crate) key_id: Uuid,
+    pub(crate) key: SecretKey,
+    pub(crate) format: PinBlockFormat,
+}
+
+struct Timed<T> {
+    at: Instant,
+    value: T,
+}
+
+struct Maps {
+    hosts: HashMap<Uuid, Timed<HostEntry>>,
+    zpks: HashMap<String, Timed<ZpkEntry>>,
+}
+
+/// The cache; see the module doc.
+pub(crate) struct HotKeys {
+    ttl: Duration,
+    maps: Mutex<Maps>,
+}
+
+impl Default for HotKeys {
+    fn default() -> Self {
+        Self::new(HOT_KEY_TTL)
+    }
+}
+
+fn get<K: std::hash::Hash + Eq + ?Sized, T: Clone>(
+    map: &mut HashMap<K::Owned, Timed<T>>,
+    key: &K,
+    ttl: Duration,
+) -> Option<T>
+where
+    K: ToOwned,
+    K::Owned: std::hash::Hash + Eq + std::borrow::Borrow<K>,
+{
+    match map.get(key) {
+        Some(entry) if entry.at.elapsed() < ttl => Some(entry.value.clone()),
+        Some(_) => {
+            map.remove(key);
+            None
+        }
+        None => None,
+    }
+}
+
+fn put<K: std::hash::Hash + Eq + Clone, T>(map: &mut HashMap<K, Timed<T>>, key: K, value: T) {
+    if map.len() >= HOT_KEY_CAPACITY && !map.contains_key(&key) {
+        // Evict the oldest entry; capacity is small enough for a linear scan.
+        if let Some(oldest) = map
+            .iter()
+            .min_by_key(|(_, entry)| entry.at)
+            .map(|(k, _)| k.clone())
+        {
+            map.remove(&oldest);
+        }
+    }
+    map.insert(
+        key,
+        Timed {
+            at: Instant::now(),
+            value,
+        },
+    );
+}
+
+impl HotKeys {
+    /// A cache whose entries live `ttl`.
+    pub(crate) fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            maps: Mutex::new(Maps {
+                hosts: HashMap::new(),
+                zpks: HashMap::new(),
+            }),
+        }
+    }
+
+    fn maps(&self) -> std::sync::MutexGuard<'_, Maps> {
+        // A panic while holding the lock cannot leave the maps inconsistent.
+        self.maps
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn host(&self, key_set: Uuid) -> Option<HostEntry> {
+        let ttl = self.ttl;
+        get(&mut self.maps().hosts, &key_set, ttl)
+    }
+
+    pub(crate) fn put_host(&self, key_set: Uuid, entry: HostEntry) {
+        put(&mut self.maps().hosts, key_set, entry);
+    }
+
+    pub(crate) fn zpk(&self, processor: &str) -> Option<ZpkEntry> {
+        let ttl = self.ttl;
+        get(&mut self.maps().zpks, processor, ttl)
+    }
+
+    pub(crate) fn put_zpk(&self, processor: &str, entry: ZpkEntry) {
+        put(&mut self.maps().zpks, processor.to_owned(), entry);
+    }
+
+    /// Drops every entry (their keys are zeroized on drop).
+    pub(crate) fn clear(&self) {
+        let mut maps = self.maps();
+        maps.hosts.clear();
+        maps.zpks.clear();
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        let maps = self.maps();
+        maps.hosts.len() + maps.zpks.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(byte: u8) -> HostEntry {
+        HostEntry {
+            scheme: DukptScheme::Aes128,
+            bdk: SecretKey::aes(&[byte; 16]).unwrap(),
+        }
+    }
+
+    #[test]
+    fn entries_expire_are_bounded_and_clear() {
+        let cache = HotKeys::new(Duration::from_millis(50));
+        let id = Uuid::new_v4();
+        cache.put_host(id, entry(1));
+        assert_eq!(cache.host(id).unwrap().bdk.expose_secret(), &[1; 16]);
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(cache.host(id).is_none(), "expired");
+        assert_eq!(cache.len(), 0, "expired entries are removed on access");
+
+        let cache = HotKeys::new(Duration::from_secs(60));
+        let first = Uuid::new_v4();
+        cache.put_host(first, entry(2));
+        for _ in 0..HOT_KEY_CAPACITY {
+            cache.put_host(Uuid::new_v4(), entry(3));
+        }
+        assert_eq!(cache.len(), HOT_KEY_CAPACITY);
+        assert!(cache.host(first).is_none(), "the oldest entry went first");
+        cache.clear();
+        assert_eq!(cache.len(), 0);
+    }
+}
