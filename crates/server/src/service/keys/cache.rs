@@ -1,7 +1,8 @@
 //! A short-lived, bounded in-memory cache of unwrapped keys for the payment hot path.
 //!
-//! Without it every sale reads the key set and its BDK from the database and opens the
-//! BDK's AES-256-GCM envelope, and every authorisation does the same for the zone PIN key.
+//! Without it every sale reads the BDK from the database and opens its AES-256-GCM envelope,
+//! and every authorisation does the same for the zone PIN key. The key set itself is still
+//! read on every sale, so a destroyed set (device revoked) never decrypts.
 //! Entries hold the clear key only inside [`SecretKey`] (zeroized when evicted or dropped),
 //! live at most [`HOT_KEY_TTL`], and the cache never holds more than [`HOT_KEY_CAPACITY`]
 //! entries (the oldest are evicted first). Any custody change on this instance (key
@@ -21,10 +22,10 @@ use crate::service::ports::DukptScheme;
 
 /// How long an unwrapped key stays cached.
 pub(crate) const HOT_KEY_TTL: Duration = Duration::from_secs(5);
-/// Most cached entries per map (one per device key set, one per processor).
+/// Most cached entries per map (one per BDK, one per processor).
 pub(crate) const HOT_KEY_CAPACITY: usize = 4096;
 
-/// A key set's BDK, unwrapped.
+/// A key set's scheme and its BDK, unwrapped.
 #[derive(Clone)]
 pub(crate) struct HostEntry {
     pub(crate) scheme: DukptScheme,
@@ -45,7 +46,7 @@ struct Timed<T> {
 }
 
 struct Maps {
-    hosts: HashMap<Uuid, Timed<HostEntry>>,
+    bdks: HashMap<Uuid, Timed<SecretKey>>,
     zpks: HashMap<String, Timed<ZpkEntry>>,
 }
 
@@ -106,7 +107,7 @@ impl HotKeys {
         Self {
             ttl,
             maps: Mutex::new(Maps {
-                hosts: HashMap::new(),
+                bdks: HashMap::new(),
                 zpks: HashMap::new(),
             }),
         }
@@ -119,13 +120,13 @@ impl HotKeys {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub(crate) fn host(&self, key_set: Uuid) -> Option<HostEntry> {
+    pub(crate) fn bdk(&self, bdk_id: Uuid) -> Option<SecretKey> {
         let ttl = self.ttl;
-        get(&mut self.maps().hosts, &key_set, ttl)
+        get(&mut self.maps().bdks, &bdk_id, ttl)
     }
 
-    pub(crate) fn put_host(&self, key_set: Uuid, entry: HostEntry) {
-        put(&mut self.maps().hosts, key_set, entry);
+    pub(crate) fn put_bdk(&self, bdk_id: Uuid, bdk: SecretKey) {
+        put(&mut self.maps().bdks, bdk_id, bdk);
     }
 
     pub(crate) fn zpk(&self, processor: &str) -> Option<ZpkEntry> {
@@ -140,14 +141,14 @@ impl HotKeys {
     /// Drops every entry (their keys are zeroized on drop).
     pub(crate) fn clear(&self) {
         let mut maps = self.maps();
-        maps.hosts.clear();
+        maps.bdks.clear();
         maps.zpks.clear();
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
         let maps = self.maps();
-        maps.hosts.len() + maps.zpks.len()
+        maps.bdks.len() + maps.zpks.len()
     }
 }
 
@@ -155,31 +156,28 @@ impl HotKeys {
 mod tests {
     use super::*;
 
-    fn entry(byte: u8) -> HostEntry {
-        HostEntry {
-            scheme: DukptScheme::Aes128,
-            bdk: SecretKey::aes(&[byte; 16]).unwrap(),
-        }
+    fn entry(byte: u8) -> SecretKey {
+        SecretKey::aes(&[byte; 16]).unwrap()
     }
 
     #[test]
     fn entries_expire_are_bounded_and_clear() {
         let cache = HotKeys::new(Duration::from_millis(50));
         let id = Uuid::new_v4();
-        cache.put_host(id, entry(1));
-        assert_eq!(cache.host(id).unwrap().bdk.expose_secret(), &[1; 16]);
+        cache.put_bdk(id, entry(1));
+        assert_eq!(cache.bdk(id).unwrap().expose_secret(), &[1; 16]);
         std::thread::sleep(Duration::from_millis(60));
-        assert!(cache.host(id).is_none(), "expired");
+        assert!(cache.bdk(id).is_none(), "expired");
         assert_eq!(cache.len(), 0, "expired entries are removed on access");
 
         let cache = HotKeys::new(Duration::from_secs(60));
         let first = Uuid::new_v4();
-        cache.put_host(first, entry(2));
+        cache.put_bdk(first, entry(2));
         for _ in 0..HOT_KEY_CAPACITY {
-            cache.put_host(Uuid::new_v4(), entry(3));
+            cache.put_bdk(Uuid::new_v4(), entry(3));
         }
         assert_eq!(cache.len(), HOT_KEY_CAPACITY);
-        assert!(cache.host(first).is_none(), "the oldest entry went first");
+        assert!(cache.bdk(first).is_none(), "the oldest entry went first");
         cache.clear();
         assert_eq!(cache.len(), 0);
     }

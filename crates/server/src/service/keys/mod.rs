@@ -159,7 +159,8 @@ impl KeyService {
         Ok(())
     }
 
-    /// Reads a key set and unwraps its BDK, checking both may still decrypt.
+    /// Reads a key set (its state decides, every time: a destroyed set never decrypts) and
+    /// its BDK, unwrapped once per [`cache::HOT_KEY_TTL`].
     async fn load_host(&self, key_set: Uuid) -> AppResult<cache::HostEntry> {
         let set = self
             .repo
@@ -173,6 +174,12 @@ impl KeyService {
                 message: "the key set is not active (not confirmed, or destroyed)",
             });
         }
+        if let Some(bdk) = self.hot.bdk(set.bdk_id) {
+            return Ok(cache::HostEntry {
+                scheme: set.scheme,
+                bdk,
+            });
+        }
         let bdk = self
             .repo
             .find_key(set.bdk_id)
@@ -184,9 +191,11 @@ impl KeyService {
                 message: "the key set's BDK is not active",
             });
         }
+        let clear = self.unwrap_stored(&bdk)?;
+        self.hot.put_bdk(set.bdk_id, clear.clone());
         Ok(cache::HostEntry {
             scheme: set.scheme,
-            bdk: self.unwrap_stored(&bdk)?,
+            bdk: clear,
         })
     }
 
@@ -227,14 +236,7 @@ impl DeviceKeys for KeyService {
     }
 
     async fn dukpt_host(&self, key_set: Uuid) -> AppResult<DukptHost> {
-        let entry = match self.hot.host(key_set) {
-            Some(entry) => entry,
-            None => {
-                let entry = self.load_host(key_set).await?;
-                self.hot.put_host(key_set, entry.clone());
-                entry
-            }
-        };
+        let entry = self.load_host(key_set).await?;
         match entry.scheme {
             DukptScheme::Aes128 => payment_crypto::dukpt::aes::HostBdk::new(&entry.bdk)
                 .map(|host| DukptHost::Aes(Box::new(host)))
