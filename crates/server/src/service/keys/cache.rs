@@ -1,8 +1,9 @@
 //! A short-lived, bounded in-memory cache of unwrapped keys for the payment hot path.
 //!
-//! Without it every sale reads the BDK from the database and opens its AES-256-GCM envelope,
-//! and every authorisation does the same for the zone PIN key. The key set itself is still
-//! read on every sale, so a destroyed set (device revoked) never decrypts.
+//! Without it every sale opens the BDK's AES-256-GCM envelope (after reading it), and every
+//! authorisation does the same for the zone PIN key. Entries are keyed by stored key id; the
+//! key set and which zone PIN key is active are still read on every sale, so a destroyed set
+//! (device revoked) never decrypts and a retired zone PIN key is not used, on any instance.
 //! Entries hold the clear key only inside [`SecretKey`] (zeroized when evicted or dropped),
 //! live at most [`HOT_KEY_TTL`], and the cache never holds more than [`HOT_KEY_CAPACITY`]
 //! entries (the oldest are evicted first). Any custody change on this instance (key
@@ -15,14 +16,13 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use payment_crypto::SecretKey;
-use payment_crypto::pinblock::PinBlockFormat;
 use uuid::Uuid;
 
 use crate::service::ports::DukptScheme;
 
 /// How long an unwrapped key stays cached.
 pub(crate) const HOT_KEY_TTL: Duration = Duration::from_secs(5);
-/// Most cached entries per map (one per BDK, one per processor).
+/// Most cached keys (one per BDK or zone PIN key in use).
 pub(crate) const HOT_KEY_CAPACITY: usize = 4096;
 
 /// A key set's scheme and its BDK, unwrapped.
@@ -32,14 +32,6 @@ pub(crate) struct HostEntry {
     pub(crate) bdk: SecretKey,
 }
 
-/// A processor's zone PIN key, unwrapped.
-#[derive(Clone)]
-pub(crate) struct ZpkEntry {
-    pub(crate) key_id: Uuid,
-    pub(crate) key: SecretKey,
-    pub(crate) format: PinBlockFormat,
-}
-
 struct Timed<T> {
     at: Instant,
     value: T,
@@ -47,7 +39,6 @@ struct Timed<T> {
 
 struct Maps {
     bdks: HashMap<Uuid, Timed<SecretKey>>,
-    zpks: HashMap<String, Timed<ZpkEntry>>,
 }
 
 /// The cache; see the module doc.
@@ -108,7 +99,6 @@ impl HotKeys {
             ttl,
             maps: Mutex::new(Maps {
                 bdks: HashMap::new(),
-                zpks: HashMap::new(),
             }),
         }
     }
@@ -129,26 +119,16 @@ impl HotKeys {
         put(&mut self.maps().bdks, bdk_id, bdk);
     }
 
-    pub(crate) fn zpk(&self, processor: &str) -> Option<ZpkEntry> {
-        let ttl = self.ttl;
-        get(&mut self.maps().zpks, processor, ttl)
-    }
-
-    pub(crate) fn put_zpk(&self, processor: &str, entry: ZpkEntry) {
-        put(&mut self.maps().zpks, processor.to_owned(), entry);
-    }
-
     /// Drops every entry (their keys are zeroized on drop).
     pub(crate) fn clear(&self) {
         let mut maps = self.maps();
         maps.bdks.clear();
-        maps.zpks.clear();
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
         let maps = self.maps();
-        maps.bdks.len() + maps.zpks.len()
+        maps.bdks.len()
     }
 }
 

@@ -248,13 +248,8 @@ impl DeviceKeys for KeyService {
     }
 
     async fn zone_pin_key(&self, processor: &str) -> AppResult<ZonePinKey> {
-        if let Some(entry) = self.hot.zpk(processor) {
-            return Ok(ZonePinKey {
-                key_id: entry.key_id,
-                key: entry.key,
-                format: entry.format,
-            });
-        }
+        // Which key is active is read every time (a retirement on any instance counts at
+        // once); only its unwrapping is cached.
         let key = self
             .repo
             .newest_active(KeyUsageKind::Zpk, &[], Some(processor))
@@ -265,16 +260,18 @@ impl DeviceKeys for KeyService {
             Some(0) => PinBlockFormat::Iso0,
             _ => return Err(crate::repository::corrupt("stored_keys.pin_format")),
         };
-        let entry = cache::ZpkEntry {
-            key_id: key.id,
-            key: self.unwrap_stored(&key)?,
-            format,
+        let clear = match self.hot.bdk(key.id) {
+            Some(clear) => clear,
+            None => {
+                let clear = self.unwrap_stored(&key)?;
+                self.hot.put_bdk(key.id, clear.clone());
+                clear
+            }
         };
-        self.hot.put_zpk(processor, entry.clone());
         Ok(ZonePinKey {
-            key_id: entry.key_id,
-            key: entry.key,
-            format: entry.format,
+            key_id: key.id,
+            key: clear,
+            format,
         })
     }
 }
