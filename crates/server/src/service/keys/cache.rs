@@ -53,15 +53,7 @@ impl Default for HotKeys {
     }
 }
 
-fn get<K: std::hash::Hash + Eq + ?Sized, T: Clone>(
-    map: &mut HashMap<K::Owned, Timed<T>>,
-    key: &K,
-    ttl: Duration,
-) -> Option<T>
-where
-    K: ToOwned,
-    K::Owned: std::hash::Hash + Eq + std::borrow::Borrow<K>,
-{
+fn get<T: Clone>(map: &mut HashMap<Uuid, Timed<T>>, key: &Uuid, ttl: Duration) -> Option<T> {
     match map.get(key) {
         Some(entry) if entry.at.elapsed() < ttl => Some(entry.value.clone()),
         Some(_) => {

@@ -70,7 +70,7 @@ impl ReleaseService {
         ctx: &RequestContext,
     ) -> AppResult<KernelRelease> {
         let checked = match self.trusted_keys().await {
-            Ok(keys) => self.check_kernel_upload(&keys, &signed, &artifact),
+            Ok(keys) => Self::check_kernel_upload(&keys, &signed, &artifact),
             Err(error) => Err(error),
         };
         if let Err(error) = checked {
@@ -187,7 +187,6 @@ impl ReleaseService {
     }
 
     fn check_kernel_upload(
-        &self,
         keys: &KeyRing,
         signed: &SignedManifest,
         artifact: &[u8],
