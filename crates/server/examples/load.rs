@@ -13,26 +13,13 @@
 //! reports ingested per second: each operation fetches a health nonce and submits a signed
 //! report with it (two signed requests, scored and stored), so req/s there is reports/s.
 //!
-//! Payments mode (`--payments`, with or without `--postgres-redis`): authorizations/s end to
-//! end over loopback HTTP (token consumed, KSN compare-and-set, DUKPT decryption of the card
-//! data, PIN translation to the zone PIN key, ARQC and PIN verification by the issuer
-//! simulator, persistence), see `examples/load/payments.rs`.
+//! Payments mode (`--payments`): a Transaction Token then a sale per operation, on the real
+//! path (devices enrolled over HTTP, keys from the key API, tokens from the token service);
+//! `--tokens`: token issuance alone over HTTP. See `examples/load/payments.rs`.
 //!
-//! `--tokens` measures Transaction Tokens issued + consumed per second (one operation =
-//! issue, then consume, each a signed JWS, a database write and, for consumption, the
-//! `OnceStore` claim plus the conditional UPDATE). Issuance needs a passing health verdict
-//! and the health service is not part of this server yet, so the scenario drives a
-//! `TokenService` in this process over the server's own database (and Redis), with the
-//! health, threat and key ports answered by the benchmark harness below (always healthy,
-//! never blocked, no key set); the device is made ACTIVE by SQL in setup.
-//! Measured 2026-11-26 on the shared 2-core build machine (load average about 12 from
-//! other builds, so figures are pessimistic), 10 s, concurrency 16: SQLite + in-process
-//! stores 428 issue+consume/s, p50 5.6 ms, p99 666 ms (SQLite write lock); PostgreSQL +
-//! Redis 297/s, p50 44 ms, p99 175 ms.
+//! `BENCH_DB_CONNECTIONS` (default 16) sets the server's `DATABASE_MAX_CONNECTIONS`.
 //! Traffic goes to 127.0.0.1 only, bounded in time.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -46,157 +33,6 @@ use sha2::Digest;
 mod payments;
 
 const ADMIN_PASSWORD: &str = "benchmark-admin-password";
-
-/// Benchmark harness for the token service's ports: every device healthy (score 90), no
-/// threat, no key set. Measures the token path alone.
-mod harness {
-    use async_trait::async_trait;
-    use server::domain::{DeviceId, now_millis};
-    use server::error::{AppError, AppResult};
-    use server::service::RequestContext;
-    use server::service::ports::{
-        BlockingThreat, DeviceKeys, DukptHost, HealthGate, HealthRefusal, HealthVerdict,
-        KeySetInfo, ThreatReporter, ThreatSignal, TransactionObservation, ZonePinKey,
-    };
-
-    #[derive(Debug)]
-    pub(crate) struct AlwaysHealthy;
-
-    #[async_trait]
-    impl HealthGate for AlwaysHealthy {
-        async fn fresh_passing_verdict(
-            &self,
-            device: DeviceId,
-        ) -> AppResult<Result<HealthVerdict, HealthRefusal>> {
-            Ok(Ok(HealthVerdict {
-                report_id: uuid::Uuid::new_v4(),
-                device_id: device,
-                score: 90,
-                passed: true,
-                failed_checks: vec![],
-                policy_version: 1,
-                received_at: now_millis(),
-                amount_ceiling_minor: None,
-            }))
-        }
-    }
-
-    #[async_trait]
-    impl ThreatReporter for AlwaysHealthy {
-        async fn report(&self, _signal: ThreatSignal, _ctx: &RequestContext) -> AppResult<()> {
-            Ok(())
-        }
-        async fn blocking_threat(&self, _device: DeviceId) -> AppResult<Option<BlockingThreat>> {
-            Ok(None)
-        }
-        async fn observe_transaction(
-            &self,
-            _observation: TransactionObservation,
-            _ctx: &RequestContext,
-        ) -> AppResult<()> {
-            Ok(())
-        }
-    }
-
-    #[async_trait]
-    impl DeviceKeys for AlwaysHealthy {
-        async fn active_key_set(&self, _device: DeviceId) -> AppResult<Option<KeySetInfo>> {
-            Ok(None)
-        }
-        async fn dukpt_host(&self, _key_set: uuid::Uuid) -> AppResult<DukptHost> {
-            Err(AppError::NotFound("key set"))
-        }
-        async fn zone_pin_key(&self, _processor: &str) -> AppResult<ZonePinKey> {
-            Err(AppError::NotFound("zone PIN key"))
-        }
-    }
-}
-
-/// Issue + consume per second through an in-process `TokenService` over the server's
-/// database and stores.
-async fn token_scenario(
-    database_url: &str,
-    redis: Option<(&str, &str)>,
-    device_id: &str,
-    seconds: u64,
-    concurrency: u64,
-) {
-    use server::infra::stores::{EventBus, MemoryStores, OnceStore, RedisStores};
-    use server::service::ports::TokenConsumer;
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::any::AnyPoolOptions::new()
-        .max_connections(16)
-        .connect(database_url)
-        .await
-        .expect("database");
-    // Benchmark setup: the approve → keys → health flow is not in this server yet.
-    sqlx::query("UPDATE devices SET state = 'ACTIVE' WHERE id = $1")
-        .bind(device_id)
-        .execute(&pool)
-        .await
-        .expect("activate device");
-    let (once, bus): (Arc<dyn OnceStore>, Arc<dyn EventBus>) = match redis {
-        Some((url, prefix)) => {
-            let stores = Arc::new(RedisStores::connect(url, prefix).await.expect("Redis"));
-            (stores.clone(), stores)
-        }
-        None => {
-            let stores = Arc::new(MemoryStores::default());
-            (stores.clone(), stores)
-        }
-    };
-    let ports = Arc::new(harness::AlwaysHealthy);
-    let audit = Arc::new(server::service::audit::AuditService::new(
-        Arc::new(server::repository::audit::SqlAuditRepository::new(
-            pool.clone(),
-        )),
-        bus,
-    ));
-    let mut secret = [0u8; 32];
-    getrandom::fill(&mut secret).expect("random");
-    let tokens = Arc::new(server::service::tokens::TokenService::new(
-        Arc::new(server::repository::tokens::SqlTokenRepository::new(
-            pool.clone(),
-        )),
-        Arc::new(server::repository::devices::SqlDeviceRepository::new(
-            pool.clone(),
-        )),
-        server::service::tokens::TokenPorts {
-            health: ports.clone(),
-            threats: ports.clone(),
-            keys: ports,
-        },
-        once,
-        audit,
-        &secret,
-        server::service::tokens::TokenSettings {
-            ttl: Duration::from_secs(300),
-        },
-    ));
-    let device = server::domain::DeviceId(device_id.parse().expect("device id"));
-    run_scenario(
-        "tokens issued + consumed",
-        seconds,
-        concurrency,
-        move |_| {
-            let tokens = tokens.clone();
-            async move {
-                let Ok(issued) = tokens.issue(device).await else {
-                    return false;
-                };
-                tokens
-                    .consume(
-                        &issued.token,
-                        device,
-                        &server::service::RequestContext::default(),
-                    )
-                    .await
-                    .is_ok()
-            }
-        },
-    )
-    .await;
-}
 
 fn arg_value(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
@@ -323,73 +159,15 @@ async fn main() {
     let concurrency = arg_value("--concurrency", 16);
     let shared = std::env::args().any(|a| a == "--postgres-redis");
     if std::env::args().any(|a| a == "--payments") {
-        payments::run(seconds, concurrency, shared).await;
+        payments::run(seconds, concurrency, shared, false).await;
         return;
     }
-    let tokens_mode = std::env::args().any(|a| a == "--tokens");
-    let server = std::env::current_exe()
-        .expect("exe")
-        .parent()
-        .and_then(|examples| examples.parent())
-        .map(|release| release.join("softpos-server"))
-        .expect("server path");
-    let dir = tempfile::tempdir().expect("tempdir");
-
-    let mut command = Command::new(&server);
-    command
-        .args(["--listen-addr", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .env("SOFTPOS_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("ALLOW_SOFTWARE_ATTESTATION", "true")
-        .env("RUST_LOG", "warn")
-        .env("DATABASE_MAX_CONNECTIONS", "16")
-        .stdout(Stdio::piped());
-    let mut pg_database = None;
-    let mut database_url = format!("sqlite://{}/softpos.db?mode=rwc", dir.path().display());
-    let mut redis_prefix = None;
-    if shared {
-        sqlx::any::install_default_drivers();
-        let name = format!("softpos_bench_{}", uuid::Uuid::new_v4().simple());
-        let admin = sqlx::AnyPool::connect("postgres://postgres@127.0.0.1:5432/test")
-            .await
-            .expect("PostgreSQL");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-            .execute(&admin)
-            .await
-            .expect("create database");
-        database_url = format!("postgres://postgres@127.0.0.1:5432/{name}");
-        redis_prefix = Some(format!("{name}:"));
-        command
-            .env(
-                "DATABASE_URL",
-                format!("postgres://postgres@127.0.0.1:5432/{name}"),
-            )
-            .env("REDIS_URL", "redis://127.0.0.1:6379")
-            .env("REDIS_KEY_PREFIX", format!("{name}:"));
-        pg_database = Some((admin, name));
-    } else {
-        command.env_remove("DATABASE_URL").env_remove("REDIS_URL");
+    if std::env::args().any(|a| a == "--tokens") {
+        payments::run(seconds, concurrency, shared, true).await;
+        return;
     }
-    let mut child = command
-        .spawn()
-        .expect("start softpos-server (build it with --release)");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let base = loop {
-        let line = lines.next().expect("server exited").expect("read");
-        if let Some(rest) = line.strip_prefix("softpos-server listening on ") {
-            break rest.trim().to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    println!(
-        "softpos-server at {base} on {}",
-        if shared {
-            "PostgreSQL + Redis"
-        } else {
-            "SQLite + in-process stores"
-        }
-    );
+    let server = payments::Server::start(shared).await;
+    let base = server.base.clone();
 
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
@@ -476,19 +254,7 @@ async fn main() {
         .expect("json");
     let device_id = device["id"].as_str().expect("device id").to_owned();
 
-    if tokens_mode {
-        token_scenario(
-            &database_url,
-            redis_prefix
-                .as_deref()
-                .map(|prefix| ("redis://127.0.0.1:6379", prefix)),
-            &device_id,
-            seconds,
-            concurrency,
-        )
-        .await;
-    }
-    if !tokens_mode && only("admin") {
+    if only("admin") {
         let client = client.clone();
         let base = base.clone();
         let token = token.clone();
@@ -506,7 +272,7 @@ async fn main() {
         .await;
     }
     let key = Arc::new(key);
-    if !tokens_mode && only("health") {
+    if only("health") {
         let client = client.clone();
         let base = base.clone();
         let key = key.clone();
@@ -554,7 +320,7 @@ async fn main() {
         )
         .await;
     }
-    if !tokens_mode && only("device") {
+    if only("device") {
         let client = client.clone();
         let base = base.clone();
         run_scenario(
@@ -587,13 +353,5 @@ async fn main() {
         .await;
     }
 
-    let _ = child.kill();
-    let _ = child.wait();
-    if let Some((admin, name)) = pg_database {
-        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-        )))
-        .execute(&admin)
-        .await;
-    }
+    server.stop().await;
 }

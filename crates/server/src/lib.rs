@@ -55,7 +55,7 @@ use service::events::EventsService;
 use service::events::webhooks::{WebhookService, WebhookSettings};
 use service::health::{HealthService, PolicyStore};
 use service::keys::KeyService;
-use service::keys::store::{MasterKeyring, SealedKeyStore};
+use service::keys::store::{KeyStore, MasterKeyring, SealedKeyStore};
 use service::merchants::MerchantService;
 use service::payments::{PaymentPorts, PaymentService};
 use service::releases::{ReleaseService, ReleaseSettings};
@@ -164,10 +164,18 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
         &config.data_dir,
     )?);
     let key_repo = Arc::new(SqlKeyRepository::new(pool.clone()));
+    let key_store: Arc<dyn KeyStore> = Arc::new(SealedKeyStore::new(keyring, key_repo.clone()));
+    service::keys::legacy::migrate_legacy_wraps(
+        key_repo.as_ref(),
+        key_store.as_ref(),
+        jwt_secret.expose(),
+    )
+    .await
+    .map_err(|error| anyhow::anyhow!("cannot move legacy wrapped keys: {error:?}"))?;
     let keys = Arc::new(
         KeyService::new(
             key_repo.clone(),
-            Arc::new(SealedKeyStore::new(keyring, key_repo)),
+            key_store.clone(),
             devices.clone(),
             audit.clone(),
         )
@@ -178,18 +186,30 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
         config.pan_fingerprint_key.as_deref(),
         &config.data_dir,
     )?;
+    // Configuration only seeds the key store's trusted release keys.
     let release_keys = config.release_keys()?;
-    if release_keys.is_empty() {
-        tracing::warn!("no release public key configured: kernel and terminal uploads are refused");
+    keys.seed_release_keys(&release_keys)
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot seed the release keys: {error:?}"))?;
+    if keys
+        .list_release_keys()
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot read the release keys: {error:?}"))?
+        .is_empty()
+    {
+        tracing::warn!("no trusted release public key: kernel and terminal uploads are refused");
     }
-    let releases = Arc::new(ReleaseService::new(
-        Arc::new(SqlReleaseRepository::new(pool.clone())),
-        audit.clone(),
-        ReleaseSettings {
-            keys: release_keys,
-            max_upload_bytes: config.release_max_upload_bytes,
-        },
-    ));
+    let releases = Arc::new(
+        ReleaseService::new(
+            Arc::new(SqlReleaseRepository::new(pool.clone())),
+            audit.clone(),
+            ReleaseSettings {
+                keys: release_keys,
+                max_upload_bytes: config.release_max_upload_bytes,
+            },
+        )
+        .with_trusted_keys(keys.clone()),
+    );
     let token_ports = TokenPorts {
         health: health.clone(),
         threats: threats.clone(),
@@ -201,7 +221,7 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
         token_ports,
         stores.once.clone(),
         audit.clone(),
-        jwt_secret.expose(),
+        key_store.clone(),
         TokenSettings {
             ttl: Duration::from_secs(config.token_ttl_secs),
         },
@@ -235,7 +255,7 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
         Arc::new(SqlWebhookRepository::new(pool.clone())),
         stores.once.clone(),
         audit.clone(),
-        jwt_secret.expose(),
+        key_store.clone(),
         WebhookSettings {
             max_attempts: config.webhook_max_attempts,
             base_delay: Duration::from_millis(config.webhook_retry_base_ms),

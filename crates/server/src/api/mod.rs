@@ -14,6 +14,7 @@ pub mod keys;
 pub mod merchants;
 pub mod paging;
 pub mod payments;
+pub mod release_keys;
 pub mod releases;
 pub mod state;
 pub mod terminal_software;
@@ -217,6 +218,11 @@ pub fn openapi_router() -> OpenApiRouter<AppState> {
         .routes(routes!(keys::submit_component))
         .routes(routes!(keys::confirm_ceremony))
         .routes(routes!(keys::rotate_master))
+        .routes(routes!(
+            release_keys::list_release_keys,
+            release_keys::add_release_key
+        ))
+        .routes(routes!(release_keys::retire_release_key))
         .routes(routes!(keys::list_profiles))
         .routes(routes!(keys::update_profile))
         .routes(routes!(keys::list_key_sets))

@@ -107,6 +107,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0009_payment_followups.sql"),
         include_str!("../../migrations/postgres/0009_payment_followups.sql"),
     ),
+    (
+        10,
+        "one key store: token keys, webhook secrets, release keys",
+        include_str!("../../migrations/sqlite/0010_keystore.sql"),
+        include_str!("../../migrations/postgres/0010_keystore.sql"),
+    ),
 ];
 
 fn migrator(backend: Backend) -> Migrator {

@@ -12,12 +12,12 @@ use crate::domain::{DeviceId, DeviceMode, UnixMillis};
 use crate::error::{AppError, AppResult};
 use crate::infra::db::is_unique_violation;
 use crate::service::keys::model::{
-    Ceremony, Custodian, KeyProfile, KeySet, KeyState, KeyUsageKind, StoredKey, parse_scheme,
-    scheme_name,
+    Ceremony, Custodian, KeyProfile, KeySet, KeyState, KeyUsageKind, ReleaseKeyRecord, StoredKey,
+    parse_scheme, scheme_name,
 };
 use crate::service::keys::store::{
-    Rewrap, Sealed, SealedItem, SealedRepository, SealedTable, WrapLabel, algorithm_name,
-    parse_algorithm,
+    LegacyReseal, Rewrap, Sealed, SealedItem, SealedRepository, SealedTable, WrapLabel,
+    algorithm_name, parse_algorithm, release_key_label, token_key_label, webhook_secret_label,
 };
 
 /// Storage of key custody records.
@@ -94,6 +94,13 @@ pub trait KeyRepository: SealedRepository {
     -> AppResult<bool>;
     /// Marks the active key set for rotation.
     async fn request_rotation(&self, device: DeviceId, at: UnixMillis) -> AppResult<bool>;
+
+    /// Inserts a trusted release key; `Ok(false)` when the key id exists.
+    async fn insert_release_key(&self, key: &ReleaseKeyRecord) -> AppResult<bool>;
+    /// Every release key, oldest first.
+    async fn release_keys(&self) -> AppResult<Vec<ReleaseKeyRecord>>;
+    /// ACTIVE → RETIRED.
+    async fn retire_release_key(&self, key_id: &str, at: UnixMillis) -> AppResult<bool>;
 }
 
 /// SQL implementation.
@@ -238,6 +245,42 @@ pub fn key_set_label(id: Uuid, algorithm: &str) -> WrapLabel {
 
 #[async_trait]
 impl SealedRepository for SqlKeyRepository {
+    async fn migrate_legacy(&self, reseal: &LegacyReseal<'_>) -> AppResult<u64> {
+        let mut tx = self.pool.begin().await?;
+        let mut changed = 0;
+        for (table, select, update) in [
+            (
+                SealedTable::TokenKeys,
+                "SELECT kid AS id, private_wrapped AS wrapped FROM token_signing_keys \
+                 WHERE master_version IS NULL",
+                "UPDATE token_signing_keys SET private_wrapped = $1, master_version = $2 \
+                 WHERE kid = $3 AND master_version IS NULL",
+            ),
+            (
+                SealedTable::WebhookSecrets,
+                "SELECT id, secret_wrapped AS wrapped FROM webhook_endpoints \
+                 WHERE master_version IS NULL",
+                "UPDATE webhook_endpoints SET secret_wrapped = $1, master_version = $2 \
+                 WHERE id = $3 AND master_version IS NULL",
+            ),
+        ] {
+            for row in sqlx::query(select).fetch_all(&mut *tx).await? {
+                let id: String = row.try_get("id")?;
+                let wrapped: String = row.try_get("wrapped")?;
+                let sealed = reseal(table, &id, &wrapped)?;
+                changed += sqlx::query(update)
+                    .bind(&sealed.wrapped)
+                    .bind(i64::from(sealed.master_version))
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            }
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
     async fn rewrap_all(&self, rewrap: &Rewrap) -> AppResult<u64> {
         let mut tx = self.pool.begin().await?;
         let mut items = Vec::new();
@@ -298,6 +341,41 @@ impl SealedRepository for SqlKeyRepository {
                 });
             }
         }
+        // Token signing keys, webhook secrets and release keys: same keyring, same sweep.
+        for (table, sql) in [
+            (
+                SealedTable::TokenKeys,
+                "SELECT kid AS id, private_wrapped AS wrapped, master_version \
+                 FROM token_signing_keys WHERE master_version IS NOT NULL",
+            ),
+            (
+                SealedTable::WebhookSecrets,
+                "SELECT id, secret_wrapped AS wrapped, master_version \
+                 FROM webhook_endpoints WHERE master_version IS NOT NULL",
+            ),
+            (
+                SealedTable::ReleaseKeys,
+                "SELECT key_id AS id, wrapped, master_version FROM release_keys",
+            ),
+        ] {
+            for row in sqlx::query(sql).fetch_all(&mut *tx).await? {
+                let id: String = row.try_get("id")?;
+                let label = match table {
+                    SealedTable::TokenKeys => token_key_label(&id),
+                    SealedTable::WebhookSecrets => webhook_secret_label(
+                        id.parse().map_err(|_| corrupt("webhook_endpoints.id"))?,
+                    ),
+                    _ => release_key_label(&id),
+                };
+                if let Some(sealed) = sealed_of(&row)? {
+                    items.push(SealedItem {
+                        locator: (table, id),
+                        label,
+                        sealed,
+                    });
+                }
+            }
+        }
         let mut changed = 0;
         for item in &items {
             let sealed = rewrap(item)?;
@@ -335,6 +413,38 @@ impl SealedRepository for SqlKeyRepository {
                 SealedTable::KeySets => {
                     sqlx::query(
                         "UPDATE device_key_sets SET wrapped = $1, master_version = $2 WHERE id = $3",
+                    )
+                    .bind(&sealed.wrapped)
+                    .bind(version)
+                    .bind(locator)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                SealedTable::TokenKeys => {
+                    sqlx::query(
+                        "UPDATE token_signing_keys SET private_wrapped = $1, master_version = $2 \
+                         WHERE kid = $3",
+                    )
+                    .bind(&sealed.wrapped)
+                    .bind(version)
+                    .bind(locator)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                SealedTable::WebhookSecrets => {
+                    sqlx::query(
+                        "UPDATE webhook_endpoints SET secret_wrapped = $1, master_version = $2 \
+                         WHERE id = $3",
+                    )
+                    .bind(&sealed.wrapped)
+                    .bind(version)
+                    .bind(locator)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                SealedTable::ReleaseKeys => {
+                    sqlx::query(
+                        "UPDATE release_keys SET wrapped = $1, master_version = $2 WHERE key_id = $3",
                     )
                     .bind(&sealed.wrapped)
                     .bind(version)
@@ -817,5 +927,66 @@ impl KeyRepository for SqlKeyRepository {
         .await?
         .rows_affected();
         Ok(n >= 1)
+    }
+
+    async fn insert_release_key(&self, key: &ReleaseKeyRecord) -> AppResult<bool> {
+        let done = sqlx::query(
+            "INSERT INTO release_keys (key_id, wrapped, master_version, fingerprint, state, \
+             origin, created_by, created_at, retired_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8)",
+        )
+        .bind(&key.key_id)
+        .bind(&key.sealed.wrapped)
+        .bind(i64::from(key.sealed.master_version))
+        .bind(&key.fingerprint)
+        .bind(key.state.as_str())
+        .bind(&key.origin)
+        .bind(&key.created_by)
+        .bind(key.created_at)
+        .bind(key.retired_at)
+        .execute(&self.pool)
+        .await;
+        match done {
+            Ok(_) => Ok(true),
+            Err(error) if crate::infra::db::is_unique_violation(&error) => Ok(false),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn release_keys(&self) -> AppResult<Vec<ReleaseKeyRecord>> {
+        sqlx::query(
+            "SELECT key_id, wrapped, master_version, fingerprint, state, origin, created_by, \
+             created_at, retired_at FROM release_keys ORDER BY created_at, key_id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            let state: String = row.try_get("state")?;
+            Ok(ReleaseKeyRecord {
+                key_id: row.try_get("key_id")?,
+                sealed: sealed_of(row)?.ok_or_else(|| corrupt("release_keys.wrapped"))?,
+                fingerprint: row.try_get("fingerprint")?,
+                state: state.parse().map_err(|()| corrupt("release_keys.state"))?,
+                origin: row.try_get("origin")?,
+                created_by: row.try_get("created_by")?,
+                created_at: row.try_get("created_at")?,
+                retired_at: row.try_get("retired_at")?,
+            })
+        })
+        .collect()
+    }
+
+    async fn retire_release_key(&self, key_id: &str, at: UnixMillis) -> AppResult<bool> {
+        let n = sqlx::query(
+            "UPDATE release_keys SET state = 'RETIRED', retired_at = $1, updated_at = $1 \
+             WHERE key_id = $2 AND state = 'ACTIVE'",
+        )
+        .bind(at)
+        .bind(key_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
     }
 }

@@ -20,8 +20,10 @@ pub struct SigningKeyRow {
     pub kid: String,
     /// SEC1 uncompressed public key, base64.
     pub public_key: String,
-    /// Wrapped private scalar (see `service::tokens::wrap`).
+    /// Private scalar wrapped by the key store (base64 AES-256-GCM envelope).
     pub private_wrapped: String,
+    /// Master key version that wrapped it; `None`: legacy wrap, re-wrapped at start.
+    pub master_version: Option<u32>,
     /// When it stopped signing.
     pub retired_at: Option<UnixMillis>,
     /// Until when it stays published.
@@ -91,6 +93,10 @@ fn to_key(row: &AnyRow) -> AppResult<SigningKeyRow> {
         kid: row.try_get("kid")?,
         public_key: row.try_get("public_key")?,
         private_wrapped: row.try_get("private_wrapped")?,
+        master_version: row
+            .try_get::<Option<i64>, _>("master_version")?
+            .map(|v| u32::try_from(v).map_err(|_| corrupt("token_signing_keys.master_version")))
+            .transpose()?,
         retired_at: row.try_get("retired_at")?,
         publish_until: row.try_get("publish_until")?,
         created_at: row.try_get("created_at")?,
@@ -117,7 +123,8 @@ impl TokenRepository for SqlTokenRepository {
     async fn insert_key(&self, key: &SigningKeyRow) -> AppResult<()> {
         sqlx::query(
             "INSERT INTO token_signing_keys (kid, public_key, private_wrapped, retired_at, \
-             publish_until, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
+             publish_until, created_at, updated_at, master_version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
         )
         .bind(&key.kid)
         .bind(&key.public_key)
@@ -125,6 +132,7 @@ impl TokenRepository for SqlTokenRepository {
         .bind(key.retired_at)
         .bind(key.publish_until)
         .bind(key.created_at)
+        .bind(key.master_version.map(i64::from))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -132,8 +140,8 @@ impl TokenRepository for SqlTokenRepository {
 
     async fn live_keys(&self, now: UnixMillis) -> AppResult<Vec<SigningKeyRow>> {
         sqlx::query(
-            "SELECT kid, public_key, private_wrapped, retired_at, publish_until, created_at \
-             FROM token_signing_keys WHERE retired_at IS NULL OR publish_until > $1 \
+            "SELECT kid, public_key, private_wrapped, master_version, retired_at, publish_until, \
+             created_at FROM token_signing_keys WHERE retired_at IS NULL OR publish_until > $1 \
              ORDER BY created_at, kid",
         )
         .bind(now)

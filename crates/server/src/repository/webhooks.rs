@@ -20,8 +20,10 @@ pub struct EndpointRow {
     pub event_kinds: Vec<String>,
     /// Free text.
     pub description: Option<String>,
-    /// Wrapped HMAC secret.
+    /// HMAC secret wrapped by the key store (base64 AES-256-GCM envelope).
     pub secret_wrapped: String,
+    /// Master key version that wrapped it; `None`: legacy wrap, re-wrapped at start.
+    pub master_version: Option<u32>,
     /// Audit actor who created it.
     pub created_by: String,
     /// Created.
@@ -121,6 +123,10 @@ fn to_endpoint(row: &AnyRow) -> AppResult<EndpointRow> {
             .map_err(|_| corrupt("webhook_endpoints.event_kinds"))?,
         description: row.try_get("description")?,
         secret_wrapped: row.try_get("secret_wrapped")?,
+        master_version: row
+            .try_get::<Option<i64>, _>("master_version")?
+            .map(|v| u32::try_from(v).map_err(|_| corrupt("webhook_endpoints.master_version")))
+            .transpose()?,
         created_by: row.try_get("created_by")?,
         created_at: row.try_get("created_at")?,
     })
@@ -152,8 +158,8 @@ impl WebhookRepository for SqlWebhookRepository {
     async fn insert_endpoint(&self, endpoint: &EndpointRow) -> AppResult<()> {
         sqlx::query(
             "INSERT INTO webhook_endpoints (id, url, event_kinds, description, secret_wrapped, \
-             created_by, deleted_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $7)",
+             created_by, deleted_at, created_at, updated_at, master_version) \
+             VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $7, $8)",
         )
         .bind(endpoint.id.to_string())
         .bind(&endpoint.url)
@@ -162,6 +168,7 @@ impl WebhookRepository for SqlWebhookRepository {
         .bind(&endpoint.secret_wrapped)
         .bind(&endpoint.created_by)
         .bind(endpoint.created_at)
+        .bind(endpoint.master_version.map(i64::from))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -169,8 +176,8 @@ impl WebhookRepository for SqlWebhookRepository {
 
     async fn list_endpoints(&self) -> AppResult<Vec<EndpointRow>> {
         sqlx::query(
-            "SELECT id, url, event_kinds, description, secret_wrapped, created_by, created_at \
-             FROM webhook_endpoints WHERE deleted_at IS NULL ORDER BY created_at, id",
+            "SELECT id, url, event_kinds, description, secret_wrapped, master_version, created_by, \
+             created_at FROM webhook_endpoints WHERE deleted_at IS NULL ORDER BY created_at, id",
         )
         .fetch_all(&self.pool)
         .await?

@@ -17,6 +17,7 @@ mod enrol;
 mod events;
 mod health;
 mod keys;
+mod keystore_custody;
 mod merchants;
 mod ops;
 mod payments;

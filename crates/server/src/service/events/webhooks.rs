@@ -2,7 +2,8 @@
 //!
 //! Signature: `X-SoftPOS-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret,
 //! "<t>.<body>")>`; a receiver recomputes it over the raw body and refuses old `t` values
-//! to stop replays. The secret is shown once at creation and stored wrapped.
+//! to stop replays. The secret is shown once at creation and stored only wrapped by the key
+//! store (`service::keys::store`, label `webhook:<id>`), so master-key rotation re-wraps it.
 //!
 //! Exactly one delivery per (event, endpoint) across instances: every instance sees every
 //! event (Redis pub/sub), and each first claims `webhook:<event id>:<endpoint id>` in the
@@ -34,7 +35,7 @@ use crate::infra::stores::{Event, EventBus, OnceStore};
 use crate::repository::webhooks::{DeliveryOutcome, DeliveryRow, EndpointRow, WebhookRepository};
 use crate::service::RequestContext;
 use crate::service::audit::AuditService;
-use crate::service::tokens::wrap::Wrapper;
+use crate::service::keys::store::{IntoKeyStore, KeyStore, Sealed, webhook_secret_label};
 
 /// Delivery settings.
 #[derive(Debug, Clone, Copy)]
@@ -90,7 +91,7 @@ pub struct WebhookService {
     repo: Arc<dyn WebhookRepository>,
     once: Arc<dyn OnceStore>,
     audit: Arc<AuditService>,
-    wrapper: Wrapper,
+    store: Arc<dyn KeyStore>,
     client: reqwest::Client,
     settings: WebhookSettings,
 }
@@ -150,7 +151,7 @@ fn validate(new: &NewEndpoint) -> Result<(String, Vec<String>), AppError> {
 }
 
 impl WebhookService {
-    /// Builds the service; `server_secret` derives the key that wraps endpoint secrets.
+    /// Builds the service; `store` (the server's key store) wraps endpoint secrets.
     ///
     /// # Errors
     /// When the HTTP client cannot be built.
@@ -158,7 +159,7 @@ impl WebhookService {
         repo: Arc<dyn WebhookRepository>,
         once: Arc<dyn OnceStore>,
         audit: Arc<AuditService>,
-        server_secret: &[u8],
+        store: impl IntoKeyStore,
         settings: WebhookSettings,
     ) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
@@ -170,7 +171,7 @@ impl WebhookService {
             repo,
             once,
             audit,
-            wrapper: Wrapper::derive(server_secret, "webhook-secret"),
+            store: store.into_key_store(),
             client,
             settings,
         })
@@ -189,12 +190,16 @@ impl WebhookService {
         let (url, event_kinds) = validate(&new)?;
         let id = Uuid::new_v4();
         let secret = format!("whsec_{}", random_token::<32>());
+        let sealed = self
+            .store
+            .wrap(&webhook_secret_label(id), secret.as_bytes())?;
         let row = EndpointRow {
             id,
             url,
             event_kinds,
             description: new.description.map(|text| text.trim().to_owned()),
-            secret_wrapped: self.wrapper.wrap(secret.as_bytes(), &id.to_string()),
+            secret_wrapped: sealed.wrapped,
+            master_version: Some(sealed.master_version),
             created_by: principal.actor(),
             created_at: now_millis(),
         };
@@ -296,10 +301,19 @@ impl WebhookService {
     }
 
     async fn deliver(&self, endpoint: EndpointRow, event: Event, event_id: String) {
-        let secret = match self
-            .wrapper
-            .unwrap(&endpoint.secret_wrapped, &endpoint.id.to_string())
-        {
+        let opened = endpoint
+            .master_version
+            .ok_or_else(|| AppError::Other(anyhow::anyhow!("legacy wrap not yet migrated")))
+            .and_then(|master_version| {
+                self.store.unwrap_bytes(
+                    &webhook_secret_label(endpoint.id),
+                    &Sealed {
+                        wrapped: endpoint.secret_wrapped.clone(),
+                        master_version,
+                    },
+                )
+            });
+        let secret = match opened {
             Ok(secret) => secret,
             Err(error) => {
                 tracing::error!(%error, endpoint = %endpoint.id, "webhook secret does not open");

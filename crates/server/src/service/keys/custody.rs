@@ -293,6 +293,9 @@ impl KeyService {
                 message: "the key is not in a state that allows this",
             });
         }
+        // A retired BDK still decrypts, but a newly activated or retired zone PIN key changes
+        // which key the processor connection uses.
+        self.forget_hot_keys();
         let action = if to == KeyState::Active {
             "keys.activated"
         } else {
@@ -688,6 +691,7 @@ impl KeyService {
         ctx: &RequestContext,
     ) -> AppResult<(u32, u64)> {
         let rewrapped = self.store.rotate_master().await?;
+        self.forget_hot_keys();
         let version = self.store.master_version();
         self.audit(
             principal.actor(),

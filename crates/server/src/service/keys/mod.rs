@@ -1,6 +1,10 @@
 //! Key custody and remote key injection.
 //!
-//! What it owns: the [`store::KeyStore`] (every key wrapped at rest under the master keyring);
+//! What it owns: the [`store::KeyStore`] (every key wrapped at rest under the master keyring:
+//! BDKs, zone PIN keys, KEKs, ceremony components, device initial keys, and also the
+//! Transaction Token signing keys, webhook secrets and trusted release keys, so one
+//! master-key rotation re-wraps them all; [`legacy`] moves values older versions wrapped
+//! under `JWT_SECRET`);
 //! the lifecycle of BDKs, zone PIN keys (ZPKs) and key-encryption keys (generate, import by
 //! components under dual control, import as a TR-31 block, activate, retire; [`custody`]);
 //! key profiles per device mode; remote key injection of DUKPT initial keys into devices and
@@ -10,9 +14,12 @@
 //! buffers; responses, logs, errors and the database only ever see ids, KCVs, usages and
 //! states. Every custody and injection step appends to the audit log.
 
+mod cache;
 pub mod custody;
 pub mod injection;
+pub mod legacy;
 pub mod model;
+pub mod release_keys;
 pub mod store;
 
 use std::fmt;
@@ -93,6 +100,8 @@ pub struct KeyService {
     pub(crate) devices: Arc<DeviceService>,
     pub(crate) audit: Arc<AuditService>,
     pub(crate) health: Option<Arc<dyn HealthGate>>,
+    /// Unwrapped BDKs and zone PIN keys for the payment hot path (short TTL, bounded).
+    pub(crate) hot: cache::HotKeys,
 }
 
 impl fmt::Debug for KeyService {
@@ -119,6 +128,7 @@ impl KeyService {
             devices,
             audit,
             health: None,
+            hot: cache::HotKeys::default(),
         }
     }
 
@@ -147,6 +157,51 @@ impl KeyService {
             })
             .await?;
         Ok(())
+    }
+
+    /// Reads a key set (its state decides, every time: a destroyed set never decrypts) and
+    /// its BDK, unwrapped once per [`cache::HOT_KEY_TTL`].
+    async fn load_host(&self, key_set: Uuid) -> AppResult<cache::HostEntry> {
+        let set = self
+            .repo
+            .find_key_set(key_set)
+            .await?
+            .ok_or(AppError::NotFound("key set"))?;
+        // A superseded set still decrypts transactions made just before a rotation.
+        if !matches!(set.state, KeySetState::Active | KeySetState::Superseded) {
+            return Err(AppError::Conflict {
+                code: "key_set_not_active",
+                message: "the key set is not active (not confirmed, or destroyed)",
+            });
+        }
+        if let Some(bdk) = self.hot.bdk(set.bdk_id) {
+            return Ok(cache::HostEntry {
+                scheme: set.scheme,
+                bdk,
+            });
+        }
+        let bdk = self
+            .repo
+            .find_key(set.bdk_id)
+            .await?
+            .ok_or_else(|| crate::repository::corrupt("device_key_sets.bdk_id"))?;
+        if !matches!(bdk.state, KeyState::Active | KeyState::Retired) {
+            return Err(AppError::Conflict {
+                code: "bdk_not_active",
+                message: "the key set's BDK is not active",
+            });
+        }
+        let clear = self.unwrap_stored(&bdk)?;
+        self.hot.put_bdk(set.bdk_id, clear.clone());
+        Ok(cache::HostEntry {
+            scheme: set.scheme,
+            bdk: clear,
+        })
+    }
+
+    /// Forgets every cached clear key; called after any custody change.
+    pub(crate) fn forget_hot_keys(&self) {
+        self.hot.clear();
     }
 
     /// Unwraps a stored key.
@@ -181,41 +236,20 @@ impl DeviceKeys for KeyService {
     }
 
     async fn dukpt_host(&self, key_set: Uuid) -> AppResult<DukptHost> {
-        let set = self
-            .repo
-            .find_key_set(key_set)
-            .await?
-            .ok_or(AppError::NotFound("key set"))?;
-        // A superseded set still decrypts transactions made just before a rotation.
-        if !matches!(set.state, KeySetState::Active | KeySetState::Superseded) {
-            return Err(AppError::Conflict {
-                code: "key_set_not_active",
-                message: "the key set is not active (not confirmed, or destroyed)",
-            });
-        }
-        let bdk = self
-            .repo
-            .find_key(set.bdk_id)
-            .await?
-            .ok_or_else(|| crate::repository::corrupt("device_key_sets.bdk_id"))?;
-        if !matches!(bdk.state, KeyState::Active | KeyState::Retired) {
-            return Err(AppError::Conflict {
-                code: "bdk_not_active",
-                message: "the key set's BDK is not active",
-            });
-        }
-        let clear = self.unwrap_stored(&bdk)?;
-        match set.scheme {
-            DukptScheme::Aes128 => payment_crypto::dukpt::aes::HostBdk::new(&clear)
+        let entry = self.load_host(key_set).await?;
+        match entry.scheme {
+            DukptScheme::Aes128 => payment_crypto::dukpt::aes::HostBdk::new(&entry.bdk)
                 .map(|host| DukptHost::Aes(Box::new(host)))
                 .map_err(|e| crypto_error(&e, "the BDK does not fit AES DUKPT")),
-            DukptScheme::Tdes => payment_crypto::dukpt::tdes::BaseDerivationKey::new(&clear)
+            DukptScheme::Tdes => payment_crypto::dukpt::tdes::BaseDerivationKey::new(&entry.bdk)
                 .map(|host| DukptHost::Tdes(Box::new(host)))
                 .map_err(|e| crypto_error(&e, "the BDK does not fit TDES DUKPT")),
         }
     }
 
     async fn zone_pin_key(&self, processor: &str) -> AppResult<ZonePinKey> {
+        // Which key is active is read every time (a retirement on any instance counts at
+        // once); only its unwrapping is cached.
         let key = self
             .repo
             .newest_active(KeyUsageKind::Zpk, &[], Some(processor))
@@ -226,9 +260,17 @@ impl DeviceKeys for KeyService {
             Some(0) => PinBlockFormat::Iso0,
             _ => return Err(crate::repository::corrupt("stored_keys.pin_format")),
         };
+        let clear = match self.hot.bdk(key.id) {
+            Some(clear) => clear,
+            None => {
+                let clear = self.unwrap_stored(&key)?;
+                self.hot.put_bdk(key.id, clear.clone());
+                clear
+            }
+        };
         Ok(ZonePinKey {
             key_id: key.id,
-            key: self.unwrap_stored(&key)?,
+            key: clear,
             format,
         })
     }

@@ -237,3 +237,34 @@ pub struct KeySet {
     /// Last change.
     pub updated_at: UnixMillis,
 }
+
+text_enum!(
+    /// Lifecycle of a trusted release key.
+    ReleaseKeyState {
+        /// Verifies uploads.
+        Active = "ACTIVE",
+        /// No longer trusted (rotated out or withdrawn).
+        Retired = "RETIRED",
+    }
+);
+
+/// A trusted release (Ed25519) public key, sealed under the master key for integrity.
+#[derive(Debug, Clone)]
+pub struct ReleaseKeyRecord {
+    /// The manifest's `key_id`.
+    pub key_id: String,
+    /// The 32-byte public key, sealed.
+    pub sealed: Sealed,
+    /// SHA-256 of the public key, hex.
+    pub fingerprint: String,
+    /// State.
+    pub state: ReleaseKeyState,
+    /// `config` (seeded from `RELEASE_PUBLIC_KEYS`) or `api`.
+    pub origin: String,
+    /// Audit actor.
+    pub created_by: String,
+    /// Created.
+    pub created_at: UnixMillis,
+    /// Retired.
+    pub retired_at: Option<UnixMillis>,
+}

@@ -302,10 +302,46 @@ pub enum SealedTable {
     Components,
     /// `device_key_sets`.
     KeySets,
+    /// `token_signing_keys` (by `kid`).
+    TokenKeys,
+    /// `webhook_endpoints` (by id).
+    WebhookSecrets,
+    /// `release_keys` (by key id).
+    ReleaseKeys,
+}
+
+/// The label of a Transaction Token signing key (P-256 private scalar).
+pub fn token_key_label(kid: &str) -> WrapLabel {
+    WrapLabel {
+        id: format!("token-key:{kid}"),
+        usage: "token_signing".to_owned(),
+        algorithm: "p256".to_owned(),
+    }
+}
+
+/// The label of a webhook endpoint's HMAC-SHA256 secret.
+pub fn webhook_secret_label(endpoint: uuid::Uuid) -> WrapLabel {
+    WrapLabel {
+        id: format!("webhook:{endpoint}"),
+        usage: "webhook_secret".to_owned(),
+        algorithm: "hmac-sha256".to_owned(),
+    }
+}
+
+/// The label of a trusted release (Ed25519) public key, sealed for integrity.
+pub fn release_key_label(key_id: &str) -> WrapLabel {
+    WrapLabel {
+        id: format!("release-key:{key_id}"),
+        usage: "release_verify".to_owned(),
+        algorithm: "ed25519".to_owned(),
+    }
 }
 
 /// Re-wraps one stored value (the rotation callback).
 pub type Rewrap = dyn Fn(&SealedItem) -> AppResult<Sealed> + Send + Sync;
+
+/// Re-seals one value still under the legacy wrap: (table, row id, legacy ciphertext).
+pub type LegacyReseal<'a> = dyn Fn(SealedTable, &str, &str) -> AppResult<Sealed> + Send + Sync + 'a;
 
 /// Storage behind the key store: rows with wrapped values.
 #[async_trait]
@@ -313,6 +349,10 @@ pub trait SealedRepository: Send + Sync + fmt::Debug {
     /// Every wrapped value, re-wrapped by `rewrap`, written back in one transaction. Returns
     /// how many were re-wrapped.
     async fn rewrap_all(&self, rewrap: &Rewrap) -> AppResult<u64>;
+
+    /// Every token signing key and webhook secret still under the legacy wrap (no master
+    /// version), re-sealed by `reseal`, written back in one transaction. Returns how many.
+    async fn migrate_legacy(&self, reseal: &LegacyReseal<'_>) -> AppResult<u64>;
 }
 
 /// Holds keys at rest; the only way key bytes enter or leave storage.
@@ -401,6 +441,77 @@ impl KeyStore for SealedKeyStore {
                 keyring.rewrap(&item.label, &item.sealed)
             })
             .await
+    }
+}
+
+/// A key store over a keyring alone, for a process that only uses keys another instance
+/// manages (an in-process service in tests or tools): it wraps and unwraps, and refuses to
+/// rotate.
+#[derive(Debug, Clone)]
+pub struct KeyringStore {
+    keyring: Arc<MasterKeyring>,
+}
+
+impl KeyringStore {
+    /// A store over `keyring`.
+    pub fn new(keyring: Arc<MasterKeyring>) -> Self {
+        Self { keyring }
+    }
+}
+
+#[async_trait]
+impl KeyStore for KeyringStore {
+    fn wrap(&self, label: &WrapLabel, key: &[u8]) -> AppResult<Sealed> {
+        self.keyring.seal(label, key)
+    }
+
+    fn unwrap_key(
+        &self,
+        label: &WrapLabel,
+        sealed: &Sealed,
+        algorithm: KeyAlgorithm,
+    ) -> AppResult<SecretKey> {
+        self.keyring.open_key(label, sealed, algorithm)
+    }
+
+    fn unwrap_bytes(&self, label: &WrapLabel, sealed: &Sealed) -> AppResult<Zeroizing<Vec<u8>>> {
+        self.keyring.open(label, sealed)
+    }
+
+    fn master_version(&self) -> u32 {
+        self.keyring.current_version()
+    }
+
+    async fn rotate_master(&self) -> AppResult<u64> {
+        Err(AppError::Conflict {
+            code: "rotation_unavailable",
+            message: "this key store cannot rotate the master key",
+        })
+    }
+}
+
+/// Converts what a service is given into a key store: a store itself, or (for in-process
+/// instances in tests that share a server started with `SOFTPOS_MASTER_KEY` set to the same
+/// bytes) a raw 32-byte master key of version 1.
+pub trait IntoKeyStore {
+    /// The key store.
+    ///
+    /// # Panics
+    /// A raw master key that is not 32 bytes.
+    fn into_key_store(self) -> Arc<dyn KeyStore>;
+}
+
+impl IntoKeyStore for Arc<dyn KeyStore> {
+    fn into_key_store(self) -> Arc<dyn KeyStore> {
+        self
+    }
+}
+
+impl IntoKeyStore for &[u8] {
+    fn into_key_store(self) -> Arc<dyn KeyStore> {
+        let ring = MasterKeyring::parse(&Zeroizing::new(hex::encode(self)))
+            .expect("a raw master key is 32 bytes");
+        Arc::new(KeyringStore::new(Arc::new(ring)))
     }
 }
 

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use kernel_host::EngineKind;
-use release_manifest::{ArtifactKind, SignedManifest};
+use release_manifest::{ArtifactKind, KeyRing, SignedManifest};
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
@@ -69,7 +69,10 @@ impl ReleaseService {
         artifact: Vec<u8>,
         ctx: &RequestContext,
     ) -> AppResult<KernelRelease> {
-        let checked = self.check_kernel_upload(&signed, &artifact);
+        let checked = match self.trusted_keys().await {
+            Ok(keys) => Self::check_kernel_upload(&keys, &signed, &artifact),
+            Err(error) => Err(error),
+        };
         if let Err(error) = checked {
             // Refused uploads are security events too: who tried to ship what.
             self.record(
@@ -183,8 +186,11 @@ impl ReleaseService {
             .is_ok_and(|running| running.contains(&id))
     }
 
-    fn check_kernel_upload(&self, signed: &SignedManifest, artifact: &[u8]) -> AppResult<()> {
-        self.require_keys()?;
+    fn check_kernel_upload(
+        keys: &KeyRing,
+        signed: &SignedManifest,
+        artifact: &[u8],
+    ) -> AppResult<()> {
         let manifest = &signed.manifest;
         manifest.validate().map_err(|e| manifest_error(&e))?;
         if manifest.kind != ArtifactKind::Kernel {
@@ -202,9 +208,7 @@ impl ReleaseService {
                 message: "this server does not know the kernel ABI version of the manifest",
             });
         }
-        signed
-            .verify(&self.settings.keys)
-            .map_err(|e| manifest_error(&e))?;
+        signed.verify(keys).map_err(|e| manifest_error(&e))?;
         manifest
             .check_artifact(artifact)
             .map_err(|e| manifest_error(&e))

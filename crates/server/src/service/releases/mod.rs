@@ -29,10 +29,22 @@ use crate::repository::releases::ReleaseRepository;
 /// Kernel ABI versions this server can run and serve.
 pub const SUPPORTED_ABI_VERSIONS: &[u32] = &[kernel_host::ABI_VERSION];
 
+/// Where the trusted release keys live (the key store); see
+/// `service::keys::release_keys`.
+#[async_trait::async_trait]
+pub trait TrustedReleaseKeys: Send + Sync + std::fmt::Debug {
+    /// The keys uploads are verified with now.
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn trusted_release_keys(&self) -> AppResult<KeyRing>;
+}
+
 /// Release settings.
 #[derive(Debug, Clone)]
 pub struct ReleaseSettings {
-    /// Trusted release public keys.
+    /// Trusted release public keys when no [`TrustedReleaseKeys`] source is attached (the
+    /// server attaches the key store, which configuration only seeds).
     pub keys: KeyRing,
     /// Largest artifact upload, bytes.
     pub max_upload_bytes: usize,
@@ -44,6 +56,7 @@ pub struct ReleaseService {
     repo: Arc<dyn ReleaseRepository>,
     audit: Arc<AuditService>,
     settings: ReleaseSettings,
+    trusted: Option<Arc<dyn TrustedReleaseKeys>>,
     // One conformance run at a time: each compiles a module and runs every virtual card.
     conformance_slots: Arc<Semaphore>,
     // Releases whose conformance run is in progress in this instance.
@@ -69,6 +82,7 @@ impl ReleaseService {
             repo,
             audit,
             settings,
+            trusted: None,
             conformance_slots: Arc::new(Semaphore::new(1)),
             conformance_running: Arc::default(),
         }
@@ -79,14 +93,27 @@ impl ReleaseService {
         self.settings.max_upload_bytes
     }
 
-    fn require_keys(&self) -> AppResult<()> {
-        if self.settings.keys.is_empty() {
+    /// Verifies uploads with the keys of `source` (read at each upload) instead of the
+    /// configured ones.
+    #[must_use]
+    pub fn with_trusted_keys(mut self, source: Arc<dyn TrustedReleaseKeys>) -> Self {
+        self.trusted = Some(source);
+        self
+    }
+
+    /// The trusted keys now; refuses when there are none.
+    async fn trusted_keys(&self) -> AppResult<KeyRing> {
+        let keys = match &self.trusted {
+            Some(source) => source.trusted_release_keys().await?,
+            None => self.settings.keys.clone(),
+        };
+        if keys.is_empty() {
             return Err(AppError::Unprocessable {
                 code: "release_keys_not_configured",
-                message: "no release public key is configured (RELEASE_PUBLIC_KEYS)",
+                message: "no trusted release public key (seed RELEASE_PUBLIC_KEYS or add one)",
             });
         }
-        Ok(())
+        Ok(keys)
     }
 
     async fn record(

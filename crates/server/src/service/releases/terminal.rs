@@ -116,7 +116,7 @@ impl ReleaseService {
         new: NewTerminalRelease,
         ctx: &RequestContext,
     ) -> AppResult<TerminalRelease> {
-        self.require_keys()?;
+        let keys = self.trusted_keys().await?;
         validate_new(&new)?;
         let manifest = &new.signed.manifest;
         let checked = manifest
@@ -132,11 +132,7 @@ impl ReleaseService {
                     })
                 }
             })
-            .and_then(|()| {
-                new.signed
-                    .verify(&self.settings.keys)
-                    .map_err(|e| manifest_error(&e))
-            });
+            .and_then(|()| new.signed.verify(&keys).map_err(|e| manifest_error(&e)));
         if let Err(error) = checked {
             self.record(
                 principal.actor(),

@@ -25,8 +25,9 @@
 //! unknown `kid`, any `alg` but ES256 or altered claims `token_invalid` (422); a device no
 //! longer `ACTIVE` `device_not_active` (409).
 //!
-//! Keys: P-256 pairs with a random `kid`; the private scalar is stored wrapped
-//! ([`wrap`]). Each instance caches the keys for [`KEY_CACHE_TTL`]; a rotated-out key
+//! Keys: P-256 pairs with a random `kid`; the private scalar is stored only wrapped by the
+//! key store (`service::keys::store`, label `token-key:<kid>`), so master-key rotation
+//! re-wraps it with every other key. Each instance caches the keys for [`KEY_CACHE_TTL`]; a rotated-out key
 //! stays published for the token lifetime plus that cache age plus a minute, so every
 //! token any instance signed with it can still be verified by a JWKS client.
 
@@ -57,13 +58,11 @@ use crate::infra::keys::{random_bytes, random_token};
 use crate::infra::stores::OnceStore;
 use crate::repository::devices::DeviceRepository;
 use crate::repository::tokens::{SigningKeyRow, TokenRepository, TokenRow};
+use crate::service::keys::store::{IntoKeyStore, KeyStore, Sealed, token_key_label};
 use jws::{EcJwk, JwsError};
-use wrap::Wrapper;
 
 /// How long an instance trusts its cached key set before reading it again.
 pub const KEY_CACHE_TTL: Duration = Duration::from_secs(10);
-/// The wrapping label of signing keys.
-const WRAP_LABEL: &str = "token-signing-key";
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 /// Token settings.
@@ -178,7 +177,7 @@ pub struct TokenService {
     keys: Arc<dyn DeviceKeys>,
     once: Arc<dyn OnceStore>,
     audit: Arc<AuditService>,
-    wrapper: Wrapper,
+    store: Arc<dyn KeyStore>,
     settings: TokenSettings,
     cache: RwLock<Option<KeyCache>>,
 }
@@ -214,14 +213,15 @@ fn invalid() -> AppError {
 }
 
 impl TokenService {
-    /// Builds the service; `server_secret` derives the key-wrapping key.
+    /// Builds the service; `store` wraps and unwraps the signing keys (the server's key
+    /// store, or a raw master key for an in-process instance, see [`IntoKeyStore`]).
     pub fn new(
         repo: Arc<dyn TokenRepository>,
         devices: Arc<dyn DeviceRepository>,
         ports: TokenPorts,
         once: Arc<dyn OnceStore>,
         audit: Arc<AuditService>,
-        server_secret: &[u8],
+        store: impl IntoKeyStore,
         settings: TokenSettings,
     ) -> Self {
         Self {
@@ -232,7 +232,7 @@ impl TokenService {
             keys: ports.keys,
             once,
             audit,
-            wrapper: Wrapper::derive(server_secret, WRAP_LABEL),
+            store: store.into_key_store(),
             settings,
             cache: RwLock::new(None),
         }
@@ -242,21 +242,28 @@ impl TokenService {
         i64::try_from(self.settings.ttl.as_secs()).unwrap_or(i64::MAX)
     }
 
-    fn new_key_row(&self, now: UnixMillis) -> SigningKeyRow {
+    fn new_key_row(&self, now: UnixMillis) -> AppResult<SigningKeyRow> {
         let signer = loop {
-            if let Ok(key) = SigningKey::from_slice(&random_bytes::<32>()) {
+            if let Ok(key) =
+                SigningKey::from_slice(&zeroize::Zeroizing::new(random_bytes::<32>())[..])
+            {
                 break key;
             }
         };
         let kid = random_token::<12>();
-        SigningKeyRow {
+        let sealed = self.store.wrap(
+            &token_key_label(&kid),
+            &zeroize::Zeroizing::new(signer.to_bytes())[..],
+        )?;
+        Ok(SigningKeyRow {
             public_key: B64.encode(signer.verifying_key().to_sec1_bytes()),
-            private_wrapped: self.wrapper.wrap(&signer.to_bytes(), &kid),
+            private_wrapped: sealed.wrapped,
+            master_version: Some(sealed.master_version),
             kid,
             retired_at: None,
             publish_until: None,
             created_at: now,
-        }
+        })
     }
 
     async fn load_keys(&self) -> AppResult<KeyCache> {
@@ -265,7 +272,7 @@ impl TokenService {
         if !rows.iter().any(|row| row.retired_at.is_none()) {
             // First start (or every key retired by hand): create one. Two instances racing
             // here both insert; both keys are valid and the newest signs everywhere.
-            self.repo.insert_key(&self.new_key_row(now)).await?;
+            self.repo.insert_key(&self.new_key_row(now)?).await?;
             rows = self.repo.live_keys(now).await?;
         }
         let mut verifiers = HashMap::new();
@@ -282,10 +289,19 @@ impl TokenService {
             .rev()
             .find(|row| row.retired_at.is_none())
             .ok_or_else(|| AppError::Other(anyhow::anyhow!("no active token signing key")))?;
-        let scalar = self
-            .wrapper
-            .unwrap(&active.private_wrapped, &active.kid)
-            .map_err(|error| AppError::Other(anyhow::anyhow!("token signing key: {error}")))?;
+        let master_version = active.master_version.ok_or_else(|| {
+            AppError::Other(anyhow::anyhow!(
+                "token signing key {} still has its legacy wrap (restart to migrate it)",
+                active.kid
+            ))
+        })?;
+        let scalar = self.store.unwrap_bytes(
+            &token_key_label(&active.kid),
+            &Sealed {
+                wrapped: active.private_wrapped.clone(),
+                master_version,
+            },
+        )?;
         let signer = SigningKey::from_slice(&scalar)
             .map_err(|_| crate::repository::corrupt("token_signing_keys.private_wrapped"))?;
         Ok(KeyCache {
@@ -495,7 +511,7 @@ impl TokenService {
     /// Storage errors.
     pub async fn rotate(&self, principal: &Principal, ctx: &RequestContext) -> AppResult<Rotation> {
         let now = now_millis();
-        let row = self.new_key_row(now + 1);
+        let row = self.new_key_row(now + 1)?;
         self.repo.insert_key(&row).await?;
         let grace = self.settings.ttl + KEY_CACHE_TTL + Duration::from_secs(60);
         let publish_until = now + i64::try_from(grace.as_millis()).unwrap_or(i64::MAX / 2);

@@ -1,12 +1,14 @@
-//! Wrapping of secrets the server must store and later use itself (token signing keys,
-//! webhook HMAC secrets): AES-256-GCM under a key derived from the server secret.
+//! Sealing under a key derived from the server secret (`JWT_SECRET`), for two uses only:
+//! short-lived values that never reach storage (the live-events stream tickets), and
+//! reading the token signing keys and webhook secrets that older versions stored this way,
+//! once, when `service::keys::legacy` moves them under the master keyring at start. No
+//! stored value is written with it any more: keys at rest belong to the key store.
 //!
 //! The wrapping key is HMAC-SHA256(server secret, label) — one PRF block, as HKDF-Expand
 //! with a single output block (RFC 5869 §2.3) — so each use gets its own key and rotating
 //! the server secret makes old wraps unreadable (the process refuses them instead of
 //! using a wrong key). The AAD binds a wrap to its row id, so a wrapped value copied to
-//! another row does not open. Stored form: base64(nonce(12) ‖ ciphertext ‖ tag(16)). A
-//! later key-custody store may take over; this stays deliberately small.
+//! another row does not open. Form: base64(nonce(12) ‖ ciphertext ‖ tag(16)).
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
