@@ -153,7 +153,10 @@ async fn a_kernel_signed_by_an_untrusted_key_is_refused_and_the_old_one_keeps_wo
     let none = terminal.run(&["kernel", "update", "--json"]).ok_json();
     assert_eq!(none["update"]["result"], "none_offered");
     // Terminals of version 1.0.0 (what this one reports) run kernels of the host's ABI.
-    admin.allow_kernel_abi("1.0.0", kernel_host::ABI_VERSION).await.unwrap();
+    admin
+        .allow_kernel_abi("1.0.0", kernel_host::ABI_VERSION)
+        .await
+        .unwrap();
 
     // 1.0.0, signed with the trusted key: installed, and payments run on it.
     let wasm = kernel_wasm();
