@@ -30,7 +30,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::health::clean_report;
-use crate::{TestApp, TestDevice};
+use crate::{TestApp, TestDevice, expect_json};
 
 /// The built-in processor connection; its zone PIN key is stored under this name.
 pub(crate) const PROCESSOR: &str = "issuer-sim";
@@ -103,9 +103,7 @@ pub(crate) async fn generate_active(app: &TestApp, token: &str, body: Value) -> 
         .send()
         .await
         .unwrap();
-    let status = res.status();
-    let key: Value = res.json().await.unwrap();
-    assert_eq!(status, StatusCode::CREATED, "{key}");
+    let key = expect_json(res, StatusCode::CREATED).await;
     assert_eq!(key["state"], "READY");
     let res = app
         .req(
@@ -117,9 +115,7 @@ pub(crate) async fn generate_active(app: &TestApp, token: &str, body: Value) -> 
         .send()
         .await
         .unwrap();
-    let status = res.status();
-    let key: Value = res.json().await.unwrap();
-    assert_eq!(status, StatusCode::OK, "{key}");
+    let key = expect_json(res, StatusCode::OK).await;
     assert_eq!(key["state"], "ACTIVE");
     key
 }
@@ -188,9 +184,7 @@ impl TestApp {
             .send()
             .await
             .unwrap();
-        let status = res.status();
-        let body: Value = res.json().await.unwrap();
-        assert_eq!(status, StatusCode::OK, "{body}");
+        let body = expect_json(res, StatusCode::OK).await;
         assert_eq!(
             body["scheme"], "aes128",
             "the tests' originator is AES DUKPT"
@@ -218,10 +212,7 @@ impl TestApp {
             .send()
             .await
             .unwrap();
-        let status = res.status();
-        let body: Value = res.json().await.unwrap();
-        assert_eq!(status, StatusCode::OK, "{body}");
-        body
+        expect_json(res, StatusCode::OK).await
     }
 
     /// A `softpos` device taken to `ACTIVE` through the API (needs [`TestApp::payment_keys`]).
