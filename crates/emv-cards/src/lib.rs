@@ -15,6 +15,8 @@
 //!   M/Chip with CDA, online PIN, an expired card, a cloned card whose signature fails, a card
 //!   without a supported AID, a card that answers malformed data, and a two-application card
 //!   whose first application no kernel supports.
+//! - the reader configuration the cards are personalised against ([`reader_config`]), which
+//!   every test terminal (kernel, issuer simulator, server, load generator) gives the kernel.
 //!
 //! ```
 //! use emv_cards::Card;
@@ -45,8 +47,10 @@ mod cert;
 pub mod cryptogram;
 pub mod keys;
 mod profile;
+mod reader;
 mod rsa;
 mod test_keys;
 pub mod transcript;
 
 pub use card::{Application, Card, ProfileInfo, profiles};
+pub use reader::reader_config;

@@ -15,9 +15,11 @@
 //! kernel and says so. Payments move to a fresh terminal every 25, so none passes the default
 //! policy's velocity rule (30 sales a minute), which would block it.
 //!
-//! `benches/tap_to_result.rs` (terminal core) measures the same with the token fetched ahead;
-//! this one builds in the release profile next to the server, and fetches every token inside
-//! the measured time.
+//! Every token is fetched inside the measured time (the `token` step), as the issue asks; the
+//! sequential rate (payments a second) is printed too. An earlier bench measured with tokens
+//! fetched ahead (cache hits): on the shared 2-core machine against a *debug* server it saw
+//! total p50 16.8 ms / p99 53.7 ms native and p50 18.1 ms / p99 57.1 ms with the `.wasm` in
+//! wasmi, and issuing a token p50 8.5 ms.
 
 use std::time::Instant;
 
@@ -123,11 +125,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let elapsed = started.elapsed();
     let summary = latencies.summary();
+    let rate = payments as f64 / elapsed.as_secs_f64();
     if json {
         println!(
             "{}",
             serde_json::json!({
                 "payments": payments,
+                "payments_per_s": rate,
                 "approved": approved,
                 "failed": failed,
                 "last_error": last_error,
@@ -139,7 +143,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     } else {
         println!(
-            "tap to result: {payments} payments ({approved} approved, {failed} failed{}) with {card} on the {kernel_name} kernel in {:.1} s",
+            "tap to result: {payments} payments ({approved} approved, {failed} failed{}) with {card} on the {kernel_name} kernel in {:.1} s ({rate:.1} payments/s sequential)",
             last_error
                 .map(|code| format!(", last error {code}"))
                 .unwrap_or_default(),

@@ -2,45 +2,9 @@
 //! the test CA keys in the reader's table. Outcomes are what EMV Books B, C-2 and C-3 make of each
 //! card's answers.
 
-use emv_cards::Card;
-use emv_cards::keys::test_ca_public_keys;
-use emv_kernel::entry_point::{AidConfig, Kernel};
-use emv_kernel::oda::{CaKeyTable, CaPublicKey};
+use emv_cards::{Card, reader_config};
 use emv_kernel::outcome::{OdaMethod, OdaStatus, Phase, Reason};
-use emv_kernel::{
-    Date, Outcome, OutcomeKind, Step, TerminalConfig, Transaction, TransactionParams,
-};
-
-fn config() -> TerminalConfig {
-    let mut ca_keys = CaKeyTable::new();
-    for key in test_ca_public_keys() {
-        ca_keys.insert(CaPublicKey::new(key.rid, key.index, &key.modulus, &key.exponent).unwrap());
-    }
-    let mut visa = AidConfig::new(&[0xA0, 0x00, 0x00, 0x00, 0x03], Kernel::C3);
-    visa.transaction_limit = Some(100_000);
-    visa.floor_limit = Some(5_000);
-    visa.cvm_required_limit = Some(3_000);
-    // qVSDC, online PIN, signature, ODA for online authorisations.
-    visa.ttq = [0x27, 0x00, 0x40, 0x00];
-    let mut mastercard = AidConfig::new(&[0xA0, 0x00, 0x00, 0x00, 0x04], Kernel::C2);
-    mastercard.transaction_limit = Some(100_000);
-    mastercard.floor_limit = Some(5_000);
-    mastercard.cvm_required_limit = Some(3_000);
-    TerminalConfig {
-        country_code: [0x08, 0x40],
-        terminal_type: 0x22,
-        terminal_capabilities: [0x00, 0x68, 0xC8],
-        additional_terminal_capabilities: [0x60, 0x00, 0xF0, 0xA0, 0x01],
-        ifd_serial_number: Some(*b"SUNBAY01"),
-        merchant_category_code: Some([0x54, 0x11]),
-        merchant_identifier: None,
-        terminal_identification: Some(*b"TERM0001"),
-        merchant_name_and_location: None,
-        online_capable: true,
-        aids: vec![visa, mastercard],
-        ca_keys,
-    }
-}
+use emv_kernel::{Date, Outcome, OutcomeKind, Step, Transaction, TransactionParams};
 
 fn run(name: &str, amount: u64) -> Outcome {
     let mut card = Card::profile(name).unwrap();
@@ -53,7 +17,7 @@ fn run(name: &str, amount: u64) -> Outcome {
         date: Date::new(2026, 11, 26).unwrap(),
         time: [0x12, 0x00, 0x00],
         unpredictable_number: [0x1A, 0x2B, 0x3C, 0x4D],
-        config: config(),
+        config: reader_config(),
     });
     loop {
         match step {

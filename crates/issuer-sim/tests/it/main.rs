@@ -8,12 +8,8 @@ mod scenarios;
 use std::sync::OnceLock;
 
 use emv_cards::Card;
-use emv_cards::keys::{issuer_master_key, test_ca_public_keys};
-use emv_kernel::entry_point::{AidConfig, Kernel};
-use emv_kernel::oda::{CaKeyTable, CaPublicKey};
-use emv_kernel::{
-    Date, Outcome, OutcomeKind, Step, Tag, TerminalConfig, Transaction, TransactionParams,
-};
+use emv_cards::keys::issuer_master_key;
+use emv_kernel::{Date, Outcome, OutcomeKind, Step, Tag, Transaction, TransactionParams};
 use hex_literal::hex;
 use issuer_sim::{AuthorizationRequest, AuthorizationResponse, IssuerSimulator};
 use payment_crypto::SecretKey;
@@ -48,38 +44,6 @@ pub(crate) fn simulator_iso4() -> &'static IssuerSimulator {
     SIM.get_or_init(|| IssuerSimulator::try_new(zpk_aes(), PinBlockFormat::Iso4).unwrap())
 }
 
-/// A reader configured as in `emv-cards`' kernel tests: Visa (Kernel 3) and Mastercard
-/// (Kernel 2), online capable, the test CA keys trusted.
-fn config() -> TerminalConfig {
-    let mut ca_keys = CaKeyTable::new();
-    for key in test_ca_public_keys() {
-        ca_keys.insert(CaPublicKey::new(key.rid, key.index, &key.modulus, &key.exponent).unwrap());
-    }
-    let mut visa = AidConfig::new(&[0xA0, 0x00, 0x00, 0x00, 0x03], Kernel::C3);
-    visa.transaction_limit = Some(100_000);
-    visa.floor_limit = Some(5_000);
-    visa.cvm_required_limit = Some(3_000);
-    visa.ttq = [0x27, 0x00, 0x40, 0x00];
-    let mut mastercard = AidConfig::new(&[0xA0, 0x00, 0x00, 0x00, 0x04], Kernel::C2);
-    mastercard.transaction_limit = Some(100_000);
-    mastercard.floor_limit = Some(5_000);
-    mastercard.cvm_required_limit = Some(3_000);
-    TerminalConfig {
-        country_code: [0x08, 0x40],
-        terminal_type: 0x22,
-        terminal_capabilities: [0x00, 0x68, 0xC8],
-        additional_terminal_capabilities: [0x60, 0x00, 0xF0, 0xA0, 0x01],
-        ifd_serial_number: Some(*b"SUNBAY01"),
-        merchant_category_code: Some([0x54, 0x11]),
-        merchant_identifier: None,
-        terminal_identification: Some(*b"TERM0001"),
-        merchant_name_and_location: None,
-        online_capable: true,
-        aids: vec![visa, mastercard],
-        ca_keys,
-    }
-}
-
 /// Runs one transaction of `amount` US cents on 26 November 2026 with a fresh card.
 pub(crate) fn run_kernel(profile: &str, amount: u64, un: [u8; 4]) -> (Card, Outcome) {
     let mut card = Card::profile(profile).unwrap();
@@ -92,7 +56,7 @@ pub(crate) fn run_kernel(profile: &str, amount: u64, un: [u8; 4]) -> (Card, Outc
         date: Date::new(2026, 11, 26).unwrap(),
         time: [0x12, 0x00, 0x00],
         unpredictable_number: un,
-        config: config(),
+        config: emv_cards::reader_config(),
     });
     loop {
         match step {

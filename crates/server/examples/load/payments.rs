@@ -30,9 +30,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use emv_cards::Card;
-use emv_kernel::entry_point::{AidConfig, Kernel};
-use emv_kernel::oda::{CaKeyTable, CaPublicKey};
-use emv_kernel::{Date, OutcomeKind, Step, TerminalConfig, Transaction, TransactionParams};
+use emv_kernel::{Date, OutcomeKind, Step, Transaction, TransactionParams};
 use p256::ecdsa::SigningKey;
 use payment_crypto::dukpt::aes::{InitialKeyId, Originator, WorkingKeyUsage};
 use payment_crypto::kcv::{KcvMethod, kcv};
@@ -66,32 +64,6 @@ fn new_p256() -> SigningKey {
     }
 }
 
-fn kernel_config() -> TerminalConfig {
-    let mut ca_keys = CaKeyTable::new();
-    for key in emv_cards::keys::test_ca_public_keys() {
-        ca_keys.insert(CaPublicKey::new(key.rid, key.index, &key.modulus, &key.exponent).unwrap());
-    }
-    let mut visa = AidConfig::new(&[0xA0, 0x00, 0x00, 0x00, 0x03], Kernel::C3);
-    visa.transaction_limit = Some(100_000);
-    visa.floor_limit = Some(5_000);
-    visa.cvm_required_limit = Some(3_000);
-    visa.ttq = [0x27, 0x00, 0x40, 0x00];
-    TerminalConfig {
-        country_code: [0x08, 0x40],
-        terminal_type: 0x22,
-        terminal_capabilities: [0x00, 0x68, 0xC8],
-        additional_terminal_capabilities: [0x60, 0x00, 0xF0, 0xA0, 0x01],
-        ifd_serial_number: Some(*b"SUNBAY01"),
-        merchant_category_code: Some([0x54, 0x11]),
-        merchant_identifier: None,
-        terminal_identification: Some(*b"TERM0001"),
-        merchant_name_and_location: None,
-        online_capable: true,
-        aids: vec![visa],
-        ca_keys,
-    }
-}
-
 /// One tap through the real kernel: DE 55 without cardholder data.
 fn tap() -> Vec<u8> {
     use chrono::Datelike;
@@ -111,7 +83,7 @@ fn tap() -> Vec<u8> {
         .unwrap(),
         time: [0x12, 0x00, 0x00],
         unpredictable_number: [0x1A, 0x2B, 0x3C, 0x4D],
-        config: kernel_config(),
+        config: emv_cards::reader_config(),
     });
     let outcome = loop {
         match step {

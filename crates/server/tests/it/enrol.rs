@@ -20,10 +20,7 @@
 
 use base64::Engine;
 use emv_cards::Card;
-use emv_cards::keys::test_ca_public_keys;
-use emv_kernel::entry_point::{AidConfig, Kernel};
-use emv_kernel::oda::{CaKeyTable, CaPublicKey};
-use emv_kernel::{Date, OutcomeKind, Step, Tag, TerminalConfig, Transaction, TransactionParams};
+use emv_kernel::{Date, OutcomeKind, Step, Tag, Transaction, TransactionParams};
 use payment_crypto::dukpt::aes::{InitialKeyId, Originator, WorkingKeyUsage};
 use payment_crypto::kcv::{KcvMethod, kcv};
 use payment_crypto::pinblock::{ClearPin, Pan, PinBlockFormat};
@@ -33,7 +30,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::health::clean_report;
-use crate::{TestApp, TestDevice};
+use crate::{TestApp, TestDevice, expect_json};
 
 /// The built-in processor connection; its zone PIN key is stored under this name.
 pub(crate) const PROCESSOR: &str = "issuer-sim";
@@ -106,9 +103,7 @@ pub(crate) async fn generate_active(app: &TestApp, token: &str, body: Value) -> 
         .send()
         .await
         .unwrap();
-    let status = res.status();
-    let key: Value = res.json().await.unwrap();
-    assert_eq!(status, StatusCode::CREATED, "{key}");
+    let key = expect_json(res, StatusCode::CREATED).await;
     assert_eq!(key["state"], "READY");
     let res = app
         .req(
@@ -120,9 +115,7 @@ pub(crate) async fn generate_active(app: &TestApp, token: &str, body: Value) -> 
         .send()
         .await
         .unwrap();
-    let status = res.status();
-    let key: Value = res.json().await.unwrap();
-    assert_eq!(status, StatusCode::OK, "{key}");
+    let key = expect_json(res, StatusCode::OK).await;
     assert_eq!(key["state"], "ACTIVE");
     key
 }
@@ -191,9 +184,7 @@ impl TestApp {
             .send()
             .await
             .unwrap();
-        let status = res.status();
-        let body: Value = res.json().await.unwrap();
-        assert_eq!(status, StatusCode::OK, "{body}");
+        let body = expect_json(res, StatusCode::OK).await;
         assert_eq!(
             body["scheme"], "aes128",
             "the tests' originator is AES DUKPT"
@@ -221,10 +212,7 @@ impl TestApp {
             .send()
             .await
             .unwrap();
-        let status = res.status();
-        let body: Value = res.json().await.unwrap();
-        assert_eq!(status, StatusCode::OK, "{body}");
-        body
+        expect_json(res, StatusCode::OK).await
     }
 
     /// A `softpos` device taken to `ACTIVE` through the API (needs [`TestApp::payment_keys`]).
@@ -467,37 +455,6 @@ impl ActiveDevice {
     }
 }
 
-/// The terminal's kernel configuration: Visa (C-3) and Mastercard (C-2) with the test CA keys.
-pub(crate) fn kernel_config() -> TerminalConfig {
-    let mut ca_keys = CaKeyTable::new();
-    for key in test_ca_public_keys() {
-        ca_keys.insert(CaPublicKey::new(key.rid, key.index, &key.modulus, &key.exponent).unwrap());
-    }
-    let mut visa = AidConfig::new(&[0xA0, 0x00, 0x00, 0x00, 0x03], Kernel::C3);
-    visa.transaction_limit = Some(100_000);
-    visa.floor_limit = Some(5_000);
-    visa.cvm_required_limit = Some(3_000);
-    visa.ttq = [0x27, 0x00, 0x40, 0x00];
-    let mut mastercard = AidConfig::new(&[0xA0, 0x00, 0x00, 0x00, 0x04], Kernel::C2);
-    mastercard.transaction_limit = Some(100_000);
-    mastercard.floor_limit = Some(5_000);
-    mastercard.cvm_required_limit = Some(3_000);
-    TerminalConfig {
-        country_code: [0x08, 0x40],
-        terminal_type: 0x22,
-        terminal_capabilities: [0x00, 0x68, 0xC8],
-        additional_terminal_capabilities: [0x60, 0x00, 0xF0, 0xA0, 0x01],
-        ifd_serial_number: Some(*b"SUNBAY01"),
-        merchant_category_code: Some([0x54, 0x11]),
-        merchant_identifier: None,
-        terminal_identification: Some(*b"TERM0001"),
-        merchant_name_and_location: None,
-        online_capable: true,
-        aids: vec![visa, mastercard],
-        ca_keys,
-    }
-}
-
 /// Runs the kernel against a fresh virtual card; returns the card and the DE 55 data
 /// without cardholder data (which travels only inside the encrypted card data).
 pub(crate) fn tap(card_name: &str, amount: u64) -> (Card, Vec<u8>) {
@@ -520,7 +477,7 @@ pub(crate) fn tap(card_name: &str, amount: u64) -> (Card, Vec<u8>) {
         .unwrap(),
         time: [0x12, 0x00, 0x00],
         unpredictable_number: un,
-        config: kernel_config(),
+        config: emv_cards::reader_config(),
     });
     let outcome = loop {
         match step {

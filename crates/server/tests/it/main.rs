@@ -339,6 +339,18 @@ impl TestApp {
         res.json().await.expect("token json")
     }
 
+    /// `GET path` as `token`; the JSON body (whatever the status).
+    pub async fn get_json(&self, token: &str, path: &str) -> Value {
+        self.req(Method::GET, path)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// An access token for the initial admin.
     pub async fn admin_token(&self) -> String {
         token_of(&self.login_ok("admin", ADMIN_PASSWORD).await)
@@ -429,6 +441,14 @@ pub async fn expect_error(res: reqwest::Response, status: StatusCode, code: &str
         body["message"].is_string(),
         "error message missing in {body}"
     );
+    body
+}
+
+/// The JSON body of a response that must have `status` (the body is in the failure message).
+pub async fn expect_json(res: reqwest::Response, status: StatusCode) -> Value {
+    let actual = res.status();
+    let body: Value = res.json().await.expect("response body is JSON");
+    assert_eq!(actual, status, "{body}");
     body
 }
 

@@ -222,18 +222,12 @@ async fn device_history_and_refunds(app: TestApp) {
         .unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     // Audited like a staff refund, with the device as actor.
-    let audit: Value = app
-        .req(
-            Method::GET,
+    let audit = app
+        .get_json(
+            &admin,
             "/api/v1/audit/records?action=transaction.refund&limit=10",
         )
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
     let records = audit["records"].as_array().unwrap();
     assert_eq!(records.len(), 2, "{audit}");
     for record in records {

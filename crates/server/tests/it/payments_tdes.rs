@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::enrol::{device_unwrap, ephemeral, generate_active, kcv_of, tap};
-use crate::{TestApp, TestDevice};
+use crate::{TestApp, TestDevice, expect_json};
 
 struct OsRandom;
 impl RandomSource for OsRandom {
@@ -55,9 +55,7 @@ async fn enrol_tdes(app: &TestApp, admin: &str) -> TdesDevice {
         .send()
         .await
         .unwrap();
-    let status = res.status();
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let body = expect_json(res, StatusCode::OK).await;
     assert_eq!(body["scheme"], "tdes", "{body}");
     let ipek = device_unwrap(&device.id, &secret, &body);
     assert!(ipek.algorithm().is_tdes());
@@ -152,10 +150,7 @@ impl TdesDevice {
             .send()
             .await
             .unwrap();
-        let status = res.status();
-        let answer: Value = res.json().await.unwrap();
-        assert_eq!(status, StatusCode::CREATED, "{answer}");
-        answer
+        expect_json(res, StatusCode::CREATED).await
     }
 }
 

@@ -363,15 +363,7 @@ async fn hundred_concurrent_sales_with_one_token_one_succeeds(app: TestApp) {
         .unwrap();
     pool.close().await;
     assert!(consumed.is_some());
-    let list: Value = app
-        .req(Method::GET, "/api/v1/transactions")
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = app.get_json(&admin, "/api/v1/transactions").await;
     assert_eq!(list["transactions"].as_array().unwrap().len(), 1, "{list}");
     let reuse = threats_of_kind(&app, &admin, &device, "token_reuse").await;
     assert_eq!(reuse.len(), 99, "every losing sale is a TOKEN_REUSE threat");

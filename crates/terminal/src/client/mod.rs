@@ -108,6 +108,8 @@ pub struct Client {
     store: Arc<SecureStore>,
     token: tokio::sync::Mutex<Option<IssuedToken>>,
     retry: RetryPolicy,
+    /// Sent with every request, after the request's own headers (see [`Client::with_header`]).
+    extra_headers: Vec<(String, String)>,
 }
 
 /// Seconds of validity a cached token must still have to be used.
@@ -152,7 +154,18 @@ impl Client {
             store,
             token: tokio::sync::Mutex::new(None),
             retry: RetryPolicy::default(),
+            extra_headers: Vec::new(),
         })
+    }
+
+    /// Adds a header to every request this client sends. The fleet simulator registers each
+    /// virtual device with its own `X-Forwarded-For` address, since the server caps
+    /// registrations per client address.
+    #[must_use]
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.extra_headers
+            .push((name.to_ascii_lowercase(), value.to_owned()));
+        self
     }
 
     /// Uses another retry policy for sales and refunds.
@@ -243,7 +256,7 @@ impl Client {
             )
             .header("content-type", "application/json")
             .body(request.body.clone());
-        for (name, value) in &request.headers {
+        for (name, value) in request.headers.iter().chain(&self.extra_headers) {
             builder = builder.header(name.as_str(), value.as_str());
         }
         let res = builder
@@ -299,6 +312,9 @@ impl Client {
         body: Option<&B>,
     ) -> Result<T, ClientError> {
         let mut builder = self.http.post(format!("{}{path}", self.base));
+        for (name, value) in &self.extra_headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
         if let Some(body) = body {
             builder = builder.json(body);
         }
@@ -738,6 +754,7 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::health::AppFacts;
     use crate::store::DeviceConfig;
     use p256::ecdsa::signature::Verifier;
 
@@ -777,6 +794,84 @@ mod tests {
         let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&store.public_key_sec1()).unwrap();
         assert!(key.verify(message.as_bytes(), &signature).is_ok());
         assert!(key.verify(b"another message", &signature).is_err());
+    }
+
+    /// Accepts one HTTP request on a loopback port, answers it with a 409 error body and
+    /// returns the request's head, lower-cased.
+    async fn one_request_head(listener: tokio::net::TcpListener) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = socket.read(&mut buf).await.unwrap();
+            assert!(
+                n > 0,
+                "connection closed before the end of the request head"
+            );
+            head.extend_from_slice(&buf[..n]);
+        }
+        let body = br#"{"code":"test_refusal","message":"refused"}"#;
+        let response = format!(
+            "HTTP/1.1 409 Conflict\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        );
+        socket.write_all(response.as_bytes()).await.unwrap();
+        socket.write_all(body).await.unwrap();
+        String::from_utf8_lossy(&head).to_ascii_lowercase()
+    }
+
+    #[tokio::test]
+    async fn extra_headers_go_with_anonymous_and_signed_requests() {
+        let store = Arc::new(SecureStore::in_memory(DeviceConfig {
+            device_id: Some(Uuid::nil()),
+            ..DeviceConfig::default()
+        }));
+        for with_header in [true, false] {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let base = format!("http://{}", listener.local_addr().unwrap());
+            let mut client = Client::with_base(&base, Arc::clone(&store)).unwrap();
+            if with_header {
+                client = client.with_header("X-Forwarded-For", "198.18.0.7");
+            }
+            let server = tokio::spawn(one_request_head(listener));
+            let error = client
+                .register(
+                    Uuid::nil(),
+                    &DeviceFacts::desktop(&AppFacts::development()),
+                    "softpos",
+                )
+                .await
+                .unwrap_err();
+            assert_eq!(error.code(), "test_refusal");
+            let head = server.await.unwrap();
+            assert!(
+                head.starts_with("post /api/v1/devices/challenge "),
+                "{head}"
+            );
+            assert_eq!(
+                head.contains("\r\nx-forwarded-for: 198.18.0.7\r\n"),
+                with_header,
+                "{head}"
+            );
+        }
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let client = Client::with_base(&base, Arc::clone(&store))
+            .unwrap()
+            .with_header("X-Forwarded-For", "198.18.0.8");
+        let server = tokio::spawn(one_request_head(listener));
+        assert_eq!(
+            client.device_self().await.unwrap_err().code(),
+            "test_refusal"
+        );
+        let head = server.await.unwrap();
+        assert!(head.contains("\r\nx-device-signature: "), "{head}");
+        assert!(
+            head.contains("\r\nx-forwarded-for: 198.18.0.8\r\n"),
+            "{head}"
+        );
     }
 
     #[test]

@@ -79,32 +79,27 @@ pub async fn setup(
         server_url: Some(server.to_owned()),
         ..DeviceConfig::default()
     }));
-    let client = Client::with_base(server, store).map_err(|e| format!("client:{}", e.code()))?;
+    let client = Client::with_base(server, Arc::clone(&store))
+        .map_err(|e| format!("client:{}", e.code()))?;
     let facts = AppFacts::development();
     let mut timings = SetupTimings::default();
 
     let step = Instant::now();
     let mut device_facts = DeviceFacts::desktop(&facts);
     device_facts.model = format!("Fleet virtual terminal {index}");
-    let id = if forwarded_for {
-        let http = reqwest::Client::new();
-        super::enrol::register_from(
-            &http,
-            server,
-            client.store(),
-            merchant_id,
-            &device_facts,
-            &super::enrol::benchmark_address(index),
-        )
-        .await
-        .map_err(|code| format!("register:{code}"))?
+    // Only the registration comes from the device's own address: the cap is per address.
+    let registrar = if forwarded_for {
+        &Client::with_base(server, store)
+            .map_err(|e| format!("client:{}", e.code()))?
+            .with_header("x-forwarded-for", &super::enrol::benchmark_address(index))
     } else {
-        client
-            .register(merchant_id, &device_facts, "softpos")
-            .await
-            .map_err(|e| format!("register:{}", code_of(&e)))?
-            .id
+        &client
     };
+    let id = registrar
+        .register(merchant_id, &device_facts, "softpos")
+        .await
+        .map_err(|e| format!("register:{}", code_of(&e)))?
+        .id;
     timings.register = step.elapsed();
     let id = id.to_string();
 

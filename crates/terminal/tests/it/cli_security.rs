@@ -2,9 +2,7 @@
 //! signed device request; a kernel update whose manifest does not verify under the terminal's
 //! trusted release key, after which the installed kernel keeps working.
 
-use std::path::PathBuf;
-use std::process::Command;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -14,7 +12,7 @@ use terminal::client::Client;
 use terminal::store::{SecureStore, StoreKey};
 
 use crate::cli_support::{Terminal, active_terminal, active_terminal_with};
-use crate::local_server;
+use crate::{kernel_wasm, local_server};
 
 fn open_client(terminal: &Terminal) -> Client {
     let key = StoreKey::from_hex(&terminal.store_key).unwrap();
@@ -75,48 +73,6 @@ async fn replayed_stale_and_tampered_signed_requests_are_refused() {
 fn error_code(body: &[u8]) -> String {
     let value: serde_json::Value = serde_json::from_slice(body).unwrap();
     value["code"].as_str().unwrap().to_owned()
-}
-
-/// The kernel `.wasm` of this workspace: `KERNEL_WASM` (set by `cargo xtask test`), else built
-/// with the command of `crates/emv-kernel-wasm/ABI.md`.
-fn kernel_wasm() -> &'static [u8] {
-    static WASM: OnceLock<Vec<u8>> = OnceLock::new();
-    WASM.get_or_init(|| {
-        let path = std::env::var_os("KERNEL_WASM").map_or_else(build_kernel, PathBuf::from);
-        std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-    })
-}
-
-fn build_kernel() -> PathBuf {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let output = Command::new(cargo)
-        .current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."))
-        .args([
-            "build",
-            "--quiet",
-            "--message-format=json",
-            "-p",
-            "emv-kernel-wasm",
-            "--profile",
-            "wasm",
-            "--target",
-            "wasm32-unknown-unknown",
-        ])
-        .output()
-        .expect("cargo runs");
-    assert!(
-        output.status.success(),
-        "building the kernel .wasm failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|message| message["reason"] == "compiler-artifact")
-        .flat_map(|message| message["filenames"].as_array().cloned().unwrap_or_default())
-        .filter_map(|name| name.as_str().map(PathBuf::from))
-        .find(|path| path.extension().is_some_and(|ext| ext == "wasm"))
-        .expect("cargo reported the .wasm artifact")
 }
 
 fn manifest_header(version: &str, key_id: &str, key: &SigningKey, wasm: &[u8]) -> String {

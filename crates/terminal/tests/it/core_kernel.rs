@@ -3,11 +3,7 @@
 //! tampered file leaves the installed kernel working; rollback brings the previous one back.
 //!
 //! The `.wasm` is the one `cargo xtask test` builds (`KERNEL_WASM`); without that variable it
-//! is built here as `kernel-host`'s tests do.
-
-use std::path::PathBuf;
-use std::process::Command;
-use std::sync::OnceLock;
+//! is built here as `kernel-host`'s tests do (`crate::kernel_wasm`).
 
 use kernel_host::Kernel;
 use release_manifest::ed25519_dalek::SigningKey;
@@ -16,47 +12,7 @@ use terminal::client::kernel::{KernelStore, verify_kernel};
 use terminal::money;
 use terminal::payment::{self, CardSpec, PaymentRequest, ReaderConfig};
 
-fn kernel_wasm() -> &'static [u8] {
-    static WASM: OnceLock<Vec<u8>> = OnceLock::new();
-    WASM.get_or_init(|| {
-        let path = std::env::var_os("KERNEL_WASM")
-            .map(PathBuf::from)
-            .unwrap_or_else(build);
-        std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
-    })
-}
-
-fn build() -> PathBuf {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let output = Command::new(cargo)
-        .current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."))
-        .args([
-            "build",
-            "--quiet",
-            "--message-format=json",
-            "-p",
-            "emv-kernel-wasm",
-            "--profile",
-            "wasm",
-            "--target",
-            "wasm32-unknown-unknown",
-        ])
-        .output()
-        .expect("cargo runs");
-    assert!(
-        output.status.success(),
-        "building the kernel .wasm failed (is the wasm32-unknown-unknown target installed?):\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|message| message["reason"] == "compiler-artifact")
-        .flat_map(|message| message["filenames"].as_array().cloned().unwrap_or_default())
-        .filter_map(|name| name.as_str().map(PathBuf::from))
-        .find(|path| path.extension().is_some_and(|ext| ext == "wasm"))
-        .expect("cargo reported the .wasm artifact")
-}
+use crate::kernel_wasm;
 
 fn manifest(version: &str, wasm: &[u8], key: &SigningKey) -> SignedManifest {
     Manifest {

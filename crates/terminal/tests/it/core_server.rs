@@ -1,144 +1,36 @@
 //! A real `softpos-server` for the terminal core's integration tests, and the admin side of
 //! onboarding (merchant, BDK, zone PIN key of the simulated issuer, approval).
 //!
-//! The binary: `SOFTPOS_SERVER_BIN`, else `softpos-server` in the target folder of this test
-//! executable (`cargo xtask test` builds it first and exports the variable). When it is
-//! missing, the tests fail under `CI=true`; elsewhere they build it once with
-//! `cargo build -p server --bin softpos-server`.
+//! The process is the fleet's [`LocalServer`] (SQLite in its own data folder), started by
+//! [`crate::local_server`], which finds or builds the binary.
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, OnceLock, mpsc};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use terminal::client::{Client, DeviceFacts};
+use terminal::fleet::server::{LOCAL_ADMIN_PASSWORD, LocalServer};
 use terminal::health::{AppFacts, HealthCollector};
 use terminal::store::{DeviceConfig, SecureStore};
 use uuid::Uuid;
-
-const ADMIN_PASSWORD: &str = "terminal-core-admin-password";
-const JWT_SECRET: &str = "5d2c7a9e1b3f4a6c8e0b1d3f5a7c9e8f3c1a9e5b7d2f4a6c8e0b1d3f5a7c9e8f";
-
-fn server_binary() -> PathBuf {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY
-        .get_or_init(|| {
-            if let Ok(path) = std::env::var("SOFTPOS_SERVER_BIN") {
-                let path = PathBuf::from(path);
-                assert!(
-                    path.exists(),
-                    "SOFTPOS_SERVER_BIN={} does not exist",
-                    path.display()
-                );
-                return path;
-            }
-            // .../target/<profile>/deps/it-<hash> -> .../target/<profile>/softpos-server
-            let exe = std::env::current_exe().expect("test executable path");
-            let profile_dir = exe
-                .parent()
-                .and_then(std::path::Path::parent)
-                .expect("target/<profile>")
-                .to_path_buf();
-            let candidate = profile_dir.join("softpos-server");
-            if candidate.exists() {
-                return candidate;
-            }
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "softpos-server not found at {} and CI=true: build it first (cargo xtask test \
-                 does) or set SOFTPOS_SERVER_BIN",
-                candidate.display()
-            );
-            eprintln!("building softpos-server for the terminal tests (once)...");
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-            let mut args = vec!["build", "-p", "server", "--bin", "softpos-server"];
-            if profile_dir
-                .file_name()
-                .is_some_and(|name| name == "release")
-            {
-                args.push("--release");
-            }
-            let status = Command::new(cargo)
-                .args(&args)
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .status()
-                .expect("run cargo build");
-            assert!(status.success(), "cargo build -p server failed");
-            assert!(
-                candidate.exists(),
-                "no softpos-server at {} after the build",
-                candidate.display()
-            );
-            candidate
-        })
-        .clone()
-}
 
 /// A running server on a free loopback port with a temporary SQLite database.
 pub(crate) struct TestServer {
     pub(crate) base: String,
     http: reqwest::Client,
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    _server: LocalServer,
 }
 
 impl TestServer {
     pub(crate) fn start() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut child = Command::new(server_binary())
-            .arg("--listen-addr")
-            .arg("127.0.0.1:0")
-            .arg("--data-dir")
-            .arg(dir.path())
-            .env_remove("REDIS_URL")
-            .env_remove("TLS_CERT")
-            .env_remove("TLS_KEY")
-            .env(
-                "DATABASE_URL",
-                format!("sqlite://{}/softpos.db?mode=rwc", dir.path().display()),
-            )
-            .env("SOFTPOS_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("JWT_SECRET", JWT_SECRET)
-            .env("RUST_LOG", "warn")
-            .env("ALLOW_SOFTWARE_ATTESTATION", "true")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start softpos-server");
-        let stdout = child.stdout.take().expect("stdout");
-        let (sender, receiver) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut sender = Some(sender);
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(rest) = line.strip_prefix("softpos-server listening on ")
-                    && let Some(sender) = sender.take()
-                {
-                    let _ = sender.send(rest.trim().to_owned());
-                }
-            }
-        });
-        let base = receiver
-            .recv_timeout(Duration::from_secs(60))
-            .expect("softpos-server did not report its address within 60 s");
+        let server = crate::local_server(&[]);
         Self {
-            base,
+            base: server.base.clone(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()
                 .expect("client"),
-            child,
-            _dir: dir,
+            _server: server,
         }
     }
 
@@ -160,7 +52,7 @@ impl TestServer {
             .admin_call(
                 None,
                 "/api/v1/auth/login",
-                json!({ "username": "admin", "password": ADMIN_PASSWORD }),
+                json!({ "username": "admin", "password": LOCAL_ADMIN_PASSWORD }),
             )
             .await;
         Admin {

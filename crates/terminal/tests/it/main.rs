@@ -15,6 +15,7 @@ mod kernel_replay;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 
 /// The emv-replay transcripts directory.
 pub(crate) fn transcripts() -> PathBuf {
@@ -105,4 +106,46 @@ pub(crate) fn admin_client(base: &str) -> terminal::fleet::admin::AdminClient {
         },
     )
     .expect("admin client")
+}
+
+/// The kernel `.wasm` of this workspace: `KERNEL_WASM` (set by `cargo xtask test`), else built
+/// with the command of `crates/emv-kernel-wasm/ABI.md`.
+pub(crate) fn kernel_wasm() -> &'static [u8] {
+    static WASM: OnceLock<Vec<u8>> = OnceLock::new();
+    WASM.get_or_init(|| {
+        let path = std::env::var_os("KERNEL_WASM").map_or_else(build_kernel, PathBuf::from);
+        std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+    })
+}
+
+fn build_kernel() -> PathBuf {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(cargo)
+        .current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."))
+        .args([
+            "build",
+            "--quiet",
+            "--message-format=json",
+            "-p",
+            "emv-kernel-wasm",
+            "--profile",
+            "wasm",
+            "--target",
+            "wasm32-unknown-unknown",
+        ])
+        .output()
+        .expect("cargo runs");
+    assert!(
+        output.status.success(),
+        "building the kernel .wasm failed (is the wasm32-unknown-unknown target installed?):\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|message| message["reason"] == "compiler-artifact")
+        .flat_map(|message| message["filenames"].as_array().cloned().unwrap_or_default())
+        .filter_map(|name| name.as_str().map(PathBuf::from))
+        .find(|path| path.extension().is_some_and(|ext| ext == "wasm"))
+        .expect("cargo reported the .wasm artifact")
 }
