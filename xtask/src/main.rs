@@ -93,6 +93,19 @@ fn test(sh: &Shell) -> Result<()> {
         "cargo clippy --workspace --all-targets --locked -- -D warnings"
     )
     .run()?;
+    // The terminal's PC/SC card source sits behind its `pcsc` feature because it links
+    // libpcsclite, which a CI machine need not have; type-check it so it cannot rot (clippy does
+    // not link, and the two variables stop the -sys crate from looking for the library).
+    {
+        let _no_pkg_config = sh.push_env("LIBPCSCLITE_NO_PKG_CONFIG", "1");
+        let _lib_dir = sh.push_env("PCSC_LIB_DIR", "/nonexistent");
+        cmd!(
+            sh,
+            "cargo clippy -p terminal --features pcsc --lib --locked -- -D warnings"
+        )
+        .run()
+        .context("the terminal's PC/SC card source (feature `pcsc`)")?;
+    }
     // kernel-host's tests load the kernel .wasm; build it once here rather than from each test.
     let kernel_wasm = build_kernel_wasm(sh)?;
     let _kernel_wasm = sh.push_env("KERNEL_WASM", &kernel_wasm);
