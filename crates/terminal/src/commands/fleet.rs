@@ -67,6 +67,11 @@ pub struct FleetArgs {
     /// Devices set up at the same time.
     #[arg(long, default_value_t = 32)]
     pub setup_concurrency: usize,
+    /// At most this many payments waiting for answers at once (unset: one per device). A due
+    /// payment that finds the cap reached is dropped and counted, like a load generator's
+    /// bounded connection pool; use it to measure the server's throughput rather than its queue.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max_in_flight: Option<u32>,
     /// Print the summary as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -124,6 +129,7 @@ pub fn run(args: FleetArgs) -> Result<Reply, CliError> {
         credentials,
         merchant: args.merchant,
         setup_concurrency: args.setup_concurrency,
+        max_in_flight: args.max_in_flight.map(|cap| cap as usize),
         progress: progress_enabled(args.json),
         forwarded_for: args.forwarded_for,
     };

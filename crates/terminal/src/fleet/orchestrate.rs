@@ -38,6 +38,8 @@ pub struct FleetConfig {
     pub merchant: Option<String>,
     /// Devices set up at the same time.
     pub setup_concurrency: usize,
+    /// At most this many payments waiting for answers at once (`None`: one per device).
+    pub max_in_flight: Option<usize>,
     /// Show progress on standard error.
     pub progress: bool,
     /// Register each device from its own `X-Forwarded-For` address (see `fleet::enrol`).
@@ -159,7 +161,15 @@ pub async fn run(config: FleetConfig) -> Result<Summary, CliError> {
     let stats = if healthy.is_empty() {
         runner::RunStats::default()
     } else {
-        runner::run(healthy, &config.mix, config.rate, config.duration, live).await
+        runner::run(
+            healthy,
+            &config.mix,
+            config.rate,
+            config.duration,
+            config.max_in_flight,
+            live,
+        )
+        .await
     };
     drop(ticker);
 
@@ -262,6 +272,7 @@ pub async fn run(config: FleetConfig) -> Result<Summary, CliError> {
             elapsed_s: secs,
             offered: stats.offered,
             dropped_busy: stats.dropped_busy,
+            dropped_in_flight: stats.dropped_in_flight,
             late: stats.late,
             completed: stats.completed,
             authorizations_per_s: per_second(issuer_answers),

@@ -56,6 +56,8 @@ pub struct RunStats {
     pub offered: u64,
     /// Of which dropped because every device was busy.
     pub dropped_busy: u64,
+    /// Of which dropped because `max_in_flight` payments were already waiting for answers.
+    pub dropped_in_flight: u64,
     /// Of which handed out late.
     pub late: u64,
     /// Payments finished.
@@ -102,12 +104,18 @@ impl RunStats {
 /// How long in-flight payments may take to finish after the paced phase ends.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Runs the paced phase with `devices` at `rate` per second for `duration`.
+/// Runs the paced phase with `devices` at `rate` per second for `duration`, with at most
+/// `max_in_flight` payments waiting for answers at once (`None`: as many as there are devices).
+///
+/// The cap exists because an open-loop fleet offered more than the server can answer only
+/// queues requests at the server and measures the queue; with a cap the fleet behaves like a
+/// load generator with a bounded connection pool and measures the server's throughput.
 pub async fn run<T: FleetTerminal>(
     devices: Vec<T>,
     mix: &Mix,
     rate: f64,
     duration: Duration,
+    max_in_flight: Option<usize>,
     live: Arc<Live>,
 ) -> RunStats {
     let stats = Arc::new(Mutex::new(RunStats::default()));
@@ -121,6 +129,10 @@ pub async fn run<T: FleetTerminal>(
     while let Some(index) = pacer.next().await {
         // Collect finished tasks as we go so the set stays small.
         while in_flight.try_join_next().is_some() {}
+        if max_in_flight.is_some_and(|cap| in_flight.len() >= cap) {
+            lock(&stats).dropped_in_flight += 1;
+            continue;
+        }
         let Ok(mut device) = idle_rx.try_recv() else {
             lock(&stats).dropped_busy += 1;
             continue;
@@ -206,7 +218,15 @@ mod tests {
                 delay: Duration::from_millis(100),
             })
             .collect();
-        let stats = run(devices, &mix, 10.0, Duration::from_secs(1), live.clone()).await;
+        let stats = run(
+            devices,
+            &mix,
+            10.0,
+            Duration::from_secs(1),
+            None,
+            live.clone(),
+        )
+        .await;
         assert_eq!(stats.offered, 10);
         assert_eq!(stats.dropped_busy, 0);
         assert_eq!(stats.completed, 10);
@@ -227,9 +247,30 @@ mod tests {
         let devices = vec![Scripted {
             delay: Duration::from_millis(250),
         }];
-        let stats = run(devices, &mix, 10.0, Duration::from_secs(1), live).await;
+        let stats = run(
+            devices,
+            &mix,
+            10.0,
+            Duration::from_secs(1),
+            None,
+            live.clone(),
+        )
+        .await;
         assert_eq!(stats.offered, 10);
         assert_eq!(stats.completed + stats.dropped_busy, 10);
         assert!((3..=4).contains(&stats.completed), "{stats:?}");
+
+        // Ten idle devices, 250 ms per payment, at most two in flight: the cap, not the
+        // devices, limits what is sent, and the drops are counted as such.
+        let devices = (0..10)
+            .map(|_| Scripted {
+                delay: Duration::from_millis(250),
+            })
+            .collect();
+        let stats = run(devices, &mix, 10.0, Duration::from_secs(1), Some(2), live).await;
+        assert_eq!(stats.offered, 10);
+        assert_eq!(stats.dropped_busy, 0);
+        assert_eq!(stats.completed + stats.dropped_in_flight, 10);
+        assert!((6..=8).contains(&stats.completed), "{stats:?}");
     }
 }

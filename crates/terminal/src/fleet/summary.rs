@@ -68,6 +68,8 @@ pub struct PaymentsView {
     pub offered: u64,
     /// Offered when every healthy device was still busy (not sent; the generator's limit).
     pub dropped_busy: u64,
+    /// Offered when `--max-in-flight` payments were already waiting for answers (not sent).
+    pub dropped_in_flight: u64,
     /// Handed out more than 10 ms late (the generator could not keep up).
     pub late: u64,
     /// Payments that got an answer or an error.
@@ -131,8 +133,8 @@ impl Summary {
         let p = &self.payments;
         let _ = writeln!(
             out,
-            "payments: {} completed of {} offered in {:.1} s ({} dropped: all devices busy, {} late)",
-            p.completed, p.offered, p.elapsed_s, p.dropped_busy, p.late
+            "payments: {} completed of {} offered in {:.1} s ({} dropped: all devices busy, {} dropped: in-flight cap, {} late)",
+            p.completed, p.offered, p.elapsed_s, p.dropped_busy, p.dropped_in_flight, p.late
         );
         let _ = writeln!(
             out,
