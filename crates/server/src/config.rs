@@ -9,7 +9,12 @@ use anyhow::{Context, bail};
 
 /// Back-end configuration. Every field is also an environment variable.
 #[derive(clap::Parser, Debug, Clone)]
-#[command(name = "softpos-server", version, about = "SUNBAY SoftPOS back end")]
+#[command(
+    name = "softpos-server",
+    version,
+    about = "SUNBAY SoftPOS back end",
+    after_help = "Offline tool: `softpos-server attestation verify --help` checks an Android Key Attestation chain as registration does."
+)]
 pub struct Config {
     /// Address to listen on. Loopback by default; tests pass `127.0.0.1:0`.
     #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8080")]
