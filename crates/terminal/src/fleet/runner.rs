@@ -208,25 +208,36 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn paces_checks_expectations_and_counts_busy_drops() {
+    /// Runs one second at 10 payments a second on `devices` scripted devices that take
+    /// `delay_ms` each.
+    async fn run_scripted(
+        devices: usize,
+        delay_ms: u64,
+        max_in_flight: Option<usize>,
+        live: Arc<Live>,
+    ) -> RunStats {
         let mix = Mix::parse("visa-fdda=2,insufficient-funds=1,wrong-pin=1").unwrap();
-        let live = Arc::new(Live::default());
-        // Two devices, 100 ms per payment, 10 due per second: ~20 can be served in 1 s.
-        let devices = (0..2)
+        let devices = (0..devices)
             .map(|_| Scripted {
-                delay: Duration::from_millis(100),
+                delay: Duration::from_millis(delay_ms),
             })
             .collect();
-        let stats = run(
+        run(
             devices,
             &mix,
             10.0,
             Duration::from_secs(1),
-            None,
-            live.clone(),
+            max_in_flight,
+            live,
         )
-        .await;
+        .await
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn paces_checks_expectations_and_counts_busy_drops() {
+        let live = Arc::new(Live::default());
+        // Two devices, 100 ms per payment, 10 due per second: ~20 can be served in 1 s.
+        let stats = run_scripted(2, 100, None, live.clone()).await;
         assert_eq!(stats.offered, 10);
         assert_eq!(stats.dropped_busy, 0);
         assert_eq!(stats.completed, 10);
@@ -244,30 +255,14 @@ mod tests {
         assert_eq!(live.done.load(std::sync::atomic::Ordering::Relaxed), 10);
 
         // One device, 250 ms per payment, 10 due per second: most due times find it busy.
-        let devices = vec![Scripted {
-            delay: Duration::from_millis(250),
-        }];
-        let stats = run(
-            devices,
-            &mix,
-            10.0,
-            Duration::from_secs(1),
-            None,
-            live.clone(),
-        )
-        .await;
+        let stats = run_scripted(1, 250, None, live.clone()).await;
         assert_eq!(stats.offered, 10);
         assert_eq!(stats.completed + stats.dropped_busy, 10);
         assert!((3..=4).contains(&stats.completed), "{stats:?}");
 
         // Ten idle devices, 250 ms per payment, at most two in flight: the cap, not the
         // devices, limits what is sent, and the drops are counted as such.
-        let devices = (0..10)
-            .map(|_| Scripted {
-                delay: Duration::from_millis(250),
-            })
-            .collect();
-        let stats = run(devices, &mix, 10.0, Duration::from_secs(1), Some(2), live).await;
+        let stats = run_scripted(10, 250, Some(2), live).await;
         assert_eq!(stats.offered, 10);
         assert_eq!(stats.dropped_busy, 0);
         assert_eq!(stats.completed + stats.dropped_in_flight, 10);
