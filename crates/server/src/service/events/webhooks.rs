@@ -35,7 +35,7 @@ use crate::infra::stores::{Event, EventBus, OnceStore};
 use crate::repository::webhooks::{DeliveryOutcome, DeliveryRow, EndpointRow, WebhookRepository};
 use crate::service::RequestContext;
 use crate::service::audit::AuditService;
-use crate::service::keys::store::{IntoKeyStore, KeyStore, Sealed, webhook_secret_label};
+use crate::service::keys::store::{KeyStore, Sealed, webhook_secret_label};
 
 /// Delivery settings.
 #[derive(Debug, Clone, Copy)]
@@ -159,7 +159,7 @@ impl WebhookService {
         repo: Arc<dyn WebhookRepository>,
         once: Arc<dyn OnceStore>,
         audit: Arc<AuditService>,
-        store: impl IntoKeyStore,
+        store: Arc<dyn KeyStore>,
         settings: WebhookSettings,
     ) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
@@ -171,7 +171,7 @@ impl WebhookService {
             repo,
             once,
             audit,
-            store: store.into_key_store(),
+            store,
             client,
             settings,
         })

@@ -490,31 +490,6 @@ impl KeyStore for KeyringStore {
     }
 }
 
-/// Converts what a service is given into a key store: a store itself, or (for in-process
-/// instances in tests that share a server started with `SOFTPOS_MASTER_KEY` set to the same
-/// bytes) a raw 32-byte master key of version 1.
-pub trait IntoKeyStore {
-    /// The key store.
-    ///
-    /// # Panics
-    /// A raw master key that is not 32 bytes.
-    fn into_key_store(self) -> Arc<dyn KeyStore>;
-}
-
-impl IntoKeyStore for Arc<dyn KeyStore> {
-    fn into_key_store(self) -> Arc<dyn KeyStore> {
-        self
-    }
-}
-
-impl IntoKeyStore for &[u8] {
-    fn into_key_store(self) -> Arc<dyn KeyStore> {
-        let ring = MasterKeyring::parse(&Zeroizing::new(hex::encode(self)))
-            .expect("a raw master key is 32 bytes");
-        Arc::new(KeyringStore::new(Arc::new(ring)))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

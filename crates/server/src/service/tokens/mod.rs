@@ -58,7 +58,7 @@ use crate::infra::keys::{random_bytes, random_token};
 use crate::infra::stores::OnceStore;
 use crate::repository::devices::DeviceRepository;
 use crate::repository::tokens::{SigningKeyRow, TokenRepository, TokenRow};
-use crate::service::keys::store::{IntoKeyStore, KeyStore, Sealed, token_key_label};
+use crate::service::keys::store::{KeyStore, Sealed, token_key_label};
 use jws::{EcJwk, JwsError};
 
 /// How long an instance trusts its cached key set before reading it again.
@@ -213,15 +213,14 @@ fn invalid() -> AppError {
 }
 
 impl TokenService {
-    /// Builds the service; `store` wraps and unwraps the signing keys (the server's key
-    /// store, or a raw master key for an in-process instance, see [`IntoKeyStore`]).
+    /// Builds the service; `store` (the server's key store) wraps and unwraps the signing keys.
     pub fn new(
         repo: Arc<dyn TokenRepository>,
         devices: Arc<dyn DeviceRepository>,
         ports: TokenPorts,
         once: Arc<dyn OnceStore>,
         audit: Arc<AuditService>,
-        store: impl IntoKeyStore,
+        store: Arc<dyn KeyStore>,
         settings: TokenSettings,
     ) -> Self {
         Self {
@@ -232,7 +231,7 @@ impl TokenService {
             keys: ports.keys,
             once,
             audit,
-            store: store.into_key_store(),
+            store,
             settings,
             cache: RwLock::new(None),
         }
