@@ -1,7 +1,7 @@
 //! Card sources: a virtual test card (`emv-cards`), a recorded transcript (`emv-replay`), or a
 //! PC/SC contactless reader (cargo feature `pcsc`, off by default because it links
 //! libpcsclite; without it a reader gives [`CardSourceError::PcscNotBuilt`]). The reader source
-//! lives in [`pcsc`](self) and waits for a card to be presented before it connects.
+//! is the `pcsc` submodule; it waits for a card to be presented before it connects.
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -19,9 +19,15 @@ use super::CardSourceError;
 /// Pause before looking for the card again after it vanished while being connected.
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
 
+/// How long a card that stopped answering has to show as gone before it counts as a reader
+/// failure rather than a card taken away (pcscd polls presence every few hundred milliseconds).
+const CARD_LEFT_GRACE: Duration = Duration::from_secs(1);
+
 /// A contactless card on a PC/SC reader.
 pub(super) struct PcscCard {
     card: pcsc::Card,
+    context: Context,
+    reader: CString,
 }
 
 impl std::fmt::Debug for PcscCard {
@@ -33,14 +39,47 @@ impl std::fmt::Debug for PcscCard {
 impl CardSource for PcscCard {
     fn transmit(&mut self, capdu: &[u8]) -> Result<Vec<u8>, CardError> {
         let mut buffer = [0u8; pcsc::MAX_BUFFER_SIZE_EXTENDED];
-        let answer = self
-            .card
-            .transmit(capdu, &mut buffer)
-            .map_err(|e| match e {
-                pcsc::Error::RemovedCard | pcsc::Error::NoSmartcard => CardError::Removed,
-                other => CardError::Transport(other.to_string()),
-            })?;
-        Ok(answer.to_vec())
+        let failure = match self.card.transmit(capdu, &mut buffer) {
+            // Every R-APDU ends with a status word.
+            Ok(answer) if answer.len() >= 2 => return Ok(answer.to_vec()),
+            Ok(_) => "the reader returned no status word".to_owned(),
+            Err(pcsc::Error::RemovedCard | pcsc::Error::NoSmartcard) => {
+                return Err(CardError::Removed);
+            }
+            Err(other) => other.to_string(),
+        };
+        // The link broke during the command. A card taken away often shows so before pcscd
+        // has noticed it left (vpcd, for one, then answers nothing or fails the command).
+        Err(if self.card_left() {
+            CardError::Removed
+        } else {
+            CardError::Transport(failure)
+        })
+    }
+}
+
+impl PcscCard {
+    /// Whether the reader reports the card gone within [`CARD_LEFT_GRACE`].
+    fn card_left(&self) -> bool {
+        let deadline = Instant::now() + CARD_LEFT_GRACE;
+        let mut states = [ReaderState::new(self.reader.clone(), State::UNAWARE)];
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if self
+                .context
+                .get_status_change(remaining, &mut states)
+                .is_err()
+            {
+                return false;
+            }
+            if !states[0].event_state().contains(State::PRESENT) {
+                return true;
+            }
+            if remaining.is_zero() {
+                return false;
+            }
+            states[0].sync_current_state();
+        }
     }
 }
 
@@ -138,7 +177,13 @@ pub(super) fn open(name: &str, wait: Duration) -> Result<PcscCard, CardSourceErr
     loop {
         wait_for_card(&context, &reader, deadline, wait)?;
         match context.connect(&reader, ShareMode::Shared, Protocols::ANY) {
-            Ok(card) => return Ok(PcscCard { card }),
+            Ok(card) => {
+                return Ok(PcscCard {
+                    card,
+                    context,
+                    reader,
+                });
+            }
             // The card left between being seen and being connected, or pcscd had not noticed
             // the last one leave yet: wait for the next tap.
             Err(
