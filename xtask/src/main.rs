@@ -215,7 +215,10 @@ fn ensure_pcsc_packages(sh: &Shell) -> Result<()> {
         return Ok(());
     }
     let install_hint = format!("apt-get install {}", missing.join(" "));
-    let is_root = cmd!(sh, "id -u").quiet().read().is_ok_and(|uid| uid.trim() == "0");
+    let is_root = cmd!(sh, "id -u")
+        .quiet()
+        .read()
+        .is_ok_and(|uid| uid.trim() == "0");
     let has_apt = cmd!(sh, "apt-get --version")
         .quiet()
         .ignore_stdout()
@@ -232,10 +235,11 @@ fn ensure_pcsc_packages(sh: &Shell) -> Result<()> {
     }
     println!("xtask test: {install_hint}");
     let _frontend = sh.push_env("DEBIAN_FRONTEND", "noninteractive");
+    let packages = &missing;
     let install = || {
         cmd!(
             sh,
-            "apt-get install -y -qq --no-install-recommends {missing...}"
+            "apt-get install -y -qq --no-install-recommends {packages...}"
         )
         .quiet()
         .ignore_stdout()
@@ -243,7 +247,10 @@ fn ensure_pcsc_packages(sh: &Shell) -> Result<()> {
     };
     // A fresh machine's package lists may be missing or stale: update them only then.
     if install().is_err() {
-        cmd!(sh, "apt-get update -qq").quiet().ignore_stdout().run()?;
+        cmd!(sh, "apt-get update -qq")
+            .quiet()
+            .ignore_stdout()
+            .run()?;
         install().with_context(|| format!("`{install_hint}` failed"))?;
     }
     if let Some(package) = missing.iter().find(|package| !deb_installed(sh, package)) {

@@ -197,7 +197,10 @@ impl VirtualCard {
     pub fn serve<S: Read + Write>(&mut self, mut stream: S) -> Result<Summary, VirtualReaderError> {
         let io_error = |error: io::Error| VirtualReaderError::Io(error.kind().to_string());
         loop {
-            if self.remove_after.is_some_and(|limit| self.commands >= limit) {
+            if self
+                .remove_after
+                .is_some_and(|limit| self.commands >= limit)
+            {
                 return Ok(self.summary(Ending::Removed));
             }
             let mut length = [0u8; 2];
@@ -302,7 +305,10 @@ mod tests {
     #[test]
     fn atrs_follow_pc_sc_part_3() {
         // A type A card without historical bytes, as phones in card emulation show it.
-        assert_eq!(contactless_atr(ContactlessType::A), [0x3B, 0x80, 0x80, 0x01, 0x01]);
+        assert_eq!(
+            contactless_atr(ContactlessType::A),
+            [0x3B, 0x80, 0x80, 0x01, 0x01]
+        );
         let type_b = contactless_atr(ContactlessType::B);
         assert_eq!(type_b[..4], [0x3B, 0x88, 0x80, 0x01]);
         assert_eq!(type_b.len(), 4 + 8 + 1);
@@ -313,7 +319,10 @@ mod tests {
     #[test]
     fn controls_and_commands_get_the_answers_of_the_protocol() {
         let mut virtual_card = card(None);
-        assert_eq!(virtual_card.answer(&[CTRL_ATR]).unwrap(), Some(contactless_atr(ContactlessType::A)));
+        assert_eq!(
+            virtual_card.answer(&[CTRL_ATR]).unwrap(),
+            Some(contactless_atr(ContactlessType::A))
+        );
         let unpowered = virtual_card.answer(SELECT_PPSE).unwrap_err();
         assert_eq!(unpowered.code(), "vpcd_protocol");
         assert_eq!(virtual_card.answer(&[CTRL_POWER_ON]).unwrap(), None);
@@ -326,14 +335,22 @@ mod tests {
         assert_eq!(virtual_card.answer(&[CTRL_POWER_OFF]).unwrap(), None);
         assert!(virtual_card.answer(SELECT_PPSE).is_err(), "powered off");
         for bad in [&[][..], &[0x03], &[0xFF]] {
-            assert_eq!(virtual_card.answer(bad).unwrap_err().code(), "vpcd_protocol");
+            assert_eq!(
+                virtual_card.answer(bad).unwrap_err().code(),
+                "vpcd_protocol"
+            );
         }
         assert_eq!(virtual_card.commands, 1, "only answered commands count");
     }
 
     #[test]
     fn a_session_answers_in_frames_until_vpcd_closes() {
-        let mut script = Script::new(&[&[CTRL_ATR], &[CTRL_POWER_ON], SELECT_PPSE, &[CTRL_POWER_OFF]]);
+        let mut script = Script::new(&[
+            &[CTRL_ATR],
+            &[CTRL_POWER_ON],
+            SELECT_PPSE,
+            &[CTRL_POWER_OFF],
+        ]);
         let summary = card(None).serve(&mut script).unwrap();
         assert_eq!(
             summary,
@@ -342,7 +359,9 @@ mod tests {
                 commands: 1
             }
         );
-        let ppse = emv_cards::Card::profile("visa-fdda").unwrap().transmit(SELECT_PPSE);
+        let ppse = emv_cards::Card::profile("visa-fdda")
+            .unwrap()
+            .transmit(SELECT_PPSE);
         let atr = contactless_atr(ContactlessType::A);
         assert_eq!(script.output, frames(&[&atr, &ppse]));
     }
@@ -353,8 +372,14 @@ mod tests {
         let summary = card(Some(1)).serve(&mut script).unwrap();
         assert_eq!(summary.ending, Ending::Removed);
         assert_eq!(summary.commands, 1);
-        let ppse = emv_cards::Card::profile("visa-fdda").unwrap().transmit(SELECT_PPSE);
-        assert_eq!(script.output, frames(&[&ppse]), "the second command got nothing");
+        let ppse = emv_cards::Card::profile("visa-fdda")
+            .unwrap()
+            .transmit(SELECT_PPSE);
+        assert_eq!(
+            script.output,
+            frames(&[&ppse]),
+            "the second command got nothing"
+        );
 
         let mut truncated = frames(&[&[CTRL_POWER_ON], SELECT_PPSE]);
         truncated.truncate(truncated.len() - 3);
@@ -367,6 +392,9 @@ mod tests {
         assert!(script.output.is_empty());
 
         let mut script = Script::new(&[&[CTRL_ATR], &[0x07]]);
-        assert_eq!(card(None).serve(&mut script).unwrap_err().code(), "vpcd_protocol");
+        assert_eq!(
+            card(None).serve(&mut script).unwrap_err().code(),
+            "vpcd_protocol"
+        );
     }
 }

@@ -65,9 +65,8 @@ pub fn run(args: &VirtualReaderArgs) -> Result<Reply, CliError> {
         )
     })?;
     let atr = virtual_reader::contactless_atr(args.kind);
-    let bridge_error = |e: virtual_reader::VirtualReaderError| {
-        CliError::new(e.code(), e.to_string(), EXIT_CARD)
-    };
+    let bridge_error =
+        |e: virtual_reader::VirtualReaderError| CliError::new(e.code(), e.to_string(), EXIT_CARD);
     let stream = virtual_reader::connect(args.vpcd, Duration::from_secs(args.connect_timeout))
         .map_err(bridge_error)?;
     let mut progress = Progress::new(args.json);

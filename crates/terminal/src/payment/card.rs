@@ -139,7 +139,10 @@ pub fn open(spec: &CardSpec) -> Result<Box<dyn CardSource + Send>, CardSourceErr
 mod pcsc;
 
 #[cfg(not(feature = "pcsc"))]
-fn open_reader(_name: &str, _wait: Duration) -> Result<Box<dyn CardSource + Send>, CardSourceError> {
+fn open_reader(
+    _name: &str,
+    _wait: Duration,
+) -> Result<Box<dyn CardSource + Send>, CardSourceError> {
     Err(CardSourceError::PcscNotBuilt)
 }
 
@@ -179,9 +182,9 @@ mod tests {
                 name: "ACS".to_owned(),
                 wait: Duration::from_secs(1)
             })
-                .err()
-                .unwrap()
-                .code(),
+            .err()
+            .unwrap()
+            .code(),
             "pcsc_not_built"
         );
     }

@@ -44,7 +44,10 @@ fn unavailable(reason: &str) -> Option<PcscStack> {
 }
 
 fn program(candidates: &[&str]) -> Option<PathBuf> {
-    candidates.iter().map(PathBuf::from).find(|path| path.is_file())
+    candidates
+        .iter()
+        .map(PathBuf::from)
+        .find(|path| path.is_file())
 }
 
 /// The vpcd driver: the `LIBPATH` of the installed reader configuration, else Debian's path.
@@ -85,7 +88,9 @@ impl PcscStack {
             return unavailable("unshare is not installed (util-linux)");
         };
         let Some(driver) = vpcd_driver() else {
-            return unavailable("the vpcd driver is not installed (Debian package vsmartcard-vpcd)");
+            return unavailable(
+                "the vpcd driver is not installed (Debian package vsmartcard-vpcd)",
+            );
         };
         let dir = tempfile::tempdir().expect("tempdir");
         let (run, config) = (dir.path().join("run"), dir.path().join("reader.conf.d"));
@@ -104,7 +109,11 @@ impl PcscStack {
         let mut command = Command::new(unshare);
         command.arg("--mount");
         // Without root, a user namespace grants the mount (where the kernel allows it).
-        if std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0) != 0 {
+        if std::fs::metadata("/proc/self")
+            .map(|m| m.uid())
+            .unwrap_or(0)
+            != 0
+        {
             command.arg("--map-root-user");
         }
         let child = command
@@ -126,14 +135,22 @@ impl PcscStack {
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while !stack.socket().exists() {
-            if let Some(status) = stack.pcscd.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = stack
+                .pcscd
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 let log = stack.log();
                 if log.contains("unshare failed") || log.contains("mount: ") {
                     return unavailable(&format!("no private mount namespace here: {log}"));
                 }
                 panic!("pcscd exited ({status}):\n{log}");
             }
-            assert!(Instant::now() < deadline, "pcscd did not start:\n{}", stack.log());
+            assert!(
+                Instant::now() < deadline,
+                "pcscd did not start:\n{}",
+                stack.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         Some(stack)
@@ -201,10 +218,12 @@ pub(crate) fn finish_within(mut child: Child, timeout: Duration) -> Run {
     while child.try_wait().expect("wait for virtual-reader").is_none() {
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("virtual-reader did not end within {timeout:?}: {:?}", finish(child));
+            panic!(
+                "virtual-reader did not end within {timeout:?}: {:?}",
+                finish(child)
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     finish(child)
 }
-

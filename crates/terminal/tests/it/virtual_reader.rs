@@ -70,7 +70,11 @@ fn a_vpcd_session_gets_the_atr_and_the_cards_answers_until_vpcd_closes() {
     send(&mut stream, &[0x02]);
     send(&mut stream, &[0x00]);
     send(&mut stream, &[0x04]);
-    assert_eq!(receive(&mut stream).len(), 5, "presence polls while powered off");
+    assert_eq!(
+        receive(&mut stream).len(),
+        5,
+        "presence polls while powered off"
+    );
     drop(stream);
     let ended = finish(child).ok_json();
     assert_eq!(ended["ending"], "reader_closed", "{ended}");
@@ -124,8 +128,15 @@ fn bad_input_and_a_broken_vpcd_are_typed_errors() {
     // Nobody listens there.
     let (listener, addr) = vpcd();
     drop(listener);
-    run(&["--card", "visa-fdda", "--vpcd", &addr, "--connect-timeout", "0"])
-        .expect_error(8, "vpcd_unreachable");
+    run(&[
+        "--card",
+        "visa-fdda",
+        "--vpcd",
+        &addr,
+        "--connect-timeout",
+        "0",
+    ])
+    .expect_error(8, "vpcd_unreachable");
 
     // vpcd has no control byte 07.
     let (listener, addr) = vpcd();

@@ -231,11 +231,7 @@ mod tests {
         check(&two, "00 00", Ok("ACS ACR122U 00 00"));
         // An exact name wins over an earlier reader that merely contains it.
         check(&["Reader 10", "Reader 1"], "Reader 1", Ok("Reader 1"));
-        check(
-            &two,
-            "Identiv",
-            Err("ACS ACR122U 00 00, Virtual PCD 00 00"),
-        );
+        check(&two, "Identiv", Err("ACS ACR122U 00 00, Virtual PCD 00 00"));
         check(&[], "Identiv", Err("none"));
     }
 }
