@@ -45,9 +45,9 @@ pub struct PayArgs {
     /// A PC/SC contactless reader (its name or part of it); needs a build with `--features pcsc`.
     #[arg(long)]
     pub reader: Option<String>,
-    /// With `--reader`: how long to wait for the card to be presented, in seconds.
-    #[arg(long, default_value_t = 30, value_name = "SECS", requires = "reader")]
-    pub tap_timeout: u64,
+    /// With `--reader`: how long to wait for the card to be presented, in seconds [default: 30].
+    #[arg(long, value_name = "SECS")]
+    pub tap_timeout: Option<u64>,
     /// A recorded card session (`>> C-APDU` / `<< R-APDU` transcript).
     #[arg(long)]
     pub transcript: Option<PathBuf>,
@@ -122,11 +122,17 @@ pub fn run_pay(store_path: &Path, args: PayArgs) -> Result<Reply, CliError> {
             "the amount must be above zero",
         ));
     }
+    if args.tap_timeout.is_some() && args.reader.is_none() {
+        return Err(CliError::bad_input(
+            "invalid_arguments",
+            "--tap-timeout goes with --reader",
+        ));
+    }
     let spec = match (&args.card, &args.reader, &args.transcript) {
         (Some(card), _, _) => CardSpec::Virtual(card.trim().to_owned()),
         (_, Some(reader), _) => CardSpec::Reader {
             name: reader.clone(),
-            wait: std::time::Duration::from_secs(args.tap_timeout),
+            wait: std::time::Duration::from_secs(args.tap_timeout.unwrap_or(30)),
         },
         (_, _, Some(path)) => CardSpec::Transcript(path.clone()),
         _ => unreachable!("clap requires one card source"),

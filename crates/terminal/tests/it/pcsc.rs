@@ -45,6 +45,19 @@ fn readers_lists_the_vpcd_reader_and_a_wrong_reader_or_no_card_is_refused() {
     assert!(wrong.stderr.contains(&PcscStack::reader(0)), "{wrong:?}");
     assert!(!terminal.store().exists(), "the store was never touched");
 
+    // A tap timeout belongs to a reader.
+    terminal
+        .run(&[
+            "pay",
+            "--amount",
+            "1.00",
+            "--card",
+            "visa-fdda",
+            "--tap-timeout",
+            "5",
+        ])
+        .expect_error(2, "invalid_arguments");
+
     // The reader is there but no card is presented in time.
     terminal
         .run(&[

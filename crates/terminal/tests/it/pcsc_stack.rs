@@ -181,16 +181,10 @@ impl PcscStack {
 
     /// Starts `softpos-terminal virtual-reader --card CARD` on `slot`, with `extra` options.
     pub(crate) fn insert(&self, slot: u16, card: &str, extra: &[&str]) -> Child {
-        Command::new(env!("CARGO_BIN_EXE_softpos-terminal"))
-            .args(["virtual-reader", "--json", "--card", card, "--vpcd"])
-            .arg(self.vpcd(slot))
-            .args(extra)
-            .env("SOFTPOS_TERMINAL_PROGRESS", "never")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("softpos-terminal virtual-reader runs")
+        let vpcd = self.vpcd(slot);
+        let mut args = vec!["--json", "--card", card, "--vpcd", &vpcd];
+        args.extend_from_slice(extra);
+        crate::virtual_reader::start(&args)
     }
 
     /// Stops pcscd, which closes every vpcd connection.

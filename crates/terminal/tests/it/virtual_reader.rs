@@ -11,7 +11,8 @@ use crate::cli_support::{Run, finish};
 
 const SELECT_PPSE: &[u8] = b"\x00\xA4\x04\x00\x0E2PAY.SYS.DDF01\x00";
 
-fn start(args: &[&str]) -> Child {
+/// Starts `softpos-terminal virtual-reader ARGS`.
+pub(crate) fn start(args: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_softpos-terminal"))
         .arg("virtual-reader")
         .args(args)
