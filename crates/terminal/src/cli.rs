@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::CliError;
 use crate::commands::kernel::{self, KernelCommand};
 use crate::commands::output::Reply;
-use crate::commands::{device, fleet, init, pay, sales};
+use crate::commands::{device, fleet, init, pay, sales, virtual_reader};
 use crate::error::{EXIT_BAD_INPUT, EXIT_CODES_HELP};
 
 /// SUNBAY SoftPOS desktop terminal.
@@ -70,6 +70,10 @@ pub enum Command {
     /// List the PC/SC contactless readers (builds with `--features pcsc`).
     #[command(after_help = EXIT_CODES_HELP)]
     Readers(pay::ReadersArgs),
+    /// Testing: put a virtual card in the field of pcscd's vpcd reader (vsmartcard), so
+    /// `readers` and `pay --reader` run through the real PC/SC stack without a card.
+    #[command(after_help = EXIT_CODES_HELP)]
+    VirtualReader(virtual_reader::VirtualReaderArgs),
     /// Refund (part of) one of this terminal's sales.
     #[command(after_help = EXIT_CODES_HELP)]
     Refund(sales::RefundArgs),
@@ -99,6 +103,7 @@ pub fn run(cli: Cli) -> Result<Reply, CliError> {
         Command::Health(args) => device::run_health(&store, args),
         Command::Pay(args) => pay::run_pay(&store, args),
         Command::Readers(args) => pay::run_readers(&args),
+        Command::VirtualReader(args) => virtual_reader::run(&args),
         Command::Refund(args) => sales::run_refund(&store, args),
         Command::History(args) => sales::run_history(&store, &args),
         Command::Fleet(args) => fleet::run(args),

@@ -36,5 +36,6 @@ pub mod money;
 pub mod params;
 pub mod payment;
 pub mod store;
+pub mod virtual_reader;
 
 pub use error::CliError;

@@ -10,3 +10,4 @@ pub mod kernel_update;
 pub mod output;
 pub mod pay;
 pub mod sales;
+pub mod virtual_reader;

@@ -21,7 +21,7 @@ use crate::CliError;
 use crate::client::kernel::KernelStore;
 use crate::commands::common::{block_on, client_error, open_client, store_error};
 use crate::commands::output::{Progress, Reply, render};
-use crate::error::{EXIT_BAD_INPUT, EXIT_CARD, EXIT_DECLINED, EXIT_INTERNAL};
+use crate::error::{EXIT_BAD_INPUT, EXIT_CARD, EXIT_DECLINED, EXIT_INTERNAL, EXIT_TIMEOUT};
 use crate::money;
 use crate::payment::{
     self, CardSourceError, CardSpec, FixedPin, PaymentError, PaymentRequest, PaymentResult,
@@ -42,9 +42,12 @@ pub struct PayArgs {
     /// no-supported-aid, malformed, multi-app.
     #[arg(long)]
     pub card: Option<String>,
-    /// A PC/SC contactless reader (part of its name); needs a build with `--features pcsc`.
+    /// A PC/SC contactless reader (its name or part of it); needs a build with `--features pcsc`.
     #[arg(long)]
     pub reader: Option<String>,
+    /// With `--reader`: how long to wait for the card to be presented, in seconds [default: 30].
+    #[arg(long, value_name = "SECS")]
+    pub tap_timeout: Option<u64>,
     /// A recorded card session (`>> C-APDU` / `<< R-APDU` transcript).
     #[arg(long)]
     pub transcript: Option<PathBuf>,
@@ -72,15 +75,19 @@ struct PayView {
 }
 
 /// A payment error as a CLI error: card, kernel and PIN problems exit with 8, a decline by the
-/// card or kernel with 6, unknown cards and unreadable transcripts with 2.
+/// card or kernel with 6, unknown cards, unreadable transcripts and unknown readers with 2, no
+/// card presented in time with 10.
 #[must_use]
 pub fn payment_error(error: &PaymentError) -> CliError {
     let exit = match error {
         PaymentError::Client(inner) => return client_error(inner),
         PaymentError::Store(inner) => return store_error(inner),
-        PaymentError::Card(CardSourceError::UnknownCard(..) | CardSourceError::Transcript(_)) => {
-            EXIT_BAD_INPUT
-        }
+        PaymentError::Card(
+            CardSourceError::UnknownCard(..)
+            | CardSourceError::Transcript(_)
+            | CardSourceError::ReaderNotFound { .. },
+        ) => EXIT_BAD_INPUT,
+        PaymentError::Card(CardSourceError::CardNotPresented { .. }) => EXIT_TIMEOUT,
         PaymentError::Outcome { code, .. } if *code == "offline_declined" => EXIT_DECLINED,
         PaymentError::Encryption(_) => EXIT_INTERNAL,
         _ => EXIT_CARD,
@@ -115,12 +122,28 @@ pub fn run_pay(store_path: &Path, args: PayArgs) -> Result<Reply, CliError> {
             "the amount must be above zero",
         ));
     }
+    if args.tap_timeout.is_some() && args.reader.is_none() {
+        return Err(CliError::bad_input(
+            "invalid_arguments",
+            "--tap-timeout goes with --reader",
+        ));
+    }
     let spec = match (&args.card, &args.reader, &args.transcript) {
         (Some(card), _, _) => CardSpec::Virtual(card.trim().to_owned()),
-        (_, Some(reader), _) => CardSpec::Reader(reader.clone()),
+        (_, Some(reader), _) => CardSpec::Reader {
+            name: reader.clone(),
+            wait: std::time::Duration::from_secs(args.tap_timeout.unwrap_or(30)),
+        },
         (_, _, Some(path)) => CardSpec::Transcript(path.clone()),
         _ => unreachable!("clap requires one card source"),
     };
+    let mut progress = Progress::new(args.json);
+    if let CardSpec::Reader { name, wait } = &spec {
+        progress.step(&format!(
+            "present the card to reader {name:?} (waiting up to {} s)…",
+            wait.as_secs()
+        ));
+    }
     let mut card = payment::card::open(&spec).map_err(|e| payment_error(&e.into()))?;
     let crash = crash_point()?;
     let mut pin_source: Box<dyn PinSource + Send> = if args.pin_stdin {
@@ -157,7 +180,6 @@ pub fn run_pay(store_path: &Path, args: PayArgs) -> Result<Reply, CliError> {
         idempotency_key: args.idempotency_key.clone(),
     };
     let reader = ReaderConfig::default();
-    let mut progress = Progress::new(args.json);
     progress.step(&format!(
         "{} {}: tap the card ({kernel_name} kernel)…",
         money::format_amount(amount_minor, currency.exponent),
@@ -262,7 +284,8 @@ struct ReadersView {
 /// Runs `readers`: the PC/SC readers present.
 ///
 /// # Errors
-/// `pcsc_not_built` (8) in a build without the `pcsc` feature, `pcsc_failed` (8).
+/// `pcsc_not_built` (8) in a build without the `pcsc` feature, `pcsc_unavailable` (8) when no
+/// PC/SC service answers, `pcsc_failed` (8).
 pub fn run_readers(args: &ReadersArgs) -> Result<Reply, CliError> {
     let readers = payment::card::list_readers()
         .map_err(|e| CliError::new(e.code(), e.to_string(), EXIT_CARD))?;

@@ -1,8 +1,10 @@
 //! Card sources: a virtual test card (`emv-cards`), a recorded transcript (`emv-replay`), or a
 //! PC/SC contactless reader (cargo feature `pcsc`, off by default because it links
-//! libpcsclite; without it a reader gives [`CardSourceError::PcscNotBuilt`]).
+//! libpcsclite; without it a reader gives [`CardSourceError::PcscNotBuilt`]). The reader source
+//! is the `pcsc` submodule; it waits for a card to be presented before it connects.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use kernel_host::{CardError, CardSource};
 
@@ -13,8 +15,13 @@ pub enum CardSpec {
     Virtual(String),
     /// A recorded `>> C-APDU` / `<< R-APDU` transcript.
     Transcript(PathBuf),
-    /// A PC/SC reader by (part of) its name.
-    Reader(String),
+    /// A PC/SC reader by its name or part of it (the first reader whose name contains it).
+    Reader {
+        /// The name, or part of it.
+        name: String,
+        /// How long to wait for a card to be presented.
+        wait: Duration,
+    },
 }
 
 /// A card source could not be opened.
@@ -30,7 +37,26 @@ pub enum CardSourceError {
     /// This build has no PC/SC support.
     #[error("this build has no PC/SC reader support (rebuild with `--features pcsc`)")]
     PcscNotBuilt,
-    /// The PC/SC stack failed or no reader matched.
+    /// No PC/SC service answers (pcscd is not running, or no reader was ever attached).
+    #[error("no PC/SC service: {0}")]
+    PcscUnavailable(String),
+    /// No reader's name contains the one asked for.
+    #[error("no PC/SC reader matches {name:?} (readers: {available})")]
+    ReaderNotFound {
+        /// What was asked for.
+        name: String,
+        /// The readers present, comma-separated, or `none`.
+        available: String,
+    },
+    /// No card was presented to the reader in time.
+    #[error("no card was presented to {reader:?} within {waited_secs} s")]
+    CardNotPresented {
+        /// The reader.
+        reader: String,
+        /// How long it waited.
+        waited_secs: u64,
+    },
+    /// The PC/SC stack failed otherwise.
     #[error("PC/SC: {0}")]
     Pcsc(String),
 }
@@ -43,6 +69,9 @@ impl CardSourceError {
             Self::UnknownCard(..) => "unknown_card",
             Self::Transcript(_) => "transcript_invalid",
             Self::PcscNotBuilt => "pcsc_not_built",
+            Self::PcscUnavailable(_) => "pcsc_unavailable",
+            Self::ReaderNotFound { .. } => "reader_not_found",
+            Self::CardNotPresented { .. } => "card_not_presented",
             Self::Pcsc(_) => "pcsc_failed",
         }
     }
@@ -102,94 +131,40 @@ pub fn open(spec: &CardSpec) -> Result<Box<dyn CardSource + Send>, CardSourceErr
                 .map_err(|e| CardSourceError::Transcript(e.kind().to_string()))?;
             Ok(Box::new(TranscriptCard::parse(&text)?))
         }
-        CardSpec::Reader(name) => open_reader(name),
+        CardSpec::Reader { name, wait } => open_reader(name, *wait),
     }
 }
 
+#[cfg(feature = "pcsc")]
+mod pcsc;
+
 #[cfg(not(feature = "pcsc"))]
-fn open_reader(_name: &str) -> Result<Box<dyn CardSource + Send>, CardSourceError> {
+fn open_reader(
+    _name: &str,
+    _wait: Duration,
+) -> Result<Box<dyn CardSource + Send>, CardSourceError> {
     Err(CardSourceError::PcscNotBuilt)
+}
+
+#[cfg(feature = "pcsc")]
+fn open_reader(name: &str, wait: Duration) -> Result<Box<dyn CardSource + Send>, CardSourceError> {
+    Ok(Box::new(pcsc::open(name, wait)?))
 }
 
 /// The PC/SC readers present.
 ///
 /// # Errors
-/// [`CardSourceError::PcscNotBuilt`] without the `pcsc` feature; [`CardSourceError::Pcsc`].
-#[cfg(not(feature = "pcsc"))]
+/// [`CardSourceError::PcscNotBuilt`] without the `pcsc` feature; [`CardSourceError::PcscUnavailable`]
+/// when no PC/SC service answers; [`CardSourceError::Pcsc`].
 pub fn list_readers() -> Result<Vec<String>, CardSourceError> {
-    Err(CardSourceError::PcscNotBuilt)
-}
-
-#[cfg(feature = "pcsc")]
-mod reader {
-    use super::{CardError, CardSource, CardSourceError};
-
-    /// A contactless card on a PC/SC reader.
-    pub(super) struct PcscCard {
-        card: pcsc::Card,
+    #[cfg(feature = "pcsc")]
+    {
+        pcsc::list()
     }
-
-    impl std::fmt::Debug for PcscCard {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("PcscCard")
-        }
+    #[cfg(not(feature = "pcsc"))]
+    {
+        Err(CardSourceError::PcscNotBuilt)
     }
-
-    impl CardSource for PcscCard {
-        fn transmit(&mut self, capdu: &[u8]) -> Result<Vec<u8>, CardError> {
-            let mut buffer = [0u8; pcsc::MAX_BUFFER_SIZE_EXTENDED];
-            let answer = self
-                .card
-                .transmit(capdu, &mut buffer)
-                .map_err(|e| match e {
-                    pcsc::Error::RemovedCard | pcsc::Error::NoSmartcard => CardError::Removed,
-                    other => CardError::Transport(other.to_string()),
-                })?;
-            Ok(answer.to_vec())
-        }
-    }
-
-    pub(super) fn list() -> Result<Vec<String>, CardSourceError> {
-        let context = pcsc::Context::establish(pcsc::Scope::User)
-            .map_err(|e| CardSourceError::Pcsc(e.to_string()))?;
-        let names = context
-            .list_readers_owned()
-            .map_err(|e| CardSourceError::Pcsc(e.to_string()))?;
-        Ok(names
-            .into_iter()
-            .map(|name| name.to_string_lossy().into_owned())
-            .collect())
-    }
-
-    pub(super) fn open(name: &str) -> Result<PcscCard, CardSourceError> {
-        let context = pcsc::Context::establish(pcsc::Scope::User)
-            .map_err(|e| CardSourceError::Pcsc(e.to_string()))?;
-        let readers = context
-            .list_readers_owned()
-            .map_err(|e| CardSourceError::Pcsc(e.to_string()))?;
-        let reader = readers
-            .into_iter()
-            .find(|reader| reader.to_string_lossy().contains(name))
-            .ok_or_else(|| CardSourceError::Pcsc(format!("no reader matches {name:?}")))?;
-        let card = context
-            .connect(&reader, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
-            .map_err(|e| CardSourceError::Pcsc(e.to_string()))?;
-        Ok(PcscCard { card })
-    }
-}
-
-#[cfg(feature = "pcsc")]
-fn open_reader(name: &str) -> Result<Box<dyn CardSource + Send>, CardSourceError> {
-    Ok(Box::new(reader::open(name)?))
-}
-
-/// The PC/SC readers present.
-///
-/// # Errors
-/// [`CardSourceError::Pcsc`].
-#[cfg(feature = "pcsc")]
-pub fn list_readers() -> Result<Vec<String>, CardSourceError> {
-    reader::list()
 }
 
 #[cfg(test)]
@@ -203,10 +178,13 @@ mod tests {
         assert_eq!(err.code(), "unknown_card");
         #[cfg(not(feature = "pcsc"))]
         assert_eq!(
-            open(&CardSpec::Reader("ACS".to_owned()))
-                .err()
-                .unwrap()
-                .code(),
+            open(&CardSpec::Reader {
+                name: "ACS".to_owned(),
+                wait: Duration::from_secs(1)
+            })
+            .err()
+            .unwrap()
+            .code(),
             "pcsc_not_built"
         );
     }

@@ -394,9 +394,15 @@ pub fn tap(
     let mut un = [0u8; 4];
     OsRandom.fill(&mut un);
     let params = reader.session_params(request.amount_minor, request.currency, Utc::now(), un);
-    let transcript = kernel
-        .run(&params, card)
-        .map_err(|e| PaymentError::Kernel(e.to_string(), e.code()))?;
+    let transcript = kernel.run(&params, card).map_err(|e| {
+        // A card that failed is the card's problem, not the kernel's: name it apart.
+        let code = match &e {
+            kernel_host::HostError::Card(kernel_host::CardError::Removed) => "card_removed",
+            kernel_host::HostError::Card(_) => "card_transport",
+            other => other.code(),
+        };
+        PaymentError::Kernel(e.to_string(), code)
+    })?;
     let outcome = transcript.outcome;
     Ok(Tap {
         kind: outcome.kind.clone(),

@@ -12,6 +12,11 @@ mod core_store;
 mod fleet_admin;
 mod fleet_run;
 mod kernel_replay;
+#[cfg(feature = "pcsc")]
+mod pcsc;
+#[cfg(feature = "pcsc")]
+mod pcsc_stack;
+mod virtual_reader;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
