@@ -114,15 +114,14 @@ async fn main() -> anyhow::Result<()> {
         format!("sqlite://{}/bench.db?mode=rwc", dir.path().display())
     };
     let db = server::infra::db::connect(&url, 16).await?;
-    let pool = db.pool.clone();
     let stores = Stores::memory();
     let audit = Arc::new(AuditService::new(
-        Arc::new(SqlAuditRepository::new(pool.clone())),
+        Arc::new(SqlAuditRepository::new(&db)),
         stores.events.clone(),
     ));
     let devices = Arc::new(DeviceService::new(
-        Arc::new(SqlDeviceRepository::new(pool.clone())),
-        Arc::new(SqlMerchantRepository::new(pool.clone())),
+        Arc::new(SqlDeviceRepository::new(&db)),
+        Arc::new(SqlMerchantRepository::new(&db)),
         stores.once.clone(),
         stores.limiter.clone(),
         audit.clone(),
@@ -131,7 +130,7 @@ async fn main() -> anyhow::Result<()> {
             allow_software_attestation: true,
         },
     ));
-    let repo = Arc::new(SqlKeyRepository::new(pool.clone()));
+    let repo = Arc::new(SqlKeyRepository::new(&db));
     let keyring = Arc::new(MasterKeyring::parse(&"5a".repeat(32))?);
     let keys = Arc::new(KeyService::new(
         repo.clone(),
@@ -152,7 +151,7 @@ async fn main() -> anyhow::Result<()> {
          VALUES ($1, 'bench', 'DE', '5411', 'active', 0, 0)",
     )
     .bind(&merchant)
-    .execute(&pool)
+    .execute(&db.writer)
     .await?;
     sqlx::query(
         "INSERT INTO devices (id, merchant_id, public_key, key_fingerprint, mode, state, model, \
@@ -171,7 +170,7 @@ async fn main() -> anyhow::Result<()> {
         })
         .to_string(),
     )
-    .execute(&pool)
+    .execute(&db.writer)
     .await?;
 
     let spec = |usage, algorithm: &str| KeySpec {
@@ -252,7 +251,7 @@ async fn main() -> anyhow::Result<()> {
         })
         .await;
     }
-    pool.close().await;
+    db.close().await;
     if postgres {
         let admin = sqlx::AnyPool::connect("postgres://postgres@127.0.0.1:5432/postgres").await?;
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!(

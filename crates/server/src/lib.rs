@@ -78,12 +78,11 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
     };
     let jwt_secret = infra::keys::load_jwt_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
 
-    let pool = db.pool.clone();
-    let users = Arc::new(SqlUserRepository::new(pool.clone()));
-    let sessions = Arc::new(SqlSessionRepository::new(pool.clone()));
-    let api_key_repo = Arc::new(SqlApiKeyRepository::new(pool.clone()));
+    let users = Arc::new(SqlUserRepository::new(&db));
+    let sessions = Arc::new(SqlSessionRepository::new(&db));
+    let api_key_repo = Arc::new(SqlApiKeyRepository::new(&db));
     let audit = Arc::new(AuditService::new(
-        Arc::new(SqlAuditRepository::new(pool.clone())),
+        Arc::new(SqlAuditRepository::new(&db)),
         stores.events.clone(),
     ));
     let auth = Arc::new(AuthService::new(
@@ -112,10 +111,10 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
         println!("It is shown only this once. Log in and change it.");
         println!("==================================================================");
     }
-    let merchant_repo = Arc::new(SqlMerchantRepository::new(pool.clone()));
+    let merchant_repo = Arc::new(SqlMerchantRepository::new(&db));
     let devices = Arc::new(
         DeviceService::new(
-            Arc::new(SqlDeviceRepository::new(pool.clone())),
+            Arc::new(SqlDeviceRepository::new(&db)),
             merchant_repo.clone(),
             stores.once.clone(),
             stores.limiter.clone(),
@@ -127,12 +126,10 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
         )
         .with_attestation(
             android_attestation_verifier(config)?,
-            Arc::new(repository::attestations::SqlAttestationRepository::new(
-                pool.clone(),
-            )),
+            Arc::new(repository::attestations::SqlAttestationRepository::new(&db)),
         ),
     );
-    let health_repo = Arc::new(SqlHealthRepository::new(pool.clone()));
+    let health_repo = Arc::new(SqlHealthRepository::new(&db));
     let policies = Arc::new(PolicyStore::new(health_repo.clone(), audit.clone()));
     policies
         .ensure_default()
@@ -140,7 +137,7 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
         .map_err(|error| anyhow::anyhow!("cannot create the default security policy: {error:?}"))?;
     devices.set_events(stores.events.clone());
     let threats = Arc::new(ThreatService::new(
-        Arc::new(SqlThreatRepository::new(pool.clone())),
+        Arc::new(SqlThreatRepository::new(&db)),
         policies.clone(),
         devices.clone(),
         audit.clone(),
@@ -163,7 +160,7 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
         config.master_key_file.as_deref(),
         &config.data_dir,
     )?);
-    let key_repo = Arc::new(SqlKeyRepository::new(pool.clone()));
+    let key_repo = Arc::new(SqlKeyRepository::new(&db));
     let key_store: Arc<dyn KeyStore> = Arc::new(SealedKeyStore::new(keyring, key_repo.clone()));
     service::keys::legacy::migrate_legacy_wraps(
         key_repo.as_ref(),
@@ -201,7 +198,7 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
     }
     let releases = Arc::new(
         ReleaseService::new(
-            Arc::new(SqlReleaseRepository::new(pool.clone())),
+            Arc::new(SqlReleaseRepository::new(&db)),
             audit.clone(),
             ReleaseSettings {
                 keys: release_keys,
@@ -216,8 +213,7 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
         keys: keys.clone(),
     };
     let tokens = Arc::new(TokenService::new(
-        Arc::new(SqlTokenRepository::new(pool.clone())),
-        Arc::new(SqlDeviceRepository::new(pool.clone())),
+        Arc::new(SqlTokenRepository::new(&db)),
         token_ports,
         stores.once.clone(),
         audit.clone(),
@@ -233,7 +229,7 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
     ));
     let payments = Arc::new(
         PaymentService::new(
-            Arc::new(SqlTransactionRepository::new(pool.clone())),
+            Arc::new(SqlTransactionRepository::new(&db)),
             PaymentPorts {
                 tokens: tokens.clone(),
                 keys: keys.clone(),
@@ -252,7 +248,7 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
         jwt_secret.expose(),
     ));
     let webhooks = Arc::new(WebhookService::new(
-        Arc::new(SqlWebhookRepository::new(pool.clone())),
+        Arc::new(SqlWebhookRepository::new(&db)),
         stores.once.clone(),
         audit.clone(),
         key_store.clone(),
@@ -376,7 +372,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 .await?;
         }
     }
-    state.db.pool.close().await;
+    state.db.close().await;
     tracing::info!("softpos-server stopped");
     Ok(())
 }

@@ -50,7 +50,7 @@ pub async fn healthz() -> Json<Liveness> {
     responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let db_ok = sqlx::query("SELECT 1")
-        .execute(&state.db.pool)
+        .execute(&state.db.reader)
         .await
         .is_ok();
     let stores_ok = state.stores.health.ping().await.is_ok();

@@ -60,7 +60,7 @@ pub async fn issue_token(
     State(state): State<AppState>,
     signed: SignedDevice,
 ) -> Result<(StatusCode, Json<IssuedTokenResponse>), AppError> {
-    let issued = state.tokens.issue(signed.device.id).await?;
+    let issued = state.tokens.issue(&signed.device).await?;
     Ok((
         StatusCode::CREATED,
         Json(IssuedTokenResponse {

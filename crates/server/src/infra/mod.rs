@@ -2,6 +2,7 @@
 //! telemetry. Nothing here knows about HTTP handlers or business rules.
 
 pub mod db;
+pub mod ecdsa;
 pub mod keys;
 pub mod stores;
 pub mod telemetry;

@@ -1,5 +1,6 @@
 //! API keys (only hashes are stored).
 
+use crate::infra::db::Database;
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
@@ -29,13 +30,17 @@ pub trait ApiKeyRepository: Send + Sync + std::fmt::Debug {
 /// SQL implementation.
 #[derive(Debug, Clone)]
 pub struct SqlApiKeyRepository {
-    pool: AnyPool,
+    reader: AnyPool,
+    writer: AnyPool,
 }
 
 impl SqlApiKeyRepository {
-    /// Wraps a pool.
-    pub fn new(pool: AnyPool) -> Self {
-        Self { pool }
+    /// Reads through the database's reader pool, writes through its writer.
+    pub fn new(db: &Database) -> Self {
+        Self {
+            reader: db.reader.clone(),
+            writer: db.writer.clone(),
+        }
     }
 }
 
@@ -85,7 +90,7 @@ impl ApiKeyRepository for SqlApiKeyRepository {
         .bind(scopes)
         .bind(key.created_by.to_string())
         .bind(key.created_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await;
         match result {
             Ok(_) => Ok(()),
@@ -102,7 +107,7 @@ impl ApiKeyRepository for SqlApiKeyRepository {
             "SELECT id, name, prefix, key_hash, scopes, created_by, created_at, last_used_at, \
              revoked_at FROM api_keys ORDER BY created_at DESC, id LIMIT 1000",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?
         .iter()
         .map(to_key)
@@ -115,7 +120,7 @@ impl ApiKeyRepository for SqlApiKeyRepository {
              revoked_at FROM api_keys WHERE prefix = $1",
         )
         .bind(prefix)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?
         .as_ref()
         .map(to_key)
@@ -128,7 +133,7 @@ impl ApiKeyRepository for SqlApiKeyRepository {
              revoked_at FROM api_keys WHERE id = $1",
         )
         .bind(id.to_string())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?
         .as_ref()
         .map(to_key)
@@ -141,7 +146,7 @@ impl ApiKeyRepository for SqlApiKeyRepository {
         )
         .bind(now)
         .bind(id.to_string())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?
         .rows_affected();
         Ok(n == 1)
@@ -151,7 +156,7 @@ impl ApiKeyRepository for SqlApiKeyRepository {
         sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
             .bind(now)
             .bind(id.to_string())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }

@@ -1,5 +1,6 @@
 //! `device_attestations`: the verification result stored with each registered device.
 
+use crate::infra::db::Database;
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
@@ -20,13 +21,17 @@ pub trait AttestationRepository: Send + Sync + std::fmt::Debug {
 /// SQL implementation (SQLite and PostgreSQL).
 #[derive(Debug, Clone)]
 pub struct SqlAttestationRepository {
-    pool: AnyPool,
+    reader: AnyPool,
+    writer: AnyPool,
 }
 
 impl SqlAttestationRepository {
-    /// Wraps a pool.
-    pub fn new(pool: AnyPool) -> Self {
-        Self { pool }
+    /// Reads through the database's reader pool, writes through its writer.
+    pub fn new(db: &Database) -> Self {
+        Self {
+            reader: db.reader.clone(),
+            writer: db.writer.clone(),
+        }
     }
 }
 
@@ -78,7 +83,7 @@ impl AttestationRepository for SqlAttestationRepository {
         .bind(checks)
         .bind(key_description)
         .bind(record.verified_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -90,7 +95,7 @@ impl AttestationRepository for SqlAttestationRepository {
              FROM device_attestations WHERE device_id = $1 ORDER BY verified_at DESC, id DESC LIMIT 1",
         )
         .bind(device_id.to_string())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?
         .as_ref()
         .map(to_record)

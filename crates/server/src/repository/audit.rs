@@ -1,5 +1,6 @@
 //! The append-only audit log.
 
+use crate::infra::db::Database;
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
@@ -43,13 +44,17 @@ pub trait AuditRepository: Send + Sync + std::fmt::Debug {
 /// SQL implementation.
 #[derive(Debug, Clone)]
 pub struct SqlAuditRepository {
-    pool: AnyPool,
+    reader: AnyPool,
+    writer: AnyPool,
 }
 
 impl SqlAuditRepository {
-    /// Wraps a pool.
-    pub fn new(pool: AnyPool) -> Self {
-        Self { pool }
+    /// Reads through the database's reader pool, writes through its writer.
+    pub fn new(db: &Database) -> Self {
+        Self {
+            reader: db.reader.clone(),
+            writer: db.writer.clone(),
+        }
     }
 }
 
@@ -71,7 +76,7 @@ fn to_record(row: &AnyRow) -> AppResult<AuditRecord> {
 impl AuditRepository for SqlAuditRepository {
     async fn head(&self) -> AppResult<Option<(i64, String)>> {
         let row = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reader)
             .await?;
         Ok(match row {
             Some(row) => Some((row.try_get("seq")?, row.try_get("hash")?)),
@@ -94,7 +99,7 @@ impl AuditRepository for SqlAuditRepository {
         .bind(record.request_id.clone())
         .bind(&record.prev_hash)
         .bind(&record.hash)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await;
         match result {
             Ok(_) => Ok(true),
@@ -122,7 +127,7 @@ impl AuditRepository for SqlAuditRepository {
         .bind(filter.until)
         .bind(filter.before_seq)
         .bind(filter.limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?
         .iter()
         .map(to_record)
@@ -136,7 +141,7 @@ impl AuditRepository for SqlAuditRepository {
         )
         .bind(after_seq)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?
         .iter()
         .map(to_record)

@@ -1,5 +1,6 @@
 //! Devices and their state history.
 
+use crate::infra::db::Database;
 use async_trait::async_trait;
 use base64::Engine;
 use sqlx::any::AnyRow;
@@ -79,13 +80,17 @@ pub trait DeviceRepository: Send + Sync + std::fmt::Debug {
 /// SQL implementation.
 #[derive(Debug, Clone)]
 pub struct SqlDeviceRepository {
-    pool: AnyPool,
+    reader: AnyPool,
+    writer: AnyPool,
 }
 
 impl SqlDeviceRepository {
-    /// Wraps a pool.
-    pub fn new(pool: AnyPool) -> Self {
-        Self { pool }
+    /// Reads through the database's reader pool, writes through its writer.
+    pub fn new(db: &Database) -> Self {
+        Self {
+            reader: db.reader.clone(),
+            writer: db.writer.clone(),
+        }
     }
 }
 
@@ -130,7 +135,7 @@ impl DeviceRepository for SqlDeviceRepository {
         let facts = serde_json::to_string(&device.facts).map_err(anyhow::Error::from)?;
         let notes =
             serde_json::to_string(&device.attestation_notes).map_err(anyhow::Error::from)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO devices (id, merchant_id, public_key, key_fingerprint, mode, state, model, \
              facts, attestation_format, attestation_notes, created_at, updated_at) \
@@ -182,7 +187,7 @@ impl DeviceRepository for SqlDeviceRepository {
              attestation_format, attestation_notes, created_at, updated_at FROM devices WHERE id = $1",
         )
         .bind(id.to_string())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?
         .as_ref()
         .map(to_device)
@@ -190,7 +195,7 @@ impl DeviceRepository for SqlDeviceRepository {
     }
 
     async fn transition(&self, change: &StateTransition) -> AppResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         // Compare-and-set: of two concurrent transitions from one state only one applies.
         let n = sqlx::query(
             "UPDATE devices SET state = $1, updated_at = $2 WHERE id = $3 AND state = $4",
@@ -232,7 +237,7 @@ impl DeviceRepository for SqlDeviceRepository {
              FROM device_state_changes WHERE device_id = $1 ORDER BY created_at, id",
         )
         .bind(id.to_string())
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?;
         rows.iter()
             .map(|row| {
@@ -276,7 +281,7 @@ impl DeviceRepository for SqlDeviceRepository {
         .bind(after_created)
         .bind(after_id)
         .bind(filter.limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?
         .iter()
         .map(to_device)
@@ -285,11 +290,11 @@ impl DeviceRepository for SqlDeviceRepository {
 
     async fn stats(&self, since: UnixMillis) -> AppResult<DeviceStats> {
         let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM devices")
-            .fetch_one(&self.pool)
+            .fetch_one(&self.reader)
             .await?;
         let by_state =
             sqlx::query("SELECT state, COUNT(*) AS n FROM devices GROUP BY state ORDER BY state")
-                .fetch_all(&self.pool)
+                .fetch_all(&self.reader)
                 .await?
                 .iter()
                 .map(|row| {
@@ -303,7 +308,7 @@ impl DeviceRepository for SqlDeviceRepository {
         let by_model = sqlx::query(
             "SELECT model, COUNT(*) AS n FROM devices GROUP BY model ORDER BY n DESC, model LIMIT 20",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?
         .iter()
         .map(|row| Ok((row.try_get("model")?, row.try_get("n")?)))
@@ -312,7 +317,7 @@ impl DeviceRepository for SqlDeviceRepository {
             "SELECT merchant_id, COUNT(*) AS n FROM devices GROUP BY merchant_id \
              ORDER BY n DESC, merchant_id LIMIT 20",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?
         .iter()
         .map(|row| {
@@ -328,7 +333,7 @@ impl DeviceRepository for SqlDeviceRepository {
              WHERE created_at >= $1 GROUP BY created_at / 86400000 ORDER BY bucket",
         )
         .bind(since)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?
         .iter()
         .map(|row| Ok((row.try_get("bucket")?, row.try_get("n")?)))

@@ -1,6 +1,7 @@
 //! Security policy versions, health reports with their failed checks, and the fleet
 //! aggregates computed from them.
 
+use crate::infra::db::Database;
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
@@ -110,13 +111,17 @@ pub trait HealthRepository: Send + Sync + std::fmt::Debug {
 /// SQL implementation.
 #[derive(Debug, Clone)]
 pub struct SqlHealthRepository {
-    pool: AnyPool,
+    reader: AnyPool,
+    writer: AnyPool,
 }
 
 impl SqlHealthRepository {
-    /// Wraps a pool.
-    pub fn new(pool: AnyPool) -> Self {
-        Self { pool }
+    /// Reads through the database's reader pool, writes through its writer.
+    pub fn new(db: &Database) -> Self {
+        Self {
+            reader: db.reader.clone(),
+            writer: db.writer.clone(),
+        }
     }
 }
 
@@ -184,7 +189,7 @@ impl HealthRepository for SqlHealthRepository {
         .bind(row.comment.clone())
         .bind(&row.created_by)
         .bind(row.created_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await;
         match inserted {
             Ok(_) => Ok(true),
@@ -198,7 +203,7 @@ impl HealthRepository for SqlHealthRepository {
             "SELECT version, body, comment, created_by, created_at FROM security_policies \
              ORDER BY version DESC LIMIT 1",
         )
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?
         .as_ref()
         .map(to_policy)
@@ -210,7 +215,7 @@ impl HealthRepository for SqlHealthRepository {
             "SELECT version, body, comment, created_by, created_at FROM security_policies \
              ORDER BY version DESC",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?
         .iter()
         .map(to_policy)
@@ -224,7 +229,7 @@ impl HealthRepository for SqlHealthRepository {
             .map(i64::try_from)
             .transpose()
             .map_err(|_| AppError::Other(anyhow::anyhow!("amount ceiling out of range")))?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         sqlx::query(
             "INSERT INTO health_reports (id, device_id, policy_version, score, verdict, \
              failed_checks, report, clock_skew_ms, amount_ceiling_minor, received_at, created_at, \
@@ -263,7 +268,7 @@ impl HealthRepository for SqlHealthRepository {
             "WHERE device_id = $1 ORDER BY received_at DESC, id DESC LIMIT 1"
         ))
         .bind(device.to_string())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?
         .as_ref()
         .map(to_report)
@@ -283,7 +288,7 @@ impl HealthRepository for SqlHealthRepository {
         .bind(device.to_string())
         .bind(before)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?
         .iter()
         .map(to_report)
@@ -297,7 +302,7 @@ impl HealthRepository for SqlHealthRepository {
              FROM health_reports WHERE received_at >= $1",
         )
         .bind(since)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.reader)
         .await?;
         let reports: i64 = row.try_get("n")?;
         let devices: i64 = row.try_get("devices")?;
@@ -308,7 +313,7 @@ impl HealthRepository for SqlHealthRepository {
              WHERE received_at >= $1 GROUP BY bucket ORDER BY bucket",
         )
         .bind(since)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?
         .iter()
         .map(|row| Ok((row.try_get("bucket")?, row.try_get("n")?)))
@@ -318,7 +323,7 @@ impl HealthRepository for SqlHealthRepository {
              WHERE received_at >= $1 GROUP BY check_name ORDER BY n DESC, check_name",
         )
         .bind(since)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?
         .iter()
         .map(|row| Ok((row.try_get("check_name")?, row.try_get("n")?)))
@@ -330,7 +335,7 @@ impl HealthRepository for SqlHealthRepository {
         )
         .bind(since)
         .bind(bucket_ms)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?
         .iter()
         .map(|row| {
@@ -361,7 +366,7 @@ impl HealthRepository for SqlHealthRepository {
         )
         .bind(cutoff)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?
         .iter()
         .map(|row| {

@@ -2,6 +2,7 @@
 //! `key_profiles`, `device_key_sets`. Wrapped values are stored as given; this layer never
 //! sees clear key material.
 
+use crate::infra::db::Database;
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
@@ -106,13 +107,17 @@ pub trait KeyRepository: SealedRepository {
 /// SQL implementation.
 #[derive(Debug, Clone)]
 pub struct SqlKeyRepository {
-    pool: AnyPool,
+    reader: AnyPool,
+    writer: AnyPool,
 }
 
 impl SqlKeyRepository {
-    /// Wraps a pool.
-    pub fn new(pool: AnyPool) -> Self {
-        Self { pool }
+    /// Reads through the database's reader pool, writes through its writer.
+    pub fn new(db: &Database) -> Self {
+        Self {
+            reader: db.reader.clone(),
+            writer: db.writer.clone(),
+        }
     }
 }
 
@@ -246,7 +251,7 @@ pub fn key_set_label(id: Uuid, algorithm: &str) -> WrapLabel {
 #[async_trait]
 impl SealedRepository for SqlKeyRepository {
     async fn migrate_legacy(&self, reseal: &LegacyReseal<'_>) -> AppResult<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let mut changed = 0;
         for (table, select, update) in [
             (
@@ -282,7 +287,7 @@ impl SealedRepository for SqlKeyRepository {
     }
 
     async fn rewrap_all(&self, rewrap: &Rewrap) -> AppResult<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let mut items = Vec::new();
         for row in sqlx::query(
             "SELECT id, usage, algorithm, wrapped, master_version FROM stored_keys \
@@ -495,7 +500,7 @@ where
 #[async_trait]
 impl KeyRepository for SqlKeyRepository {
     async fn insert_key(&self, key: &StoredKey) -> AppResult<()> {
-        insert_key_with(&self.pool, key).await
+        insert_key_with(&self.writer, key).await
     }
 
     async fn find_key(&self, id: Uuid) -> AppResult<Option<StoredKey>> {
@@ -505,7 +510,7 @@ impl KeyRepository for SqlKeyRepository {
             " FROM stored_keys WHERE id = $1"
         ))
         .bind(id.to_string())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?
         .as_ref()
         .map(to_key)
@@ -520,7 +525,7 @@ impl KeyRepository for SqlKeyRepository {
              ORDER BY created_at DESC, id LIMIT 500"
         ))
         .bind(usage.map(KeyUsageKind::as_str))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?
         .iter()
         .map(to_key)
@@ -547,7 +552,7 @@ impl KeyRepository for SqlKeyRepository {
         .bind(retired)
         .bind(id.to_string())
         .bind(from.as_str())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?
         .rows_affected();
         Ok(n == 1)
@@ -573,7 +578,7 @@ impl KeyRepository for SqlKeyRepository {
         .bind(slot(1))
         .bind(slot(2))
         .bind(processor)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?
         .as_ref()
         .map(to_key)
@@ -583,13 +588,13 @@ impl KeyRepository for SqlKeyRepository {
     async fn user_exists(&self, id: Uuid) -> AppResult<bool> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE id = $1")
             .bind(id.to_string())
-            .fetch_one(&self.pool)
+            .fetch_one(&self.reader)
             .await?;
         Ok(n > 0)
     }
 
     async fn insert_ceremony(&self, key: &StoredKey, ceremony: &Ceremony) -> AppResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         insert_key_with(&mut *tx, key).await?;
         sqlx::query(
             "INSERT INTO key_ceremonies (id, key_id, state, created_by, created_at, updated_at) \
@@ -624,7 +629,7 @@ impl KeyRepository for SqlKeyRepository {
              WHERE id = $1",
         )
         .bind(id.to_string())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?
         else {
             return Ok(None);
@@ -635,7 +640,7 @@ impl KeyRepository for SqlKeyRepository {
              FROM key_ceremony_custodians WHERE ceremony_id = $1 ORDER BY position",
         )
         .bind(id.to_string())
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?
         .iter()
         .map(|row| {
@@ -680,7 +685,7 @@ impl KeyRepository for SqlKeyRepository {
         .bind(at)
         .bind(ceremony.to_string())
         .bind(user.to_string())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?
         .rows_affected();
         Ok(n == 1)
@@ -694,7 +699,7 @@ impl KeyRepository for SqlKeyRepository {
         sealed: &Sealed,
         at: UnixMillis,
     ) -> AppResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let n = sqlx::query(
             "UPDATE key_ceremonies SET state = 'COMPLETE', updated_at = $1 \
              WHERE id = $2 AND state = 'OPEN'",
@@ -723,7 +728,7 @@ impl KeyRepository for SqlKeyRepository {
     }
 
     async fn confirm_ceremony(&self, ceremony: Uuid, key: Uuid, at: UnixMillis) -> AppResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let n = sqlx::query(
             "UPDATE key_ceremonies SET state = 'CONFIRMED', updated_at = $1 \
              WHERE id = $2 AND state = 'COMPLETE'",
@@ -760,7 +765,7 @@ impl KeyRepository for SqlKeyRepository {
             "SELECT mode, scheme, bdk_id, rotate_after, updated_by, updated_at FROM key_profiles \
              ORDER BY mode",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?
         .iter()
         .map(to_profile)
@@ -773,7 +778,7 @@ impl KeyRepository for SqlKeyRepository {
              WHERE mode = $1",
         )
         .bind(mode.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?
         .as_ref()
         .map(to_profile)
@@ -791,7 +796,7 @@ impl KeyRepository for SqlKeyRepository {
         .bind(&profile.updated_by)
         .bind(profile.updated_at)
         .bind(profile.mode.as_str())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?
         .rows_affected();
         Ok(n == 1)
@@ -801,7 +806,7 @@ impl KeyRepository for SqlKeyRepository {
         let max: Option<i64> =
             sqlx::query_scalar("SELECT MAX(version) FROM device_key_sets WHERE device_id = $1")
                 .bind(device.to_string())
-                .fetch_one(&self.pool)
+                .fetch_one(&self.reader)
                 .await?;
         Ok(max.unwrap_or(0) + 1)
     }
@@ -828,7 +833,7 @@ impl KeyRepository for SqlKeyRepository {
         .bind(set.confirmed_at)
         .bind(set.destroyed_at)
         .bind(set.updated_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await;
         match result {
             Ok(_) => Ok(true),
@@ -844,7 +849,7 @@ impl KeyRepository for SqlKeyRepository {
             " FROM device_key_sets WHERE id = $1"
         ))
         .bind(id.to_string())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?
         .as_ref()
         .map(to_key_set)
@@ -859,7 +864,7 @@ impl KeyRepository for SqlKeyRepository {
              ORDER BY version DESC LIMIT 1"
         ))
         .bind(device.to_string())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?
         .as_ref()
         .map(to_key_set)
@@ -873,7 +878,7 @@ impl KeyRepository for SqlKeyRepository {
             " FROM device_key_sets WHERE device_id = $1 ORDER BY version DESC"
         ))
         .bind(device.to_string())
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?
         .iter()
         .map(to_key_set)
@@ -886,7 +891,7 @@ impl KeyRepository for SqlKeyRepository {
         device: DeviceId,
         at: UnixMillis,
     ) -> AppResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let n = sqlx::query(
             "UPDATE device_key_sets SET state = 'ACTIVE', confirmed_at = $1, updated_at = $1 \
              WHERE id = $2 AND device_id = $3 AND state = 'ISSUED'",
@@ -923,7 +928,7 @@ impl KeyRepository for SqlKeyRepository {
         )
         .bind(at)
         .bind(device.to_string())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?
         .rows_affected();
         Ok(n >= 1)
@@ -944,7 +949,7 @@ impl KeyRepository for SqlKeyRepository {
         .bind(&key.created_by)
         .bind(key.created_at)
         .bind(key.retired_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await;
         match done {
             Ok(_) => Ok(true),
@@ -958,7 +963,7 @@ impl KeyRepository for SqlKeyRepository {
             "SELECT key_id, wrapped, master_version, fingerprint, state, origin, created_by, \
              created_at, retired_at FROM release_keys ORDER BY created_at, key_id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?
         .iter()
         .map(|row| {
@@ -984,7 +989,7 @@ impl KeyRepository for SqlKeyRepository {
         )
         .bind(at)
         .bind(key_id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?
         .rows_affected();
         Ok(n == 1)

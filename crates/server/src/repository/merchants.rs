@@ -1,5 +1,6 @@
 //! Merchants.
 
+use crate::infra::db::Database;
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
@@ -38,13 +39,17 @@ pub trait MerchantRepository: Send + Sync + std::fmt::Debug {
 /// SQL implementation.
 #[derive(Debug, Clone)]
 pub struct SqlMerchantRepository {
-    pool: AnyPool,
+    reader: AnyPool,
+    writer: AnyPool,
 }
 
 impl SqlMerchantRepository {
-    /// Wraps a pool.
-    pub fn new(pool: AnyPool) -> Self {
-        Self { pool }
+    /// Reads through the database's reader pool, writes through its writer.
+    pub fn new(db: &Database) -> Self {
+        Self {
+            reader: db.reader.clone(),
+            writer: db.writer.clone(),
+        }
     }
 }
 
@@ -87,7 +92,7 @@ impl MerchantRepository for SqlMerchantRepository {
         .bind(merchant.status.as_str())
         .bind(merchant.created_at)
         .bind(merchant.updated_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(name_taken)?;
         Ok(())
@@ -104,7 +109,7 @@ impl MerchantRepository for SqlMerchantRepository {
         .bind(merchant.status.as_str())
         .bind(merchant.updated_at)
         .bind(merchant.id.to_string())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(name_taken)?
         .rows_affected();
@@ -117,7 +122,7 @@ impl MerchantRepository for SqlMerchantRepository {
              WHERE id = $1",
         )
         .bind(id.to_string())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?
         .as_ref()
         .map(to_merchant)
@@ -141,7 +146,7 @@ impl MerchantRepository for SqlMerchantRepository {
         .bind(after_created)
         .bind(after_id)
         .bind(filter.limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?
         .iter()
         .map(to_merchant)

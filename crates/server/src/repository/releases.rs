@@ -1,6 +1,7 @@
 //! Kernel and terminal-software releases, their artifacts (bytes in the database, keyed by
 //! SHA-256), push tasks, what devices report at check-in, and the compatibility table.
 
+use crate::infra::db::Database;
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
@@ -105,13 +106,17 @@ pub trait ReleaseRepository: Send + Sync + std::fmt::Debug {
 /// SQL implementation.
 #[derive(Debug, Clone)]
 pub struct SqlReleaseRepository {
-    pool: AnyPool,
+    reader: AnyPool,
+    writer: AnyPool,
 }
 
 impl SqlReleaseRepository {
-    /// Wraps a pool.
-    pub fn new(pool: AnyPool) -> Self {
-        Self { pool }
+    /// Reads through the database's reader pool, writes through its writer.
+    pub fn new(db: &Database) -> Self {
+        Self {
+            reader: db.reader.clone(),
+            writer: db.writer.clone(),
+        }
     }
 }
 
@@ -221,7 +226,7 @@ impl ReleaseRepository for SqlReleaseRepository {
     async fn insert_kernel(&self, release: &KernelRelease, artifact: &[u8]) -> AppResult<()> {
         let manifest = &release.signed.manifest;
         let size = i64::try_from(artifact.len()).map_err(|_| corrupt("artifact size"))?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         sqlx::query(
             "INSERT INTO release_artifacts (sha256, content, size, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $4) ON CONFLICT (sha256) DO NOTHING",
@@ -277,7 +282,7 @@ impl ReleaseRepository for SqlReleaseRepository {
         .bind(release.updated_at)
         .bind(release.id.to_string())
         .bind(expected.as_str())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?
         .rows_affected();
         Ok(n == 1)
@@ -289,7 +294,7 @@ impl ReleaseRepository for SqlReleaseRepository {
              WHERE id = $1";
         sqlx::query(SQL)
             .bind(id.to_string())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reader)
             .await?
             .as_ref()
             .map(to_kernel)
@@ -302,7 +307,7 @@ impl ReleaseRepository for SqlReleaseRepository {
              ORDER BY created_at DESC, id DESC LIMIT $1";
         sqlx::query(SQL)
             .bind(limit)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reader)
             .await?
             .iter()
             .map(to_kernel)
@@ -320,7 +325,7 @@ impl ReleaseRepository for SqlReleaseRepository {
         sqlx::query(SQL)
             .bind(channel.as_str())
             .bind(status.as_str())
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reader)
             .await?
             .iter()
             .map(to_kernel)
@@ -331,7 +336,7 @@ impl ReleaseRepository for SqlReleaseRepository {
         Ok(
             sqlx::query_scalar("SELECT content FROM release_artifacts WHERE sha256 = $1")
                 .bind(sha256)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.reader)
                 .await?,
         )
     }
@@ -356,7 +361,7 @@ impl ReleaseRepository for SqlReleaseRepository {
         .bind(&release.status)
         .bind(&release.created_by)
         .bind(release.created_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await;
         match inserted {
             Ok(_) => Ok(()),
@@ -370,7 +375,7 @@ impl ReleaseRepository for SqlReleaseRepository {
              release_notes, status, created_by, created_at FROM terminal_releases WHERE id = $1";
         sqlx::query(SQL)
             .bind(id.to_string())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reader)
             .await?
             .as_ref()
             .map(to_terminal)
@@ -382,7 +387,7 @@ impl ReleaseRepository for SqlReleaseRepository {
              release_notes, status, created_by, created_at FROM terminal_releases \
              ORDER BY created_at DESC, id DESC";
         sqlx::query(SQL)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reader)
             .await?
             .iter()
             .map(to_terminal)
@@ -395,7 +400,7 @@ impl ReleaseRepository for SqlReleaseRepository {
         devices: &[DeviceId],
         at: UnixMillis,
     ) -> AppResult<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let mut created = 0;
         for device in devices {
             created += sqlx::query(
@@ -423,7 +428,7 @@ impl ReleaseRepository for SqlReleaseRepository {
         kernel_version: Option<&str>,
         at: UnixMillis,
     ) -> AppResult<Vec<(UpdateTask, TerminalRelease)>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         sqlx::query(
             "INSERT INTO device_software (device_id, terminal_version, kernel_version, \
              last_check_in, created_at, updated_at) VALUES ($1, $2, $3, $4, $4, $4) \
@@ -483,7 +488,7 @@ impl ReleaseRepository for SqlReleaseRepository {
         .bind(at)
         .bind(task_id.to_string())
         .bind(device_id.to_string())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?
         .rows_affected();
         Ok(n == 1)
@@ -495,7 +500,7 @@ impl ReleaseRepository for SqlReleaseRepository {
              FROM terminal_update_tasks WHERE id = $1",
         )
         .bind(task_id.to_string())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?
         .as_ref()
         .map(to_task)
@@ -507,7 +512,7 @@ impl ReleaseRepository for SqlReleaseRepository {
             "SELECT release_id, state, COUNT(*) AS n FROM terminal_update_tasks \
              GROUP BY release_id, state ORDER BY release_id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?;
         let mut out: Vec<(Uuid, TaskCounts)> = Vec::new();
         for row in &rows {
@@ -537,7 +542,7 @@ impl ReleaseRepository for SqlReleaseRepository {
              FROM devices d LEFT JOIN device_software s ON s.device_id = d.id \
              WHERE d.state <> 'REVOKED' ORDER BY d.created_at, d.id";
         sqlx::query(SQL)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reader)
             .await?
             .iter()
             .map(to_fleet)
@@ -551,7 +556,7 @@ impl ReleaseRepository for SqlReleaseRepository {
              WHERE d.state <> 'REVOKED' AND d.id = $1";
         sqlx::query(SQL)
             .bind(id.to_string())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reader)
             .await?
             .as_ref()
             .map(to_fleet)
@@ -563,7 +568,7 @@ impl ReleaseRepository for SqlReleaseRepository {
             "SELECT terminal_version, abi_version FROM terminal_kernel_compat \
              ORDER BY terminal_version, abi_version",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?;
         rows.iter()
             .map(|row| {
@@ -578,7 +583,7 @@ impl ReleaseRepository for SqlReleaseRepository {
     }
 
     async fn replace_compat(&self, entries: &[CompatEntry], at: UnixMillis) -> AppResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         sqlx::query("DELETE FROM terminal_kernel_compat")
             .execute(&mut *tx)
             .await?;

@@ -1,5 +1,6 @@
 //! Login sessions and their refresh tokens (one family per session).
 
+use crate::infra::db::Database;
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
@@ -81,13 +82,17 @@ pub trait SessionRepository: Send + Sync + std::fmt::Debug {
 /// SQL implementation.
 #[derive(Debug, Clone)]
 pub struct SqlSessionRepository {
-    pool: AnyPool,
+    reader: AnyPool,
+    writer: AnyPool,
 }
 
 impl SqlSessionRepository {
-    /// Wraps a pool.
-    pub fn new(pool: AnyPool) -> Self {
-        Self { pool }
+    /// Reads through the database's reader pool, writes through its writer.
+    pub fn new(db: &Database) -> Self {
+        Self {
+            reader: db.reader.clone(),
+            writer: db.writer.clone(),
+        }
     }
 }
 
@@ -115,7 +120,7 @@ impl SessionRepository for SqlSessionRepository {
         token_hash: &str,
         token_expires: UnixMillis,
     ) -> AppResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         sqlx::query(
             "INSERT INTO sessions (id, user_id, client_addr, user_agent, last_used_at, expires_at, \
              revoked_at, revoked_reason, created_at, updated_at) \
@@ -151,7 +156,7 @@ impl SessionRepository for SqlSessionRepository {
              FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1",
         )
         .bind(id.to_string())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?
         else {
             return Ok(None);
@@ -170,7 +175,7 @@ impl SessionRepository for SqlSessionRepository {
             "SELECT session_id, expires_at, used_at FROM refresh_tokens WHERE token_hash = $1",
         )
         .bind(token_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?
         else {
             return Ok(None);
@@ -193,7 +198,7 @@ impl SessionRepository for SqlSessionRepository {
         new_expires: UnixMillis,
         now: UnixMillis,
     ) -> AppResult<Rotation> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         // The conditional UPDATE is the single-use gate: of two concurrent refreshes with the
         // same token exactly one sees a row affected.
         let spent = sqlx::query(
@@ -245,7 +250,7 @@ impl SessionRepository for SqlSessionRepository {
         .bind(now)
         .bind(reason)
         .bind(id.to_string())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?
         .rows_affected();
         Ok(n == 1)
@@ -267,7 +272,7 @@ impl SessionRepository for SqlSessionRepository {
         .bind(reason)
         .bind(user_id.to_string())
         .bind(except)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?
         .rows_affected();
         Ok(n)
@@ -280,7 +285,7 @@ impl SessionRepository for SqlSessionRepository {
              ORDER BY created_at DESC LIMIT 100",
         )
         .bind(user_id.to_string())
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?
         .iter()
         .map(to_session)

@@ -1,6 +1,7 @@
 //! Threat events, their incident notes, and the transaction observations the behaviour
 //! rules read.
 
+use crate::infra::db::Database;
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
@@ -129,13 +130,17 @@ pub trait ThreatRepository: Send + Sync + std::fmt::Debug {
 /// SQL implementation.
 #[derive(Debug, Clone)]
 pub struct SqlThreatRepository {
-    pool: AnyPool,
+    reader: AnyPool,
+    writer: AnyPool,
 }
 
 impl SqlThreatRepository {
-    /// Wraps a pool.
-    pub fn new(pool: AnyPool) -> Self {
-        Self { pool }
+    /// Reads through the database's reader pool, writes through its writer.
+    pub fn new(db: &Database) -> Self {
+        Self {
+            reader: db.reader.clone(),
+            writer: db.writer.clone(),
+        }
     }
 }
 
@@ -231,7 +236,7 @@ impl ThreatRepository for SqlThreatRepository {
         .bind(event.observed_at)
         .bind(event.created_at)
         .bind(event.updated_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -241,7 +246,7 @@ impl ThreatRepository for SqlThreatRepository {
             .bind(outcome)
             .bind(at)
             .bind(id.to_string())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -249,7 +254,7 @@ impl ThreatRepository for SqlThreatRepository {
     async fn find(&self, id: Uuid) -> AppResult<Option<ThreatEventRecord>> {
         sqlx::query(select_events!("WHERE id = $1"))
             .bind(id.to_string())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reader)
             .await?
             .as_ref()
             .map(to_event)
@@ -274,7 +279,7 @@ impl ThreatRepository for SqlThreatRepository {
         .bind(before_at)
         .bind(before_id)
         .bind(filter.limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?
         .iter()
         .map(to_event)
@@ -287,7 +292,7 @@ impl ThreatRepository for SqlThreatRepository {
              WHERE threat_id = $1 ORDER BY created_at, id",
         )
         .bind(id.to_string())
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?
         .iter()
         .map(|row| {
@@ -310,7 +315,7 @@ impl ThreatRepository for SqlThreatRepository {
         note: &ThreatNote,
         request_id: Option<String>,
     ) -> AppResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let n = sqlx::query(
             "UPDATE threat_events SET state = $1, updated_at = $2 WHERE id = $3 AND state = $4",
         )
@@ -350,7 +355,7 @@ impl ThreatRepository for SqlThreatRepository {
              ORDER BY severity_rank DESC, created_at LIMIT 1"
         ))
         .bind(device.to_string())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?
         .as_ref()
         .map(to_event)
@@ -370,7 +375,7 @@ impl ThreatRepository for SqlThreatRepository {
         .bind(device.to_string())
         .bind(enum_name(&kind))
         .bind(since)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.reader)
         .await?)
     }
 
@@ -380,7 +385,7 @@ impl ThreatRepository for SqlThreatRepository {
              WHERE created_at >= $1 GROUP BY kind, severity, state ORDER BY kind, severity, state",
         )
         .bind(since)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?
         .iter()
         .map(|row| {
@@ -415,7 +420,7 @@ impl ThreatRepository for SqlThreatRepository {
         .bind(observation.location.map(|point| to_e6(point.longitude)))
         .bind(observation.at)
         .bind(crate::domain::now_millis())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await;
         match inserted {
             Ok(_) => Ok(true),
@@ -431,7 +436,7 @@ impl ThreatRepository for SqlThreatRepository {
         )
         .bind(device.to_string())
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?;
         Ok(outcomes.iter().map(|o| o == "approved").collect())
     }
@@ -449,7 +454,7 @@ impl ThreatRepository for SqlThreatRepository {
         .bind(device.to_string())
         .bind(since)
         .bind(until)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.reader)
         .await?)
     }
 
@@ -468,7 +473,7 @@ impl ThreatRepository for SqlThreatRepository {
         .bind(device.to_string())
         .bind(at)
         .bind(transaction.to_string())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?;
         row.map(|row| {
             Ok((

@@ -4,6 +4,7 @@
 //! `consume` is the durable single-use authority: one conditional UPDATE, so of any number
 //! of concurrent callers on any number of instances exactly one sees a row affected.
 
+use crate::infra::db::Database;
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
@@ -78,13 +79,17 @@ pub trait TokenRepository: Send + Sync + std::fmt::Debug {
 /// SQL implementation.
 #[derive(Debug, Clone)]
 pub struct SqlTokenRepository {
-    pool: AnyPool,
+    reader: AnyPool,
+    writer: AnyPool,
 }
 
 impl SqlTokenRepository {
-    /// Wraps a pool.
-    pub fn new(pool: AnyPool) -> Self {
-        Self { pool }
+    /// Reads through the database's reader pool, writes through its writer.
+    pub fn new(db: &Database) -> Self {
+        Self {
+            reader: db.reader.clone(),
+            writer: db.writer.clone(),
+        }
     }
 }
 
@@ -133,7 +138,7 @@ impl TokenRepository for SqlTokenRepository {
         .bind(key.publish_until)
         .bind(key.created_at)
         .bind(key.master_version.map(i64::from))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -145,7 +150,7 @@ impl TokenRepository for SqlTokenRepository {
              ORDER BY created_at, kid",
         )
         .bind(now)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?
         .iter()
         .map(to_key)
@@ -165,7 +170,7 @@ impl TokenRepository for SqlTokenRepository {
         .bind(at)
         .bind(publish_until)
         .bind(keep)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected())
     }
@@ -182,7 +187,7 @@ impl TokenRepository for SqlTokenRepository {
         .bind(&token.claims)
         .bind(token.issued_at)
         .bind(token.expires_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -193,7 +198,7 @@ impl TokenRepository for SqlTokenRepository {
              FROM tokens WHERE jti = $1",
         )
         .bind(jti.to_string())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?
         .as_ref()
         .map(to_token)
@@ -207,7 +212,7 @@ impl TokenRepository for SqlTokenRepository {
         )
         .bind(at)
         .bind(jti.to_string())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() == 1)
     }

@@ -9,6 +9,7 @@
 //! the processor is called, and settle or release it after, so no processor call goes
 //! unrecorded.
 
+use crate::infra::db::Database;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
@@ -176,6 +177,26 @@ pub struct Decision {
     pub processor_reference: Option<String>,
     /// When.
     pub at: UnixMillis,
+}
+
+impl TransactionRecord {
+    /// The record as [`TransactionRepository::decide`] leaves it when it returns true, so a
+    /// sale can answer without reading its row back.
+    #[must_use]
+    pub fn decided(mut self, decision: &Decision) -> Self {
+        self.state = decision.state;
+        self.approved = decision.state == TransactionState::Approved;
+        self.response_code.clone_from(&decision.response_code);
+        self.authorisation_code
+            .clone_from(&decision.authorisation_code);
+        self.decline_reason.clone_from(&decision.decline_reason);
+        self.arpc.clone_from(&decision.arpc);
+        self.processor_reference
+            .clone_from(&decision.processor_reference);
+        self.decided_at = Some(decision.at);
+        self.updated_at = decision.at;
+        self
+    }
 }
 
 /// A refund, void or reversal.
@@ -497,13 +518,17 @@ pub trait TransactionRepository: Send + Sync + std::fmt::Debug {
 /// SQL implementation.
 #[derive(Debug, Clone)]
 pub struct SqlTransactionRepository {
-    pool: AnyPool,
+    reader: AnyPool,
+    writer: AnyPool,
 }
 
 impl SqlTransactionRepository {
-    /// Wraps a pool.
-    pub fn new(pool: AnyPool) -> Self {
-        Self { pool }
+    /// Reads through the database's reader pool, writes through its writer.
+    pub fn new(db: &Database) -> Self {
+        Self {
+            reader: db.reader.clone(),
+            writer: db.writer.clone(),
+        }
     }
 }
 
@@ -593,7 +618,7 @@ impl TransactionRepository for SqlTransactionRepository {
         .bind(device_id.to_string())
         .bind(counter)
         .bind(at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?
         .rows_affected();
         if moved == 1 {
@@ -602,7 +627,7 @@ impl TransactionRepository for SqlTransactionRepository {
         let last: i64 =
             sqlx::query_scalar("SELECT last_counter FROM dukpt_counters WHERE key_set_id = $1")
                 .bind(key_set_id.to_string())
-                .fetch_one(&self.pool)
+                .fetch_one(&self.reader)
                 .await?;
         Ok(if last == counter {
             CounterAdvance::Replay
@@ -629,7 +654,7 @@ impl TransactionRepository for SqlTransactionRepository {
         .bind(lease.owner.as_str())
         .bind(lease.expires_at)
         .bind(at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await;
         match inserted {
             Ok(_) => return Ok(IdempotencyClaim::Claimed),
@@ -642,7 +667,7 @@ impl TransactionRepository for SqlTransactionRepository {
         )
         .bind(scope)
         .bind(key)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?;
         let Some(row) = row else {
             // Released between the two statements: the caller retries the claim.
@@ -681,7 +706,7 @@ impl TransactionRepository for SqlTransactionRepository {
             .bind(key)
             .bind(request_hash)
             .bind(seen_owner.unwrap_or_default())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?
             .rows_affected();
             if taken == 1 {
@@ -716,7 +741,7 @@ impl TransactionRepository for SqlTransactionRepository {
         .bind(scope)
         .bind(key)
         .bind(owner)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?
         .rows_affected();
         Ok(n == 1)
@@ -730,7 +755,7 @@ impl TransactionRepository for SqlTransactionRepository {
         .bind(scope)
         .bind(key)
         .bind(owner)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -750,7 +775,7 @@ impl TransactionRepository for SqlTransactionRepository {
         .bind(scope)
         .bind(key)
         .bind(owner)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -784,7 +809,7 @@ impl TransactionRepository for SqlTransactionRepository {
         .bind(r.location.clone())
         .bind(r.client_addr.clone())
         .bind(r.created_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -804,7 +829,7 @@ impl TransactionRepository for SqlTransactionRepository {
         .bind(d.at)
         .bind(id.to_string())
         .bind(d.processor_reference.clone())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?
         .rows_affected();
         Ok(n == 1)
@@ -817,7 +842,7 @@ impl TransactionRepository for SqlTransactionRepository {
         acknowledged: bool,
         event: &TransactionEvent,
     ) -> AppResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         sqlx::query(
             "UPDATE transactions SET reversal_reason = $1, reversed_at = $2, updated_at = $3 \
              WHERE id = $4",
@@ -849,12 +874,12 @@ impl TransactionRepository for SqlTransactionRepository {
         )
         .bind(scope)
         .bind(key)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?;
         if let Some(row) = existing {
             return Ok(Reservation::Existing(to_attempt(&row)?));
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let sql = match attempt.kind {
             FollowUpKind::Refund => RESERVE_REFUND_SQL,
             FollowUpKind::Void | FollowUpKind::Reversal => RESERVE_CANCEL_SQL,
@@ -897,7 +922,7 @@ impl TransactionRepository for SqlTransactionRepository {
         reason: Option<&str>,
         event: &TransactionEvent,
     ) -> AppResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let n = sqlx::query(
             "UPDATE follow_up_attempts SET state = 'SETTLED', response_code = $1, updated_at = $2 \
              WHERE id = $3 AND state = 'RESERVED'",
@@ -955,7 +980,7 @@ impl TransactionRepository for SqlTransactionRepository {
         response_code: Option<&str>,
         at: UnixMillis,
     ) -> AppResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let n = sqlx::query(
             "UPDATE follow_up_attempts SET state = 'RELEASED', response_code = $1, \
              updated_at = $2 WHERE id = $3 AND state = 'RESERVED'",
@@ -984,7 +1009,7 @@ impl TransactionRepository for SqlTransactionRepository {
     async fn find(&self, id: Uuid) -> AppResult<Option<TransactionRecord>> {
         sqlx::query(FIND_SQL)
             .bind(id.to_string())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reader)
             .await?
             .as_ref()
             .map(to_record)
@@ -997,7 +1022,7 @@ impl TransactionRepository for SqlTransactionRepository {
              FROM transaction_events WHERE transaction_id = $1 ORDER BY created_at, id",
         )
         .bind(id.to_string())
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?
         .iter()
         .map(|row| {
@@ -1037,7 +1062,7 @@ impl TransactionRepository for SqlTransactionRepository {
             .bind(after_created)
             .bind(after_id)
             .bind(f.limit)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reader)
             .await?
             .iter()
             .map(to_record)
@@ -1060,7 +1085,7 @@ impl TransactionRepository for SqlTransactionRepository {
         sqlx::query(sql)
             .bind(from)
             .bind(to)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reader)
             .await?
             .iter()
             .map(|row| {
@@ -1094,7 +1119,7 @@ impl TransactionRepository for SqlTransactionRepository {
         .bind(op.result.clone())
         .bind(op.reference.clone())
         .bind(op.at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -1109,7 +1134,7 @@ impl TransactionRepository for SqlTransactionRepository {
             "SELECT COUNT(*) FROM pin_operations WHERE ($1 IS NULL OR device_id = $1)",
         )
         .bind(device.clone())
-        .fetch_one(&self.pool)
+        .fetch_one(&self.reader)
         .await?;
         let operations = sqlx::query(
             "SELECT id, device_id, ksn, result, reference, created_at FROM pin_operations \
@@ -1117,7 +1142,7 @@ impl TransactionRepository for SqlTransactionRepository {
         )
         .bind(device)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?
         .iter()
         .map(|row| {

@@ -1,5 +1,6 @@
 //! Users.
 
+use crate::infra::db::Database;
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
@@ -30,13 +31,17 @@ pub trait UserRepository: Send + Sync + std::fmt::Debug {
 /// SQL implementation.
 #[derive(Debug, Clone)]
 pub struct SqlUserRepository {
-    pool: AnyPool,
+    reader: AnyPool,
+    writer: AnyPool,
 }
 
 impl SqlUserRepository {
-    /// Wraps a pool.
-    pub fn new(pool: AnyPool) -> Self {
-        Self { pool }
+    /// Reads through the database's reader pool, writes through its writer.
+    pub fn new(db: &Database) -> Self {
+        Self {
+            reader: db.reader.clone(),
+            writer: db.writer.clone(),
+        }
     }
 }
 
@@ -98,7 +103,7 @@ impl UserRepository for SqlUserRepository {
         .bind(user.role.as_str())
         .bind(user.disabled_at)
         .bind(user.created_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await;
         match result {
             Ok(_) => Ok(()),
@@ -120,7 +125,7 @@ impl UserRepository for SqlUserRepository {
              FROM users WHERE username = $1",
         )
         .bind(username)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?
         .as_ref()
         .map(to_user)
@@ -133,7 +138,7 @@ impl UserRepository for SqlUserRepository {
              FROM users WHERE id = $1",
         )
         .bind(id.to_string())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?
         .as_ref()
         .map(to_user)
@@ -153,7 +158,7 @@ impl UserRepository for SqlUserRepository {
         .bind(after_created)
         .bind(after_id)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?
         .iter()
         .map(to_user)
@@ -162,7 +167,7 @@ impl UserRepository for SqlUserRepository {
 
     async fn count(&self) -> AppResult<i64> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users")
-            .fetch_one(&self.pool)
+            .fetch_one(&self.reader)
             .await?)
     }
 
@@ -174,7 +179,7 @@ impl UserRepository for SqlUserRepository {
         .bind(hash)
         .bind(at)
         .bind(id.to_string())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }

@@ -1,5 +1,6 @@
 //! Outbound webhook endpoints and their delivery log.
 
+use crate::infra::db::Database;
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
@@ -103,13 +104,17 @@ pub trait WebhookRepository: Send + Sync + std::fmt::Debug {
 /// SQL implementation.
 #[derive(Debug, Clone)]
 pub struct SqlWebhookRepository {
-    pool: AnyPool,
+    reader: AnyPool,
+    writer: AnyPool,
 }
 
 impl SqlWebhookRepository {
-    /// Wraps a pool.
-    pub fn new(pool: AnyPool) -> Self {
-        Self { pool }
+    /// Reads through the database's reader pool, writes through its writer.
+    pub fn new(db: &Database) -> Self {
+        Self {
+            reader: db.reader.clone(),
+            writer: db.writer.clone(),
+        }
     }
 }
 
@@ -169,7 +174,7 @@ impl WebhookRepository for SqlWebhookRepository {
         .bind(&endpoint.created_by)
         .bind(endpoint.created_at)
         .bind(endpoint.master_version.map(i64::from))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -179,7 +184,7 @@ impl WebhookRepository for SqlWebhookRepository {
             "SELECT id, url, event_kinds, description, secret_wrapped, master_version, created_by, \
              created_at FROM webhook_endpoints WHERE deleted_at IS NULL ORDER BY created_at, id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?
         .iter()
         .map(to_endpoint)
@@ -193,7 +198,7 @@ impl WebhookRepository for SqlWebhookRepository {
         )
         .bind(at)
         .bind(id.to_string())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -203,7 +208,7 @@ impl WebhookRepository for SqlWebhookRepository {
             "SELECT COUNT(*) FROM webhook_endpoints WHERE id = $1 AND deleted_at IS NULL",
         )
         .bind(id.to_string())
-        .fetch_one(&self.pool)
+        .fetch_one(&self.reader)
         .await?;
         Ok(n > 0)
     }
@@ -224,7 +229,7 @@ impl WebhookRepository for SqlWebhookRepository {
         .bind(delivery.latency_ms)
         .bind(&delivery.error)
         .bind(delivery.created_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -237,7 +242,7 @@ impl WebhookRepository for SqlWebhookRepository {
         )
         .bind(endpoint.to_string())
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?
         .iter()
         .map(to_delivery)

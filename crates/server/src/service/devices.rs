@@ -21,6 +21,7 @@ use crate::domain::{
     MerchantId, MerchantStatus, NewAuditRecord, Principal, UnixMillis, now_millis,
 };
 use crate::error::{AppError, AppResult, FieldError};
+use crate::infra::ecdsa::P256Verifier;
 use crate::infra::keys::{SecretBytes, random_bytes};
 use crate::infra::stores::{Event, EventBus, OnceStore, RateLimiter};
 use crate::repository::attestations::AttestationRepository;
@@ -653,10 +654,11 @@ impl DeviceService {
         if device.state == DeviceState::Revoked {
             return Err(AppError::DeviceAuth("device_revoked"));
         }
-        let key = VerifyingKey::from_sec1_bytes(&device.public_key)
-            .map_err(|_| AppError::Other(anyhow::anyhow!("stored device key does not parse")))?;
-        let signature =
-            parse_signature(request.signature).ok_or(AppError::DeviceAuth("bad_signature"))?;
+        let key = P256Verifier::from_sec1(&device.public_key)
+            .ok_or_else(|| AppError::Other(anyhow::anyhow!("stored device key does not parse")))?;
+        let signature = B64
+            .decode(request.signature.trim())
+            .map_err(|_| AppError::DeviceAuth("bad_signature"))?;
         let message = request_signing_string(
             request.method,
             request.path,
@@ -664,7 +666,7 @@ impl DeviceService {
             request.nonce,
             request.body,
         );
-        if key.verify(message.as_bytes(), &signature).is_err() {
+        if !key.verify(message.as_bytes(), &signature) {
             metrics::counter!("device_request_auth_failures_total", "reason" => "bad_signature")
                 .increment(1);
             return Err(AppError::DeviceAuth("bad_signature"));

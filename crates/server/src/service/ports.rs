@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::RequestContext;
-use crate::domain::{DeviceId, DeviceState, UnixMillis};
+use crate::domain::{Device, DeviceId, DeviceState, UnixMillis};
 use crate::error::AppResult;
 
 /// Live-event kind published on the `EventBus` when a threat event is recorded.
@@ -252,14 +252,14 @@ pub struct TokenClaims {
 /// Implemented by `service::tokens::TokenService`; called by payments.
 #[async_trait]
 pub trait TokenConsumer: Send + Sync + fmt::Debug {
-    /// Verifies `token` for `device` and consumes it in one atomic step, valid across
-    /// instances. A second use is refused (`token_reused`) and reported as
+    /// Verifies `token` for `device` (as the request's authentication read it) and consumes
+    /// it in one atomic step, valid across instances. A second use is refused (`token_reused`) and reported as
     /// [`ThreatKind::TokenReuse`]; expired, forged and other-device tokens have their own
     /// codes.
     async fn consume(
         &self,
         token: &str,
-        device: DeviceId,
+        device: &Device,
         ctx: &RequestContext,
     ) -> AppResult<TokenClaims>;
 }

@@ -81,15 +81,17 @@ async fn ok_json(res: reqwest::Response, status: StatusCode) -> Value {
 
 /// A `KeyService` over the test server's database and master keyring.
 async fn key_service(app: &TestApp, master: &str) -> KeyService {
-    let pool = app.db().await;
+    let db = server::infra::db::connect(&app.storage.database_url, 2)
+        .await
+        .expect("database");
     let stores = Stores::memory();
     let audit = Arc::new(AuditService::new(
-        Arc::new(SqlAuditRepository::new(pool.clone())),
+        Arc::new(SqlAuditRepository::new(&db)),
         stores.events.clone(),
     ));
     let devices = Arc::new(DeviceService::new(
-        Arc::new(SqlDeviceRepository::new(pool.clone())),
-        Arc::new(SqlMerchantRepository::new(pool.clone())),
+        Arc::new(SqlDeviceRepository::new(&db)),
+        Arc::new(SqlMerchantRepository::new(&db)),
         stores.once.clone(),
         stores.limiter.clone(),
         audit.clone(),
@@ -98,7 +100,7 @@ async fn key_service(app: &TestApp, master: &str) -> KeyService {
             allow_software_attestation: true,
         },
     ));
-    let repo = Arc::new(SqlKeyRepository::new(pool));
+    let repo = Arc::new(SqlKeyRepository::new(&db));
     let keyring = Arc::new(MasterKeyring::parse(master).unwrap());
     KeyService::new(
         repo.clone(),

@@ -393,15 +393,17 @@ async fn rotation_rewraps_tokens_webhooks_and_release_keys_postgres_redis() {
 
 /// A `KeyService` over the test server's database with `master`.
 async fn key_service(app: &TestApp, master: &str) -> KeyService {
-    let pool = app.db().await;
+    let db = server::infra::db::connect(&app.storage.database_url, 2)
+        .await
+        .expect("database");
     let stores = Stores::memory();
     let audit = Arc::new(AuditService::new(
-        Arc::new(SqlAuditRepository::new(pool.clone())),
+        Arc::new(SqlAuditRepository::new(&db)),
         stores.events.clone(),
     ));
     let devices = Arc::new(DeviceService::new(
-        Arc::new(SqlDeviceRepository::new(pool.clone())),
-        Arc::new(SqlMerchantRepository::new(pool.clone())),
+        Arc::new(SqlDeviceRepository::new(&db)),
+        Arc::new(SqlMerchantRepository::new(&db)),
         stores.once.clone(),
         stores.limiter.clone(),
         audit.clone(),
@@ -412,7 +414,7 @@ async fn key_service(app: &TestApp, master: &str) -> KeyService {
     ));
     let keyring = Arc::new(MasterKeyring::parse(master).unwrap());
     KeyService::new(
-        Arc::new(SqlKeyRepository::new(pool)),
+        Arc::new(SqlKeyRepository::new(&db)),
         Arc::new(KeyringStore::new(keyring)),
         devices,
         audit,
@@ -442,7 +444,7 @@ async fn legacy_wraps_move_under_the_master_key() {
     .bind(kid)
     .bind(&public)
     .bind(Wrapper::derive(jwt.expose(), "token-signing-key").wrap(&scalar, kid))
-    .execute(&db.pool)
+    .execute(&db.writer)
     .await
     .unwrap();
     let endpoint = uuid::Uuid::new_v4();
@@ -457,11 +459,11 @@ async fn legacy_wraps_move_under_the_master_key() {
         Wrapper::derive(jwt.expose(), "webhook-secret")
             .wrap(secret.as_bytes(), &endpoint.to_string()),
     )
-    .execute(&db.pool)
+    .execute(&db.writer)
     .await
     .unwrap();
 
-    let repo = SqlKeyRepository::new(db.pool.clone());
+    let repo = SqlKeyRepository::new(&db);
     let store = KeyringStore::new(Arc::new(MasterKeyring::parse(MASTER_2).unwrap()));
     let wrong = parse_secret(&"5d".repeat(32)).unwrap();
     assert!(
@@ -473,7 +475,7 @@ async fn legacy_wraps_move_under_the_master_key() {
         "SELECT (SELECT COUNT(*) FROM token_signing_keys WHERE master_version IS NULL) + \
          (SELECT COUNT(*) FROM webhook_endpoints WHERE master_version IS NULL)",
     )
-    .fetch_one(&db.pool)
+    .fetch_one(&db.reader)
     .await
     .unwrap();
     assert_eq!(pending, 2, "a failed move changes nothing");
@@ -486,7 +488,7 @@ async fn legacy_wraps_move_under_the_master_key() {
         "SELECT private_wrapped, master_version FROM token_signing_keys WHERE kid = $1",
     )
     .bind(kid)
-    .fetch_one(&db.pool)
+    .fetch_one(&db.reader)
     .await
     .unwrap();
     let sealed = Sealed {
@@ -505,7 +507,7 @@ async fn legacy_wraps_move_under_the_master_key() {
         "SELECT secret_wrapped, master_version FROM webhook_endpoints WHERE id = $1",
     )
     .bind(endpoint.to_string())
-    .fetch_one(&db.pool)
+    .fetch_one(&db.reader)
     .await
     .unwrap();
     let opened = store

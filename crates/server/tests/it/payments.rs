@@ -173,6 +173,10 @@ async fn approved_declined_tampered_and_idempotent_retry(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(detail["location"]["latitude"], 52.52);
+    // The sale answered from memory exactly what its row says.
+    for (field, value) in approved.as_object().unwrap() {
+        assert_eq!(&detail[field], value, "{field}");
+    }
     let now = chrono::Utc::now();
     let stats: Value = app
         .req(Method::GET, "/api/v1/transactions/stats")

@@ -48,15 +48,14 @@ async fn threat_service_with_bus(
             .expect("redis"),
         None => server::infra::stores::Stores::memory(),
     };
-    let pool = db.pool;
     let audit = Arc::new(AuditService::new(
-        Arc::new(SqlAuditRepository::new(pool.clone())),
+        Arc::new(SqlAuditRepository::new(&db)),
         stores.events.clone(),
     ));
     let secret = server::infra::keys::parse_secret(&"7e".repeat(32)).unwrap();
     let devices = Arc::new(DeviceService::new(
-        Arc::new(SqlDeviceRepository::new(pool.clone())),
-        Arc::new(SqlMerchantRepository::new(pool.clone())),
+        Arc::new(SqlDeviceRepository::new(&db)),
+        Arc::new(SqlMerchantRepository::new(&db)),
         stores.once.clone(),
         stores.limiter.clone(),
         audit.clone(),
@@ -67,11 +66,11 @@ async fn threat_service_with_bus(
     ));
     devices.set_events(stores.events.clone());
     let policies = Arc::new(PolicyStore::new(
-        Arc::new(SqlHealthRepository::new(pool.clone())),
+        Arc::new(SqlHealthRepository::new(&db)),
         audit.clone(),
     ));
     let service = Arc::new(ThreatService::new(
-        Arc::new(SqlThreatRepository::new(pool)),
+        Arc::new(SqlThreatRepository::new(&db)),
         policies,
         devices,
         audit,

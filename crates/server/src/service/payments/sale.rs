@@ -161,7 +161,7 @@ impl PaymentService {
         let claims = self
             .ports
             .tokens
-            .consume(&request.token, device.id, ctx)
+            .consume(&request.token, device, ctx)
             .await?;
         if device.state != DeviceState::Active {
             return Err(device_not_active());
@@ -329,9 +329,10 @@ impl PaymentService {
                 at: decided_at,
             },
         };
-        self.repo.decide(record.id, &decision).await?;
+        let decided = self.repo.decide(record.id, &decision).await?;
         metrics::counter!("payments_total", "state" => decision.state.as_str()).increment(1);
-        if answer == Err(ProcessorError::Timeout) {
+        let timed_out = answer == Err(ProcessorError::Timeout);
+        if timed_out {
             self.automatic_reversal(&record, &message).await?;
         }
         drop(card);
@@ -358,6 +359,10 @@ impl PaymentService {
                 tracing::warn!(error = %error, transaction = %record.id, "behaviour rules failed");
             }
         }
+        if decided && !timed_out {
+            return Ok(TransactionView::from(&record.decided(&decision)));
+        }
+        // Reversed, or decided by a takeover meanwhile: the row says how it stands.
         let stored = self
             .repo
             .find(record.id)

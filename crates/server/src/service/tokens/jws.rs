@@ -1,13 +1,13 @@
 //! ES256 compact JWS (RFC 7515 §7.1, RFC 7518 §3.4) and EC public JWKs (RFC 7517,
-//! RFC 7518 §6.2), implemented directly on `p256` so the verifier accepts exactly one
+//! RFC 7518 §6.2), implemented directly on P-256 ECDSA (`infra::ecdsa`) so the verifier accepts exactly one
 //! algorithm: a header naming anything but `ES256` (`none`, `HS256`, ...) is refused
 //! before any key is looked at, which closes the algorithm-confusion doors.
 
 use base64::Engine;
-use p256::ecdsa::signature::{Signer, Verifier};
-use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+use crate::infra::ecdsa::{P256Signer, P256Verifier};
 
 const B64URL: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -38,7 +38,14 @@ struct Header {
 }
 
 /// Signs `claims` as a compact JWS with header `{"alg":"ES256","typ":"JWT","kid":kid}`.
-pub fn sign(key: &SigningKey, kid: &str, claims: &[u8]) -> String {
+///
+/// # Errors
+/// Only when the system random source fails.
+pub fn sign(
+    key: &P256Signer,
+    kid: &str,
+    claims: &[u8],
+) -> Result<String, ring::error::Unspecified> {
     let header = serde_json::to_vec(&Header {
         alg: "ES256".to_owned(),
         typ: Some("JWT".to_owned()),
@@ -46,10 +53,10 @@ pub fn sign(key: &SigningKey, kid: &str, claims: &[u8]) -> String {
     })
     .expect("header serializes");
     let mut out = format!("{}.{}", B64URL.encode(header), B64URL.encode(claims));
-    let signature: Signature = key.sign(out.as_bytes());
+    let signature = key.sign_fixed(out.as_bytes())?;
     out.push('.');
-    out.push_str(&B64URL.encode(signature.to_bytes()));
-    out
+    out.push_str(&B64URL.encode(signature));
+    Ok(out)
 }
 
 /// The `kid` of a compact JWS whose header names ES256, without verifying anything.
@@ -77,7 +84,7 @@ fn es256_header(token: &str) -> Result<Header, JwsError> {
 ///
 /// # Errors
 /// `Malformed`, `Algorithm`, `Signature`.
-pub fn verify(token: &str, key: &VerifyingKey) -> Result<Vec<u8>, JwsError> {
+pub fn verify(token: &str, key: &P256Verifier) -> Result<Vec<u8>, JwsError> {
     let mut parts = token.split('.');
     let (Some(header), Some(payload), Some(signature), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -85,14 +92,11 @@ pub fn verify(token: &str, key: &VerifyingKey) -> Result<Vec<u8>, JwsError> {
         return Err(JwsError::Malformed);
     };
     es256_header(token)?;
-    let signature = B64URL
-        .decode(signature)
-        .ok()
-        .and_then(|bytes| Signature::from_slice(&bytes).ok())
-        .ok_or(JwsError::Signature)?;
+    let signature = B64URL.decode(signature).map_err(|_| JwsError::Signature)?;
     let signing_input = &token[..header.len() + 1 + payload.len()];
-    key.verify(signing_input.as_bytes(), &signature)
-        .map_err(|_| JwsError::Signature)?;
+    if !key.verify_fixed(signing_input.as_bytes(), &signature) {
+        return Err(JwsError::Signature);
+    }
     B64URL.decode(payload).map_err(|_| JwsError::Malformed)
 }
 
@@ -118,8 +122,8 @@ pub struct EcJwk {
 
 impl EcJwk {
     /// The JWK of a P-256 public key.
-    pub fn from_key(key: &VerifyingKey, kid: &str) -> Self {
-        let point = key.to_sec1_bytes();
+    pub fn from_key(key: &P256Verifier, kid: &str) -> Self {
+        let point = key.sec1();
         // SEC1 uncompressed: 0x04 ‖ X(32) ‖ Y(32).
         let (x, y) = point[1..].split_at(32);
         Self {
@@ -138,23 +142,20 @@ impl EcJwk {
 mod tests {
     use super::*;
 
-    fn key(byte: u8) -> SigningKey {
-        SigningKey::from_slice(&[byte; 32]).unwrap()
+    fn key(byte: u8) -> P256Signer {
+        P256Signer::from_scalar(&[byte; 32]).unwrap()
     }
 
     #[test]
     fn round_trip_and_every_forgery_is_refused() {
         let signer = key(1);
-        let token = sign(&signer, "k1", br#"{"sub":"a"}"#);
-        let verifying = *signer.verifying_key();
+        let token = sign(&signer, "k1", br#"{"sub":"a"}"#).unwrap();
+        let verifying = signer.verifier();
         assert_eq!(verify(&token, &verifying).unwrap(), br#"{"sub":"a"}"#);
         assert_eq!(es256_kid(&token).unwrap(), "k1");
 
         // Wrong key.
-        assert_eq!(
-            verify(&token, key(2).verifying_key()),
-            Err(JwsError::Signature)
-        );
+        assert_eq!(verify(&token, &key(2).verifier()), Err(JwsError::Signature));
         // Modified claims under the original signature.
         let parts: Vec<&str> = token.split('.').collect();
         let altered = format!(
@@ -175,8 +176,7 @@ mod tests {
         let header = B64URL.encode(br#"{"alg":"HS256","kid":"k1"}"#);
         let input = format!("{header}.{}", parts[1]);
         let mut mac =
-            <hmac::Hmac<sha2::Sha256> as hmac::KeyInit>::new_from_slice(&verifying.to_sec1_bytes())
-                .unwrap();
+            <hmac::Hmac<sha2::Sha256> as hmac::KeyInit>::new_from_slice(verifying.sec1()).unwrap();
         hmac::Mac::update(&mut mac, input.as_bytes());
         let hs = format!(
             "{input}.{}",
@@ -206,7 +206,7 @@ mod tests {
                 .decode("x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0")
                 .unwrap(),
         );
-        let key = VerifyingKey::from_sec1_bytes(&sec1).unwrap();
+        let key = P256Verifier::from_sec1(&sec1).unwrap();
         let token = "eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ.DtEhU3ljbEg8L38VWAfUAqOyKAM6-Xx-F4GawxaepmXFCgfTjDxw5djxLa8ISlSApmWQxfKTUJqPP3-Kg6NU1Q";
         let payload = verify(token, &key).unwrap();
         assert!(payload.starts_with(b"{\"iss\":\"joe\""));
@@ -217,14 +217,11 @@ mod tests {
     #[test]
     fn jwk_coordinates_are_the_sec1_point() {
         let signer = key(3);
-        let jwk = EcJwk::from_key(signer.verifying_key(), "k");
+        let jwk = EcJwk::from_key(&signer.verifier(), "k");
         let mut sec1 = vec![4u8];
         sec1.extend(B64URL.decode(&jwk.x).unwrap());
         sec1.extend(B64URL.decode(&jwk.y).unwrap());
-        assert_eq!(
-            VerifyingKey::from_sec1_bytes(&sec1).unwrap(),
-            *signer.verifying_key()
-        );
+        assert_eq!(P256Verifier::from_sec1(&sec1).unwrap(), signer.verifier());
         assert_eq!(serde_json::to_value(&jwk).unwrap()["use"], "sig");
     }
 }

@@ -39,7 +39,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use p256::ecdsa::{SigningKey, VerifyingKey};
+use p256::ecdsa::SigningKey;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::RwLock;
@@ -52,11 +52,13 @@ use super::ports::{
     DeviceKeys, HealthGate, Severity, ThreatKind, ThreatReporter, ThreatSignal, TokenClaims,
     TokenConsumer,
 };
-use crate::domain::{DeviceId, DeviceState, NewAuditRecord, Principal, UnixMillis, now_millis};
+use crate::domain::{
+    Device, DeviceId, DeviceState, NewAuditRecord, Principal, UnixMillis, now_millis,
+};
 use crate::error::{AppError, AppResult};
+use crate::infra::ecdsa::{P256Signer, P256Verifier};
 use crate::infra::keys::{random_bytes, random_token};
 use crate::infra::stores::OnceStore;
-use crate::repository::devices::DeviceRepository;
 use crate::repository::tokens::{SigningKeyRow, TokenRepository, TokenRow};
 use crate::service::keys::store::{KeyStore, Sealed, token_key_label};
 use jws::{EcJwk, JwsError};
@@ -164,14 +166,13 @@ pub struct Rotation {
 struct KeyCache {
     loaded_at: Instant,
     signer_kid: String,
-    signer: SigningKey,
-    verifiers: HashMap<String, VerifyingKey>,
+    signer: Arc<P256Signer>,
+    verifiers: HashMap<String, P256Verifier>,
 }
 
 /// Issues, verifies and consumes Transaction Tokens; manages their signing keys.
 pub struct TokenService {
     repo: Arc<dyn TokenRepository>,
-    devices: Arc<dyn DeviceRepository>,
     health: Arc<dyn HealthGate>,
     threats: Arc<dyn ThreatReporter>,
     keys: Arc<dyn DeviceKeys>,
@@ -216,7 +217,6 @@ impl TokenService {
     /// Builds the service; `store` (the server's key store) wraps and unwraps the signing keys.
     pub fn new(
         repo: Arc<dyn TokenRepository>,
-        devices: Arc<dyn DeviceRepository>,
         ports: TokenPorts,
         once: Arc<dyn OnceStore>,
         audit: Arc<AuditService>,
@@ -225,7 +225,6 @@ impl TokenService {
     ) -> Self {
         Self {
             repo,
-            devices,
             health: ports.health,
             threats: ports.threats,
             keys: ports.keys,
@@ -279,7 +278,7 @@ impl TokenService {
             let public = B64
                 .decode(&row.public_key)
                 .ok()
-                .and_then(|bytes| VerifyingKey::from_sec1_bytes(&bytes).ok())
+                .and_then(|bytes| P256Verifier::from_sec1(&bytes))
                 .ok_or_else(|| crate::repository::corrupt("token_signing_keys.public_key"))?;
             verifiers.insert(row.kid.clone(), public);
         }
@@ -301,8 +300,9 @@ impl TokenService {
                 master_version,
             },
         )?;
-        let signer = SigningKey::from_slice(&scalar)
-            .map_err(|_| crate::repository::corrupt("token_signing_keys.private_wrapped"))?;
+        let signer = P256Signer::from_scalar(&scalar)
+            .map(Arc::new)
+            .ok_or_else(|| crate::repository::corrupt("token_signing_keys.private_wrapped"))?;
         Ok(KeyCache {
             loaded_at: Instant::now(),
             signer_kid: active.kid.clone(),
@@ -323,14 +323,14 @@ impl TokenService {
         Ok(())
     }
 
-    async fn signer(&self) -> AppResult<(String, SigningKey)> {
+    async fn signer(&self) -> AppResult<(String, Arc<P256Signer>)> {
         self.refresh(KEY_CACHE_TTL).await?;
         let cache = self.cache.read().await;
         let cache = cache.as_ref().expect("refreshed above");
         Ok((cache.signer_kid.clone(), cache.signer.clone()))
     }
 
-    async fn verifier(&self, kid: &str) -> AppResult<Option<VerifyingKey>> {
+    async fn verifier(&self, kid: &str) -> AppResult<Option<P256Verifier>> {
         self.refresh(KEY_CACHE_TTL).await?;
         if let Some(key) = self.lookup(kid).await {
             return Ok(Some(key));
@@ -341,12 +341,12 @@ impl TokenService {
         Ok(self.lookup(kid).await)
     }
 
-    async fn lookup(&self, kid: &str) -> Option<VerifyingKey> {
+    async fn lookup(&self, kid: &str) -> Option<P256Verifier> {
         self.cache
             .read()
             .await
             .as_ref()
-            .and_then(|cache| cache.verifiers.get(kid).copied())
+            .and_then(|cache| cache.verifiers.get(kid).cloned())
     }
 
     /// Issues a token to `device` if every rule allows it.
@@ -354,12 +354,9 @@ impl TokenService {
     /// # Errors
     /// 409 `device_not_active`, `no_health_check`, `health_check_failed`,
     /// `health_check_stale`, `blocking_threat`; storage errors.
-    pub async fn issue(&self, device: DeviceId) -> AppResult<IssuedToken> {
-        let current = self
-            .devices
-            .find_by_id(device)
-            .await?
-            .ok_or(AppError::NotFound("device"))?;
+    /// `current` is the device as the request's authentication read it.
+    pub async fn issue(&self, current: &Device) -> AppResult<IssuedToken> {
+        let device = current.id;
         if current.state != DeviceState::Active {
             return Err(refused(
                 "device_not_active",
@@ -404,7 +401,8 @@ impl TokenService {
             amount_ceiling_minor: verdict.amount_ceiling_minor,
         };
         let payload = serde_json::to_vec(&claims).map_err(anyhow::Error::from)?;
-        let token = jws::sign(&signer, &kid, &payload);
+        let token = jws::sign(&signer, &kid, &payload)
+            .map_err(|_| AppError::Other(anyhow::anyhow!("system random source failed")))?;
         self.repo
             .insert_token(&TokenRow {
                 jti: claims.jti,
@@ -496,7 +494,7 @@ impl TokenService {
                 let key = B64
                     .decode(&row.public_key)
                     .ok()
-                    .and_then(|bytes| VerifyingKey::from_sec1_bytes(&bytes).ok())
+                    .and_then(|bytes| P256Verifier::from_sec1(&bytes))
                     .ok_or_else(|| crate::repository::corrupt("token_signing_keys.public_key"))?;
                 Ok(EcJwk::from_key(&key, &row.kid))
             })
@@ -543,7 +541,7 @@ impl TokenConsumer for TokenService {
     async fn consume(
         &self,
         token: &str,
-        device: DeviceId,
+        device: &Device,
         ctx: &RequestContext,
     ) -> AppResult<TokenClaims> {
         let result = self.consume_inner(token, device, ctx).await;
@@ -560,9 +558,10 @@ impl TokenService {
     async fn consume_inner(
         &self,
         token: &str,
-        device: DeviceId,
+        current: &Device,
         ctx: &RequestContext,
     ) -> AppResult<TokenClaims> {
+        let device = current.id;
         let claims = self.verify_signature(token).await?;
         if claims.sub != device.0 {
             self.signal(
@@ -585,7 +584,6 @@ impl TokenService {
                 message: "the token has expired",
             });
         }
-        let current = self.devices.find_by_id(device).await?.ok_or_else(invalid)?;
         if current.state != DeviceState::Active {
             return Err(refused(
                 "device_not_active",
