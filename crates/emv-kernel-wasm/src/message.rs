@@ -69,12 +69,25 @@ const fn nibble(digit: u8) -> Option<u8> {
     }
 }
 
+const HEX_DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+
+impl Hex {
+    /// The upper-case hex text. Built from a digit table rather than `{:02X}` per byte: the
+    /// formatting machinery per byte was a visible share of every message the `.wasm` wrote.
+    #[must_use]
+    pub fn to_hex(&self) -> String {
+        let mut text = String::with_capacity(self.0.len() * 2);
+        for byte in &self.0 {
+            text.push(char::from(HEX_DIGITS[usize::from(byte >> 4)]));
+            text.push(char::from(HEX_DIGITS[usize::from(byte & 0x0F)]));
+        }
+        text
+    }
+}
+
 impl fmt::Display for Hex {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for byte in &self.0 {
-            write!(f, "{byte:02X}")?;
-        }
-        Ok(())
+        f.write_str(&self.to_hex())
     }
 }
 
@@ -92,7 +105,7 @@ impl From<&[u8]> for Hex {
 
 impl Serialize for Hex {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        serializer.serialize_str(&self.to_hex())
     }
 }
 
@@ -546,8 +559,8 @@ impl CaKeyParams {
 }
 
 /// What a session holds after `session_create` or `session_resume`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum Output {
     /// Send this C-APDU to the card and resume with its R-APDU.
     Command {
@@ -559,6 +572,49 @@ pub enum Output {
         /// The outcome.
         outcome: Box<Outcome>,
     },
+}
+
+/// Reads `{"type": ..., ...}` as one flat object rather than through serde's internally tagged
+/// enums, which buffer the whole message into an intermediate tree first: that copy was the
+/// larger part of a host's work per message. Same wire format, any key order, unknown keys and a
+/// field of the other variant refused.
+impl<'de> Deserialize<'de> for Output {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        enum Type {
+            Command,
+            Outcome,
+        }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Flat {
+            #[serde(rename = "type")]
+            kind: Type,
+            capdu: Option<Hex>,
+            outcome: Option<Box<Outcome>>,
+        }
+        match Flat::deserialize(deserializer)? {
+            Flat {
+                kind: Type::Command,
+                capdu: Some(capdu),
+                outcome: None,
+            } => Ok(Self::Command { capdu }),
+            Flat {
+                kind: Type::Outcome,
+                capdu: None,
+                outcome: Some(outcome),
+            } => Ok(Self::Outcome { outcome }),
+            Flat {
+                kind: Type::Command,
+                ..
+            } => Err(de::Error::custom("a command has exactly the field `capdu`")),
+            Flat {
+                kind: Type::Outcome,
+                ..
+            } => Err(de::Error::custom("an outcome has exactly the field `outcome`")),
+        }
+    }
 }
 
 /// The outcome of a transaction as the ABI carries it: everything `emv_kernel::Outcome` holds,
@@ -864,6 +920,40 @@ mod tests {
         assert_eq!(Hex::parse("").unwrap().0, [] as [u8; 0]);
         assert_eq!(Hex::parse("9F2"), Err(ParamsError::Hex));
         assert_eq!(Hex::parse("9G"), Err(ParamsError::Hex));
+    }
+
+    #[test]
+    fn outputs_read_back_in_any_key_order_and_refuse_mixed_shapes() {
+        let command = Output::Command {
+            capdu: Hex(alloc::vec![0x00, 0xA4, 0x04, 0x00]),
+        };
+        let text = serde_json::to_string(&command).unwrap();
+        assert_eq!(text, r#"{"type":"command","capdu":"00A40400"}"#);
+        assert_eq!(serde_json::from_str::<Output>(&text).unwrap(), command);
+        assert_eq!(
+            serde_json::from_str::<Output>(r#"{"capdu":"00a40400","type":"command"}"#).unwrap(),
+            command
+        );
+        let step = emv_kernel::Step::Done(emv_kernel::Outcome::without_data(
+            emv_kernel::OutcomeKind::TryAnotherInterface,
+            Reason::NoMutualApplication,
+        ));
+        let outcome = Output::from(&step);
+        let text = serde_json::to_string(&outcome).unwrap();
+        assert!(text.starts_with(r#"{"type":"outcome","outcome":{"kind":"try_another_interface""#));
+        assert_eq!(serde_json::from_str::<Output>(&text).unwrap(), outcome);
+        for bad in [
+            r#"{"type":"command"}"#,
+            r#"{"type":"outcome","capdu":"00"}"#,
+            r#"{"type":"command","capdu":"00","outcome":null,"extra":1}"#,
+            r#"{"type":"other","capdu":"00"}"#,
+            r#"{"capdu":"00"}"#,
+            r#"{"type":"command","capdu":"0"}"#,
+        ] {
+            assert!(serde_json::from_str::<Output>(bad).is_err(), "{bad}");
+        }
+        let both = text.replacen(r#""type":"outcome","#, r#""type":"outcome","capdu":"00","#, 1);
+        assert!(serde_json::from_str::<Output>(&both).is_err());
     }
 
     #[test]

@@ -116,6 +116,49 @@ type BoxedInstance = Box<dyn AbiInstance + Send>;
 /// An instance that `kernel_configure` accepted.
 struct Configured {
     instance: BoxedInstance,
+    /// A buffer from the module's `alloc` (address, capacity) that every per-transaction message
+    /// is written into: the kernel keeps no pointer to its input past a call, so one buffer
+    /// serves them all, and a transaction costs no `alloc`/`dealloc` calls.
+    input: Option<(i32, i32)>,
+}
+
+/// Smallest input buffer: the transaction parameters and any short R-APDU (256 bytes of data
+/// and the status word) fit.
+const MIN_INPUT_BUFFER: i32 = 512;
+
+impl Configured {
+    /// Calls `f(ptr, len)` with `bytes` copied into the input buffer, first replaced by a larger
+    /// one if they do not fit.
+    fn call_with(
+        &mut self,
+        bytes: &[u8],
+        f: impl FnOnce(&mut dyn AbiInstance, i32, i32) -> Result<i32, HostError>,
+    ) -> Result<i32, HostError> {
+        let len = i32::try_from(bytes.len()).map_err(|_| HostError::MemoryLimit)?;
+        let instance = self.instance.as_mut();
+        let ptr = match self.input {
+            Some((ptr, capacity)) if capacity >= len => ptr,
+            small => {
+                if let Some((ptr, capacity)) = small {
+                    self.input = None;
+                    instance.dealloc(ptr, capacity)?;
+                }
+                let capacity = len.max(MIN_INPUT_BUFFER);
+                let ptr = instance.alloc(capacity)?;
+                if ptr == 0 {
+                    return Err(HostError::Protocol("alloc returned null".to_owned()));
+                }
+                self.input = Some((ptr, capacity));
+                ptr
+            }
+        };
+        if !instance.write(offset(ptr), bytes) {
+            return Err(HostError::Protocol(
+                "alloc returned a buffer out of memory".to_owned(),
+            ));
+        }
+        f(instance, ptr, len)
+    }
 }
 
 /// A compiled module in its engine.
@@ -338,7 +381,10 @@ impl WasmKernel {
         if status != 0 {
             return Err(rejected(instance.as_mut(), status));
         }
-        Ok(Configured { instance })
+        Ok(Configured {
+            instance,
+            input: None,
+        })
     }
 
     /// Runs one transaction on the configured instance, with a full fuel budget
@@ -360,23 +406,25 @@ impl WasmKernel {
                 self.configured_instance(terminal)?
             }
         };
-        let instance = configured.instance.as_mut();
         let budget = self.limits.fuel_per_transaction;
-        instance.set_fuel(budget)?;
+        configured.instance.set_fuel(budget)?;
         let message =
             serde_json::to_vec(params).map_err(|error| HostError::Protocol(error.to_string()))?;
-        let handle = with_input(instance, &message, |instance, ptr, len| {
+        let handle = configured.call_with(&message, |instance, ptr, len| {
             instance.session_create(ptr, len)
         })?;
         if handle <= 0 {
             // The kernel refused the parameters and opened no session: the instance is sound.
-            let error = rejected(instance, handle);
+            let error = rejected(configured.instance.as_mut(), handle);
             self.configured = Some(configured);
             return Err(error);
         }
-        let result = session(instance, handle, card);
+        let result = session(&mut configured, handle, card);
         if let Ok(mut transcript) = result {
-            transcript.fuel_consumed = instance.fuel_left().map(|left| budget.saturating_sub(left));
+            transcript.fuel_consumed = configured
+                .instance
+                .fuel_left()
+                .map(|left| budget.saturating_sub(left));
             // Only an instance whose session ended cleanly runs the next transaction.
             self.configured = Some(configured);
             return Ok(transcript);
@@ -387,14 +435,14 @@ impl WasmKernel {
 
 /// Drives an open session to its outcome and frees it.
 fn session(
-    instance: &mut dyn AbiInstance,
+    configured: &mut Configured,
     handle: i32,
     card: &mut dyn CardSource,
 ) -> Result<Transcript, HostError> {
     let mut exchanges = Vec::new();
     let mut expected = None;
     loop {
-        let message = output(instance, handle)?;
+        let message = output(configured.instance.as_mut(), handle)?;
         let output: Output = serde_json::from_slice(&message)
             .map_err(|error| HostError::Protocol(format!("output message: {error}")))?;
         match output {
@@ -406,11 +454,11 @@ fn session(
                     return Err(HostError::TooManyExchanges);
                 }
                 let rapdu = card.transmit(capdu.as_slice())?;
-                let status = with_input(instance, &rapdu, |instance, ptr, len| {
+                let status = configured.call_with(&rapdu, |instance, ptr, len| {
                     instance.session_resume(handle, ptr, len)
                 })?;
                 if status < 0 {
-                    return Err(rejected(instance, status));
+                    return Err(rejected(configured.instance.as_mut(), status));
                 }
                 if status != STATUS_COMMAND && status != STATUS_OUTCOME {
                     return Err(HostError::Protocol(format!("unknown status {status}")));
@@ -425,6 +473,7 @@ fn session(
                 if expected.is_some_and(|status| status != STATUS_OUTCOME) {
                     return Err(HostError::Protocol("status and output disagree".to_owned()));
                 }
+                let instance = configured.instance.as_mut();
                 let freed = instance.session_free(handle)?;
                 if freed != 0 {
                     return Err(rejected(instance, freed));
