@@ -55,6 +55,7 @@ extern crate std;
 
 #[allow(unsafe_code)]
 pub mod abi;
+pub mod encode;
 pub mod message;
 pub mod session;
 

@@ -12,7 +12,8 @@
 
 use alloc::borrow::ToOwned;
 use alloc::boxed::Box;
-use alloc::string::String;
+use alloc::format;
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -432,6 +433,133 @@ impl TransactionParams {
     }
 }
 
+/// Field identifiers of the binary form of [`TransactionParams`] (`ABI.md`, "Transaction
+/// parameters, binary form").
+mod field {
+    pub(super) const AMOUNT: u8 = 0x01;
+    pub(super) const AMOUNT_OTHER: u8 = 0x02;
+    pub(super) const CURRENCY_CODE: u8 = 0x03;
+    pub(super) const CURRENCY_EXPONENT: u8 = 0x04;
+    pub(super) const TRANSACTION_TYPE: u8 = 0x05;
+    pub(super) const DATE: u8 = 0x06;
+    pub(super) const TIME: u8 = 0x07;
+    pub(super) const UNPREDICTABLE_NUMBER: u8 = 0x08;
+}
+
+impl TransactionParams {
+    /// The binary form `session_create` also takes: one `id, length, value` triple per field
+    /// (one byte each for id and length), integers big-endian on 8 bytes, the date as its
+    /// `YYYY-MM-DD` text. A host writes it with a few byte copies and the kernel reads it
+    /// without a JSON parser: per transaction, that parsing was a good part of a short
+    /// transaction's cost in the `.wasm`.
+    ///
+    /// # Errors
+    /// [`ParamsError::Length`] (or [`ParamsError::Date`]) for a value over 255 bytes, which no
+    /// valid field is.
+    pub fn to_binary(&self) -> Result<Vec<u8>, ParamsError> {
+        let mut out = Vec::with_capacity(64);
+        let mut put = |id: u8, value: &[u8], error: ParamsError| {
+            let len = u8::try_from(value.len()).map_err(|_| error)?;
+            out.extend_from_slice(&[id, len]);
+            out.extend_from_slice(value);
+            Ok(())
+        };
+        put(
+            field::AMOUNT,
+            &self.amount.to_be_bytes(),
+            ParamsError::Length("amount"),
+        )?;
+        put(
+            field::AMOUNT_OTHER,
+            &self.amount_other.to_be_bytes(),
+            ParamsError::Length("amount_other"),
+        )?;
+        put(
+            field::CURRENCY_CODE,
+            &self.currency_code.0,
+            ParamsError::Length("currency_code"),
+        )?;
+        put(
+            field::CURRENCY_EXPONENT,
+            &[self.currency_exponent],
+            ParamsError::Length("currency_exponent"),
+        )?;
+        put(
+            field::TRANSACTION_TYPE,
+            &self.transaction_type.0,
+            ParamsError::Length("transaction_type"),
+        )?;
+        put(field::DATE, self.date.as_bytes(), ParamsError::Date)?;
+        put(field::TIME, &self.time.0, ParamsError::Length("time"))?;
+        put(
+            field::UNPREDICTABLE_NUMBER,
+            &self.unpredictable_number.0,
+            ParamsError::Length("unpredictable_number"),
+        )?;
+        Ok(out)
+    }
+
+    /// Reads the message `session_create` takes: JSON when it starts with `{`, else the binary
+    /// form of [`TransactionParams::to_binary`] (fields in any order, each at most once).
+    ///
+    /// # Errors
+    /// A description of what is malformed: JSON syntax or shape; in the binary form a
+    /// truncated field, an unknown or repeated id, a missing required field, an integer not on
+    /// 8 bytes (1 for the exponent), a date that is not UTF-8.
+    pub fn decode(message: &[u8]) -> Result<Self, String> {
+        if message.first() == Some(&b'{') {
+            return serde_json::from_slice(message).map_err(|error| error.to_string());
+        }
+        let mut values: [Option<&[u8]>; 8] = [None; 8];
+        let mut rest = message;
+        while let [id, len, tail @ ..] = rest {
+            let len = usize::from(*len);
+            let (value, tail) = tail
+                .split_at_checked(len)
+                .ok_or_else(|| format!("field {id:#04x} is truncated"))?;
+            let slot = usize::from(*id)
+                .checked_sub(1)
+                .and_then(|index| values.get_mut(index))
+                .ok_or_else(|| format!("unknown field {id:#04x}"))?;
+            if slot.replace(value).is_some() {
+                return Err(format!("field {id:#04x} appears twice"));
+            }
+            rest = tail;
+        }
+        if !rest.is_empty() {
+            return Err("truncated field header".to_owned());
+        }
+        let required = |id: u8, name: &str| {
+            values[usize::from(id - 1)].ok_or_else(|| format!("missing field `{name}`"))
+        };
+        let integer = |value: &[u8], name: &str| {
+            <[u8; 8]>::try_from(value)
+                .map(u64::from_be_bytes)
+                .map_err(|_| format!("`{name}` is not an 8-byte integer"))
+        };
+        let [exponent] = required(field::CURRENCY_EXPONENT, "currency_exponent")? else {
+            return Err("`currency_exponent` is not one byte".to_owned());
+        };
+        Ok(Self {
+            amount: integer(required(field::AMOUNT, "amount")?, "amount")?,
+            amount_other: values[usize::from(field::AMOUNT_OTHER - 1)]
+                .map_or(Ok(0), |value| integer(value, "amount_other"))?,
+            currency_code: Hex::from(required(field::CURRENCY_CODE, "currency_code")?),
+            currency_exponent: *exponent,
+            transaction_type: values[usize::from(field::TRANSACTION_TYPE - 1)]
+                .map_or_else(default_transaction_type, Hex::from),
+            date: core::str::from_utf8(required(field::DATE, "date")?)
+                .map_err(|_| "`date` is not UTF-8".to_owned())?
+                .to_owned(),
+            time: Hex::from(required(field::TIME, "time")?),
+            unpredictable_number: Hex::from(required(
+                field::UNPREDICTABLE_NUMBER,
+                "unpredictable_number",
+            )?),
+        })
+    }
+}
+
 impl TerminalParams {
     /// The kernel's reader configuration: every field checked, every CA key built (and its
     /// checksum verified) once, for any number of transactions.
@@ -773,7 +901,7 @@ impl Outcome {
     }
 }
 
-const fn kind_name(kind: emv_kernel::OutcomeKind) -> &'static str {
+pub(crate) const fn kind_name(kind: emv_kernel::OutcomeKind) -> &'static str {
     use emv_kernel::OutcomeKind as K;
     match kind {
         K::Approved => "approved",
@@ -785,7 +913,7 @@ const fn kind_name(kind: emv_kernel::OutcomeKind) -> &'static str {
     }
 }
 
-const fn cvm_name(cvm: Cvm) -> &'static str {
+pub(crate) const fn cvm_name(cvm: Cvm) -> &'static str {
     match cvm {
         Cvm::NoCvm => "no_cvm",
         Cvm::Signature => "signature",
@@ -807,60 +935,101 @@ fn tag_hex(tag: Tag) -> Hex {
     Hex(tag.to_vec())
 }
 
-impl From<&Reason> for ReasonMessage {
+/// The fields of a reason's message, borrowed: what [`ReasonMessage`] owns and what
+/// [`crate::encode`] writes, mapped once here.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ReasonView {
+    pub(crate) code: &'static str,
+    pub(crate) phase: Option<&'static str>,
+    pub(crate) sw: Option<[u8; 2]>,
+    pub(crate) tag: Option<Tag>,
+    pub(crate) error: Option<&'static str>,
+    pub(crate) value: Option<u8>,
+}
+
+impl From<&Reason> for ReasonView {
     fn from(reason: &Reason) -> Self {
-        let mut message = Self {
-            code: reason.code().to_owned(),
-            phase: None,
-            sw: None,
-            tag: None,
-            error: None,
-            value: None,
+        let mut view = Self {
+            code: reason.code(),
+            ..Self::default()
         };
         match reason {
             Reason::CardError { phase, sw } => {
-                message.phase = Some(phase.name().to_owned());
-                message.sw = Some(Hex(sw.0.to_be_bytes().to_vec()));
+                view.phase = Some(phase.name());
+                view.sw = Some(sw.0.to_be_bytes());
             }
             Reason::MalformedResponse { phase, error } => {
-                message.phase = Some(phase.name().to_owned());
-                message.error = Some((*error).to_owned());
+                view.phase = Some(phase.name());
+                view.error = Some(*error);
             }
             Reason::MissingData { phase, tag } => {
-                message.phase = Some(phase.name().to_owned());
-                message.tag = Some(tag_hex(*tag));
+                view.phase = Some(phase.name());
+                view.tag = Some(*tag);
             }
-            Reason::RedundantData { tag } => message.tag = Some(tag_hex(*tag)),
-            Reason::OdaFailed(error) => message.error = Some(error.code().to_owned()),
+            Reason::RedundantData { tag } => view.tag = Some(*tag),
+            Reason::OdaFailed(error) => view.error = Some(error.code()),
             Reason::UnsupportedKernel(value) | Reason::InvalidCryptogramType(value) => {
-                message.value = Some(*value);
+                view.value = Some(*value);
             }
             // The other reasons carry no detail; a future reason without a mapping still has
             // its code.
             _ => {}
         }
-        message
+        view
+    }
+}
+
+impl From<&Reason> for ReasonMessage {
+    fn from(reason: &Reason) -> Self {
+        let view = ReasonView::from(reason);
+        Self {
+            code: view.code.to_owned(),
+            phase: view.phase.map(ToOwned::to_owned),
+            sw: view.sw.map(|sw| Hex(sw.to_vec())),
+            tag: view.tag.map(tag_hex),
+            error: view.error.map(ToOwned::to_owned),
+            value: view.value,
+        }
+    }
+}
+
+/// The fields of offline data authentication's message, borrowed (as [`ReasonView`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OdaView {
+    pub(crate) status: &'static str,
+    pub(crate) method: Option<&'static str>,
+    pub(crate) error: Option<&'static str>,
+}
+
+impl From<&OdaStatus> for OdaView {
+    fn from(status: &OdaStatus) -> Self {
+        match status {
+            OdaStatus::NotPerformed => Self {
+                status: "not_performed",
+                method: None,
+                error: None,
+            },
+            OdaStatus::Succeeded(method) => Self {
+                status: "succeeded",
+                method: Some(method_name(*method)),
+                error: None,
+            },
+            OdaStatus::Failed(method, error) => Self {
+                status: "failed",
+                method: Some(method_name(*method)),
+                error: Some(error.code()),
+            },
+        }
     }
 }
 
 impl From<&OdaStatus> for OdaMessage {
     fn from(status: &OdaStatus) -> Self {
-        match status {
-            OdaStatus::NotPerformed => Self {
-                status: "not_performed".to_owned(),
-                method: None,
-                error: None,
-            },
-            OdaStatus::Succeeded(method) => Self {
-                status: "succeeded".to_owned(),
-                method: Some(method_name(*method).to_owned()),
-                error: None,
-            },
-            OdaStatus::Failed(method, error) => Self {
-                status: "failed".to_owned(),
-                method: Some(method_name(*method).to_owned()),
-                error: Some(error.code().to_owned()),
-            },
+        let view = OdaView::from(status);
+        Self {
+            status: view.status.to_owned(),
+            method: view.method.map(ToOwned::to_owned),
+            error: view.error.map(ToOwned::to_owned),
         }
     }
 }

@@ -15,6 +15,7 @@ mod wasmtime_engine;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use emv_kernel::ErrorCode;
 use emv_kernel_wasm::message::{Output, SessionParams, TerminalParams, TransactionParams};
 use emv_kernel_wasm::session::{AbiError, ErrorMessage, STATUS_COMMAND, STATUS_OUTCOME};
 
@@ -97,6 +98,7 @@ pub(crate) trait AbiInstance {
     fn session_resume(&mut self, handle: i32, ptr: i32, len: i32) -> Result<i32, HostError>;
     fn session_output_ptr(&mut self, handle: i32) -> Result<i32, HostError>;
     fn session_output_len(&mut self, handle: i32) -> Result<i32, HostError>;
+    fn session_status(&mut self, handle: i32) -> Result<i32, HostError>;
     fn session_free(&mut self, handle: i32) -> Result<i32, HostError>;
     fn last_error_ptr(&mut self) -> Result<i32, HostError>;
     fn last_error_len(&mut self) -> Result<i32, HostError>;
@@ -408,8 +410,15 @@ impl WasmKernel {
         };
         let budget = self.limits.fuel_per_transaction;
         configured.instance.set_fuel(budget)?;
-        let message =
-            serde_json::to_vec(params).map_err(|error| HostError::Protocol(error.to_string()))?;
+        // The binary form: no JSON to write here or to parse in the kernel. A field too long for
+        // it is refused as the kernel (and the native path) refuses a field of the wrong length.
+        let message = params.to_binary().map_err(|error| {
+            let error = AbiError::ParamsInvalid(error.to_string());
+            HostError::Rejected {
+                code: error.code().to_owned(),
+                message: error.to_string(),
+            }
+        })?;
         let handle = configured.call_with(&message, |instance, ptr, len| {
             instance.session_create(ptr, len)
         })?;
@@ -433,46 +442,40 @@ impl WasmKernel {
     }
 }
 
-/// Drives an open session to its outcome and frees it.
+/// Drives an open session to its outcome and frees it. The status says what each output is:
+/// a C-APDU, sent as it is, or the outcome's JSON.
 fn session(
     configured: &mut Configured,
     handle: i32,
     card: &mut dyn CardSource,
 ) -> Result<Transcript, HostError> {
     let mut exchanges = Vec::new();
-    let mut expected = None;
+    let mut status = configured.instance.session_status(handle)?;
     loop {
-        let message = output(configured.instance.as_mut(), handle)?;
-        let output: Output = serde_json::from_slice(&message)
-            .map_err(|error| HostError::Protocol(format!("output message: {error}")))?;
-        match output {
-            Output::Command { capdu } => {
-                if expected.is_some_and(|status| status != STATUS_COMMAND) {
-                    return Err(HostError::Protocol("status and output disagree".to_owned()));
-                }
+        match status {
+            STATUS_COMMAND => {
                 if exchanges.len() >= MAX_EXCHANGES {
                     return Err(HostError::TooManyExchanges);
                 }
-                let rapdu = card.transmit(capdu.as_slice())?;
-                let status = configured.call_with(&rapdu, |instance, ptr, len| {
+                let message = output(configured.instance.as_mut(), handle)?;
+                let rapdu = card.transmit(&message)?;
+                status = configured.call_with(&rapdu, |instance, ptr, len| {
                     instance.session_resume(handle, ptr, len)
                 })?;
-                if status < 0 {
-                    return Err(rejected(configured.instance.as_mut(), status));
-                }
-                if status != STATUS_COMMAND && status != STATUS_OUTCOME {
-                    return Err(HostError::Protocol(format!("unknown status {status}")));
-                }
-                expected = Some(status);
                 exchanges.push(Exchange {
-                    capdu: capdu.0,
+                    capdu: message,
                     rapdu,
                 });
             }
-            Output::Outcome { outcome } => {
-                if expected.is_some_and(|status| status != STATUS_OUTCOME) {
-                    return Err(HostError::Protocol("status and output disagree".to_owned()));
-                }
+            STATUS_OUTCOME => {
+                let message = output(configured.instance.as_mut(), handle)?;
+                let Output::Outcome { outcome } = serde_json::from_slice(&message)
+                    .map_err(|error| HostError::Protocol(format!("outcome message: {error}")))?
+                else {
+                    return Err(HostError::Protocol(
+                        "status 2 with an output that is not an outcome".to_owned(),
+                    ));
+                };
                 let instance = configured.instance.as_mut();
                 let freed = instance.session_free(handle)?;
                 if freed != 0 {
@@ -485,6 +488,8 @@ fn session(
                     fuel_consumed: None,
                 });
             }
+            status if status < 0 => return Err(rejected(configured.instance.as_mut(), status)),
+            status => return Err(HostError::Protocol(format!("unknown status {status}"))),
         }
     }
 }
