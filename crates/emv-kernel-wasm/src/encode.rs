@@ -108,7 +108,17 @@ pub fn outcome_message(outcome: &Outcome) -> Vec<u8> {
 /// A JSON string, escaped as serde_json escapes it.
 fn string(out: &mut Vec<u8>, text: &str) {
     out.push(b'"');
-    for &byte in text.as_bytes() {
+    let bytes = text.as_bytes();
+    // Every string the kernel writes (codes, names, display texts) needs no escape: one copy.
+    if !bytes
+        .iter()
+        .any(|&byte| byte < 0x20 || byte == b'"' || byte == b'\\')
+    {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
+    for &byte in bytes {
         match byte {
             b'"' => out.extend_from_slice(br#"\""#),
             b'\\' => out.extend_from_slice(br"\\"),
@@ -130,10 +140,13 @@ fn string(out: &mut Vec<u8>, text: &str) {
 
 /// Bytes as a JSON string of upper-case hex.
 fn hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.reserve(bytes.len() * 2 + 2);
     out.push(b'"');
     for byte in bytes {
-        out.push(HEX_DIGITS[usize::from(byte >> 4)]);
-        out.push(HEX_DIGITS[usize::from(byte & 0x0F)]);
+        out.extend_from_slice(&[
+            HEX_DIGITS[usize::from(byte >> 4)],
+            HEX_DIGITS[usize::from(byte & 0x0F)],
+        ]);
     }
     out.push(b'"');
 }

@@ -13,7 +13,7 @@
 use alloc::borrow::ToOwned;
 use alloc::boxed::Box;
 use alloc::format;
-use alloc::string::{String, ToString};
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -54,10 +54,7 @@ impl Hex {
     }
 
     fn array<const N: usize>(&self, field: &'static str) -> Result<[u8; N], ParamsError> {
-        self.0
-            .as_slice()
-            .try_into()
-            .map_err(|_| ParamsError::Length(field))
+        array(&self.0, field)
     }
 }
 
@@ -419,18 +416,73 @@ impl TransactionParams {
         &self,
         config: TerminalConfig,
     ) -> Result<emv_kernel::TransactionParams, ParamsError> {
+        self.fields().to_transaction_params(config)
+    }
+
+    /// The values, borrowed.
+    #[must_use]
+    pub fn fields(&self) -> TransactionFields<'_> {
+        TransactionFields {
+            amount: self.amount,
+            amount_other: self.amount_other,
+            currency_code: &self.currency_code.0,
+            currency_exponent: self.currency_exponent,
+            transaction_type: &self.transaction_type.0,
+            date: &self.date,
+            time: &self.time.0,
+            unpredictable_number: &self.unpredictable_number.0,
+        }
+    }
+}
+
+/// The per-transaction values as a message carries them (JSON or binary), borrowed and not yet
+/// checked: both forms are checked by the one [`TransactionFields::to_transaction_params`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransactionFields<'a> {
+    /// Amount, Authorised, minor units.
+    pub amount: u64,
+    /// Amount, Other, minor units.
+    pub amount_other: u64,
+    /// Transaction Currency Code, 2 bytes when valid.
+    pub currency_code: &'a [u8],
+    /// Transaction Currency Exponent.
+    pub currency_exponent: u8,
+    /// Transaction Type, 1 byte when valid.
+    pub transaction_type: &'a [u8],
+    /// Transaction Date, `YYYY-MM-DD` when valid.
+    pub date: &'a str,
+    /// Transaction Time, 3 bytes when valid.
+    pub time: &'a [u8],
+    /// Unpredictable Number, 4 bytes when valid.
+    pub unpredictable_number: &'a [u8],
+}
+
+impl TransactionFields<'_> {
+    /// The kernel's transaction parameters under `config`.
+    ///
+    /// # Errors
+    /// A [`ParamsError`] naming what is wrong.
+    pub fn to_transaction_params(
+        &self,
+        config: TerminalConfig,
+    ) -> Result<emv_kernel::TransactionParams, ParamsError> {
+        let [transaction_type] = array(self.transaction_type, "transaction_type")?;
         Ok(emv_kernel::TransactionParams {
             amount: self.amount,
             amount_other: self.amount_other,
-            currency_code: self.currency_code.array("currency_code")?,
+            currency_code: array(self.currency_code, "currency_code")?,
             currency_exponent: self.currency_exponent,
-            transaction_type: byte(&self.transaction_type, "transaction_type")?,
-            date: parse_date(&self.date)?,
-            time: self.time.array("time")?,
-            unpredictable_number: self.unpredictable_number.array("unpredictable_number")?,
+            transaction_type,
+            date: parse_date(self.date)?,
+            time: array(self.time, "time")?,
+            unpredictable_number: array(self.unpredictable_number, "unpredictable_number")?,
             config,
         })
     }
+}
+
+fn array<const N: usize>(bytes: &[u8], field: &'static str) -> Result<[u8; N], ParamsError> {
+    bytes.try_into().map_err(|_| ParamsError::Length(field))
 }
 
 /// Field identifiers of the binary form of [`TransactionParams`] (`ABI.md`, "Transaction
@@ -499,23 +551,22 @@ impl TransactionParams {
         Ok(out)
     }
 
-    /// Reads the message `session_create` takes: JSON when it starts with `{`, else the binary
-    /// form of [`TransactionParams::to_binary`] (fields in any order, each at most once).
+}
+
+impl<'a> TransactionFields<'a> {
+    /// Reads the binary form of [`TransactionParams::to_binary`] (fields in any order, each at
+    /// most once), borrowing every value from `message`.
     ///
     /// # Errors
-    /// A description of what is malformed: JSON syntax or shape; in the binary form a
-    /// truncated field, an unknown or repeated id, a missing required field, an integer not on
-    /// 8 bytes (1 for the exponent), a date that is not UTF-8.
-    pub fn decode(message: &[u8]) -> Result<Self, String> {
-        if message.first() == Some(&b'{') {
-            return serde_json::from_slice(message).map_err(|error| error.to_string());
-        }
+    /// A description of what is malformed: a truncated field, an unknown or repeated id, a
+    /// missing required field, an integer not on 8 bytes (1 for the exponent), a date that is
+    /// not UTF-8.
+    pub fn from_binary(message: &'a [u8]) -> Result<Self, String> {
         let mut values: [Option<&[u8]>; 8] = [None; 8];
         let mut rest = message;
         while let [id, len, tail @ ..] = rest {
-            let len = usize::from(*len);
             let (value, tail) = tail
-                .split_at_checked(len)
+                .split_at_checked(usize::from(*len))
                 .ok_or_else(|| format!("field {id:#04x} is truncated"))?;
             let slot = usize::from(*id)
                 .checked_sub(1)
@@ -529,33 +580,27 @@ impl TransactionParams {
         if !rest.is_empty() {
             return Err("truncated field header".to_owned());
         }
-        let required = |id: u8, name: &str| {
-            values[usize::from(id - 1)].ok_or_else(|| format!("missing field `{name}`"))
-        };
-        let integer = |value: &[u8], name: &str| {
-            <[u8; 8]>::try_from(value)
+        let value = |id: u8| values[usize::from(id - 1)];
+        let required = |id: u8, name: &str| value(id).ok_or_else(|| format!("missing field `{name}`"));
+        let integer = |bytes: &[u8], name: &str| {
+            <[u8; 8]>::try_from(bytes)
                 .map(u64::from_be_bytes)
                 .map_err(|_| format!("`{name}` is not an 8-byte integer"))
         };
-        let [exponent] = required(field::CURRENCY_EXPONENT, "currency_exponent")? else {
+        let [currency_exponent] = required(field::CURRENCY_EXPONENT, "currency_exponent")? else {
             return Err("`currency_exponent` is not one byte".to_owned());
         };
         Ok(Self {
             amount: integer(required(field::AMOUNT, "amount")?, "amount")?,
-            amount_other: values[usize::from(field::AMOUNT_OTHER - 1)]
-                .map_or(Ok(0), |value| integer(value, "amount_other"))?,
-            currency_code: Hex::from(required(field::CURRENCY_CODE, "currency_code")?),
-            currency_exponent: *exponent,
-            transaction_type: values[usize::from(field::TRANSACTION_TYPE - 1)]
-                .map_or_else(default_transaction_type, Hex::from),
+            amount_other: value(field::AMOUNT_OTHER)
+                .map_or(Ok(0), |bytes| integer(bytes, "amount_other"))?,
+            currency_code: required(field::CURRENCY_CODE, "currency_code")?,
+            currency_exponent: *currency_exponent,
+            transaction_type: value(field::TRANSACTION_TYPE).unwrap_or(&[0x00]),
             date: core::str::from_utf8(required(field::DATE, "date")?)
-                .map_err(|_| "`date` is not UTF-8".to_owned())?
-                .to_owned(),
-            time: Hex::from(required(field::TIME, "time")?),
-            unpredictable_number: Hex::from(required(
-                field::UNPREDICTABLE_NUMBER,
-                "unpredictable_number",
-            )?),
+                .map_err(|_| "`date` is not UTF-8".to_owned())?,
+            time: required(field::TIME, "time")?,
+            unpredictable_number: required(field::UNPREDICTABLE_NUMBER, "unpredictable_number")?,
         })
     }
 }

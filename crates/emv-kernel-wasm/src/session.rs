@@ -13,7 +13,7 @@ use core::fmt;
 
 use emv_kernel::{ErrorCode, Step, TerminalConfig, Transaction};
 
-use crate::message::{TerminalParams, TransactionParams};
+use crate::message::{TerminalParams, TransactionFields, TransactionParams};
 
 /// The most sessions one instance holds at once; a host normally runs one at a time.
 pub const MAX_SESSIONS: usize = 16;
@@ -177,8 +177,8 @@ impl Sessions {
         self.config.is_some()
     }
 
-    /// Starts a transaction from [`TransactionParams`] (JSON or the binary form, see
-    /// [`TransactionParams::decode`]) under the configuration; returns its handle (positive)
+    /// Starts a transaction from [`TransactionParams`] (JSON, or the binary form of
+    /// [`TransactionParams::to_binary`]) under the configuration; returns its handle (positive)
     /// and the status of its first step.
     ///
     /// # Errors
@@ -194,10 +194,17 @@ impl Sessions {
         if self.sessions.len() >= MAX_SESSIONS {
             return Err(AbiError::TooManySessions);
         }
-        let params = TransactionParams::decode(params).map_err(AbiError::ParamsMalformed)?;
-        let params = params
-            .to_transaction_params(config.clone())
-            .map_err(|error| AbiError::ParamsInvalid(error.to_string()))?;
+        // JSON when it starts with `{`, else the binary form, read in place.
+        let params = if params.first() == Some(&b'{') {
+            serde_json::from_slice::<TransactionParams>(params)
+                .map_err(|error| AbiError::ParamsMalformed(error.to_string()))?
+                .to_transaction_params(config.clone())
+        } else {
+            TransactionFields::from_binary(params)
+                .map_err(AbiError::ParamsMalformed)?
+                .to_transaction_params(config.clone())
+        }
+        .map_err(|error| AbiError::ParamsInvalid(error.to_string()))?;
         let (transaction, step) = Transaction::new(params);
         let output = encode(&step);
         let handle = self.fresh_handle();

@@ -469,7 +469,11 @@ fn session(
             }
             STATUS_OUTCOME => {
                 let message = output(configured.instance.as_mut(), handle)?;
-                let Output::Outcome { outcome } = serde_json::from_slice(&message)
+                // UTF-8 checked once for the whole message, not string by string as
+                // `from_slice` does.
+                let text = std::str::from_utf8(&message)
+                    .map_err(|_| HostError::Protocol("outcome message: not UTF-8".to_owned()))?;
+                let Output::Outcome { outcome } = serde_json::from_str(text)
                     .map_err(|error| HostError::Protocol(format!("outcome message: {error}")))?
                 else {
                     return Err(HostError::Protocol(
