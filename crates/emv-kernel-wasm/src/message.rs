@@ -1171,6 +1171,63 @@ mod tests {
     }
 
     #[test]
+    fn the_binary_form_reads_back_and_refuses_what_is_malformed() {
+        let params = TransactionParams {
+            amount: 999,
+            amount_other: 5,
+            currency_code: Hex(alloc::vec![0x08, 0x40]),
+            currency_exponent: 2,
+            transaction_type: Hex(alloc::vec![0x09]),
+            date: "2026-11-26".to_owned(),
+            time: Hex(alloc::vec![0x12, 0x00, 0x00]),
+            unpredictable_number: Hex(alloc::vec![1, 2, 3, 4]),
+        };
+        let binary = params.to_binary().unwrap();
+        assert_eq!(&binary[..10], [0x01, 8, 0, 0, 0, 0, 0, 0, 0x03, 0xE7]);
+        assert_eq!(TransactionFields::from_binary(&binary), Ok(params.fields()));
+        // Fields in another order; the optional ones left out take their defaults.
+        let mut reordered = Vec::new();
+        for (id, value) in [
+            (0x08, &[1, 2, 3, 4][..]),
+            (0x07, &[0x12, 0, 0]),
+            (0x06, b"2026-11-26"),
+            (0x04, &[2]),
+            (0x03, &[0x08, 0x40]),
+            (0x01, &999_u64.to_be_bytes()),
+        ] {
+            reordered.extend_from_slice(&[id, u8::try_from(value.len()).unwrap()]);
+            reordered.extend_from_slice(value);
+        }
+        let fields = TransactionFields::from_binary(&reordered).unwrap();
+        assert_eq!((fields.amount_other, fields.transaction_type), (0, &[0x00][..]));
+        // A wrong length of a byte string is for the checks of `to_transaction_params`.
+        let mut short = params.clone();
+        short.currency_code = Hex(alloc::vec![0x08]);
+        let short = short.to_binary().unwrap();
+        let fields = TransactionFields::from_binary(&short).unwrap();
+        assert_eq!(fields.currency_code, [0x08]);
+        let malformed: [&[u8]; 7] = [
+            &binary[..binary.len() - 1],
+            &binary[..binary.len() - 5],
+            &[binary.as_slice(), &[0x09, 0]].concat(),
+            &[binary.as_slice(), &[0x01, 8, 0, 0, 0, 0, 0, 0, 0, 1]].concat(),
+            &binary[10..],
+            &[&[0x01, 4, 0, 0, 3, 0xE7][..], &binary[10..]].concat(),
+            &[binary.as_slice(), &[0x00]].concat(),
+        ];
+        for (case, message) in malformed.iter().enumerate() {
+            assert!(
+                TransactionFields::from_binary(message).is_err(),
+                "case {case}"
+            );
+        }
+        // Over 255 bytes a value has no binary form; the field is named as a wrong length is.
+        let mut long = params;
+        long.time = Hex(alloc::vec![0; 256]);
+        assert_eq!(long.to_binary(), Err(ParamsError::Length("time")));
+    }
+
+    #[test]
     fn dates() {
         assert_eq!(
             parse_date("2026-11-26"),
