@@ -1,10 +1,11 @@
-//! The JSON messages of ABI version 2 (see `ABI.md`): the reader configuration a host sends once
-//! to `kernel_configure` ([`TerminalParams`]), the per-transaction parameters it sends to each
-//! `session_create` ([`TransactionParams`]), and the output a session holds after each step (the
-//! next C-APDU or the outcome).
+//! The messages of ABI version 3 (see `ABI.md`): the reader configuration a host sends once
+//! to `kernel_configure` ([`TerminalParams`], JSON), the per-transaction parameters it sends to
+//! each `session_create` ([`TransactionParams`], JSON or its binary form, read in place as
+//! [`TransactionFields`]), and the outcome message ([`Output`]).
 //!
 //! The same types serve both sides: the kernel inside the `.wasm` parses [`TerminalParams`] and
-//! [`TransactionParams`] and writes [`Output`]; a Rust host writes them and reads [`Output`].
+//! [`TransactionParams`] and writes the outcome as [`Output`] (with [`crate::encode`], byte for
+//! byte what serde writes); a Rust host writes them and reads [`Output`].
 //! [`SessionParams`] (both together, the message of ABI version 1) stays as the hosts' one-call
 //! form; [`SessionParams::transaction`] splits it. Byte strings are
 //! upper-case hex; unknown fields are refused, so a host built for another ABI version fails
@@ -215,8 +216,8 @@ pub struct SessionParams {
     pub terminal: TerminalParams,
 }
 
-/// What a host sends to `session_create` (ABI version 2): the per-transaction values only; the
-/// reader configuration was given once to `kernel_configure`.
+/// What a host sends to `session_create` (since ABI version 2): the per-transaction values only;
+/// the reader configuration was given once to `kernel_configure`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TransactionParams {
@@ -381,7 +382,7 @@ fn optional_array<const N: usize>(
 }
 
 impl SessionParams {
-    /// The per-transaction part (what ABI version 2's `session_create` takes).
+    /// The per-transaction part (what `session_create` takes since ABI version 2).
     #[must_use]
     pub fn transaction(&self) -> TransactionParams {
         TransactionParams {

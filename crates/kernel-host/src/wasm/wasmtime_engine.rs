@@ -99,9 +99,6 @@ impl Loaded {
         // Fuel, not epochs: deterministic like wasmi's, and no timer thread. Compilation
         // happens here, once per kernel, never during a transaction.
         config.consume_fuel(true);
-        if std::env::var_os("TMP_PERFMAP").is_some() {
-            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
-        }
         let engine =
             Engine::new(&config).map_err(|error| HostError::Instantiation(format!("{error:#}")))?;
         let module = Module::new(&engine, wasm)
