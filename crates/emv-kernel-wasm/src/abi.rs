@@ -368,7 +368,10 @@ mod tests {
         );
         // Deterministic: the same inputs give the same bytes, in the same instance, with no
         // reconfiguration.
-        assert_eq!(transaction(PARAMS.as_bytes()), (commands.clone(), message.clone()));
+        assert_eq!(
+            transaction(PARAMS.as_bytes()),
+            (commands.clone(), message.clone())
+        );
         // The binary form of the same parameters runs the same transaction.
         assert_eq!(transaction(&binary(PARAMS)), (commands, message.clone()));
         let other = PARAMS.replace("5B000001", "5B000002");

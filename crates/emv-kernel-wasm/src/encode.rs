@@ -223,15 +223,25 @@ mod tests {
                         outcome.kernel = Some(2);
                         outcome.tvr.set(TvrBit::CdaFailed);
                         outcome.tsi.set(TsiBit::OdaPerformed);
-                        outcome.data.set(Tag::ApplicationPan, &[0x54, 0x13, 0x33, 0x00]);
+                        outcome
+                            .data
+                            .set(Tag::ApplicationPan, &[0x54, 0x13, 0x33, 0x00]);
                         outcome.data.set(Tag::ApplicationCryptogram, &[0x81; 8]);
                         outcome.data.set(Tag::TransactionDate, &[]);
                     }
+                    let message = outcome_message(&outcome);
+                    assert_eq!(message, serde_bytes(&outcome), "{outcome:?}");
+                    // Read back, by the host's fast reader and by serde alike.
+                    let expected = crate::message::Outcome::from(&outcome);
                     assert_eq!(
-                        outcome_message(&outcome),
-                        serde_bytes(&outcome),
-                        "{outcome:?}"
+                        crate::decode::outcome_message(&message).as_deref(),
+                        Some(&expected)
                     );
+                    let Ok(Output::Outcome { outcome: read }) = serde_json::from_slice(&message)
+                    else {
+                        panic!("serde reads it");
+                    };
+                    assert_eq!(*read, expected);
                     checked += 1;
                 }
             }
@@ -241,7 +251,13 @@ mod tests {
 
     #[test]
     fn strings_and_numbers_are_written_as_serde_writes_them() {
-        for text in ["plain", "quote \" and \\ back", "line\nfeed\t\r\u{8}\u{c}", "\u{1}\u{1f}", "é ✓"] {
+        for text in [
+            "plain",
+            "quote \" and \\ back",
+            "line\nfeed\t\r\u{8}\u{c}",
+            "\u{1}\u{1f}",
+            "é ✓",
+        ] {
             let mut ours = Vec::new();
             string(&mut ours, text);
             assert_eq!(ours, serde_json::to_vec(text).unwrap(), "{text:?}");

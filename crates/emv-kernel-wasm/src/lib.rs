@@ -59,6 +59,7 @@ extern crate std;
 
 #[allow(unsafe_code)]
 pub mod abi;
+pub mod decode;
 pub mod encode;
 pub mod message;
 pub mod session;

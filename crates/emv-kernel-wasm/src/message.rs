@@ -551,7 +551,6 @@ impl TransactionParams {
         )?;
         Ok(out)
     }
-
 }
 
 impl<'a> TransactionFields<'a> {
@@ -582,7 +581,8 @@ impl<'a> TransactionFields<'a> {
             return Err("truncated field header".to_owned());
         }
         let value = |id: u8| values[usize::from(id - 1)];
-        let required = |id: u8, name: &str| value(id).ok_or_else(|| format!("missing field `{name}`"));
+        let required =
+            |id: u8, name: &str| value(id).ok_or_else(|| format!("missing field `{name}`"));
         let integer = |bytes: &[u8], name: &str| {
             <[u8; 8]>::try_from(bytes)
                 .map(u64::from_be_bytes)
@@ -786,7 +786,9 @@ impl<'de> Deserialize<'de> for Output {
             Flat {
                 kind: Type::Outcome,
                 ..
-            } => Err(de::Error::custom("an outcome has exactly the field `outcome`")),
+            } => Err(de::Error::custom(
+                "an outcome has exactly the field `outcome`",
+            )),
         }
     }
 }
@@ -1167,7 +1169,11 @@ mod tests {
         ] {
             assert!(serde_json::from_str::<Output>(bad).is_err(), "{bad}");
         }
-        let both = text.replacen(r#""type":"outcome","#, r#""type":"outcome","capdu":"00","#, 1);
+        let both = text.replacen(
+            r#""type":"outcome","#,
+            r#""type":"outcome","capdu":"00","#,
+            1,
+        );
         assert!(serde_json::from_str::<Output>(&both).is_err());
     }
 
@@ -1200,7 +1206,10 @@ mod tests {
             reordered.extend_from_slice(value);
         }
         let fields = TransactionFields::from_binary(&reordered).unwrap();
-        assert_eq!((fields.amount_other, fields.transaction_type), (0, &[0x00][..]));
+        assert_eq!(
+            (fields.amount_other, fields.transaction_type),
+            (0, &[0x00][..])
+        );
         // A wrong length of a byte string is for the checks of `to_transaction_params`.
         let mut short = params.clone();
         short.currency_code = Hex(alloc::vec![0x08]);

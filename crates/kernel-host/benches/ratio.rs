@@ -29,10 +29,7 @@ fn micros(duration: Duration) -> f64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let rounds: usize = args
-        .iter()
-        .find_map(|arg| arg.parse().ok())
-        .unwrap_or(400);
+    let rounds: usize = args.iter().find_map(|arg| arg.parse().ok()).unwrap_or(400);
     // cargo bench passes `--bench`; anything else that is not a number names a card.
     let only: Vec<&str> = args
         .iter()

@@ -469,16 +469,9 @@ fn session(
             }
             STATUS_OUTCOME => {
                 let message = output(configured.instance.as_mut(), handle)?;
-                // UTF-8 checked once for the whole message, not string by string as
-                // `from_slice` does.
-                let text = std::str::from_utf8(&message)
-                    .map_err(|_| HostError::Protocol("outcome message: not UTF-8".to_owned()))?;
-                let Output::Outcome { outcome } = serde_json::from_str(text)
-                    .map_err(|error| HostError::Protocol(format!("outcome message: {error}")))?
-                else {
-                    return Err(HostError::Protocol(
-                        "status 2 with an output that is not an outcome".to_owned(),
-                    ));
+                let outcome = match emv_kernel_wasm::decode::outcome_message(&message) {
+                    Some(outcome) => outcome,
+                    None => outcome_by_serde(&message)?,
                 };
                 let instance = configured.instance.as_mut();
                 let freed = instance.session_free(handle)?;
@@ -495,6 +488,18 @@ fn session(
             status if status < 0 => return Err(rejected(configured.instance.as_mut(), status)),
             status => return Err(HostError::Protocol(format!("unknown status {status}"))),
         }
+    }
+}
+
+/// An outcome message in another layout than the kernel's own (`emv_kernel_wasm::decode`):
+/// any JSON of the same shape.
+fn outcome_by_serde(message: &[u8]) -> Result<Box<crate::Outcome>, HostError> {
+    match serde_json::from_slice(message) {
+        Ok(Output::Outcome { outcome }) => Ok(outcome),
+        Ok(Output::Command { .. }) => Err(HostError::Protocol(
+            "status 2 with an output that is not an outcome".to_owned(),
+        )),
+        Err(error) => Err(HostError::Protocol(format!("outcome message: {error}"))),
     }
 }
 
