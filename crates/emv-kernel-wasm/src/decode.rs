@@ -24,11 +24,11 @@ pub fn outcome_message(message: &[u8]) -> Option<Box<Outcome>> {
     cursor.literal(br#","reason":{"code":"#)?;
     let reason = ReasonMessage {
         code: cursor.string()?,
-        phase: cursor.optional(br#","phase":"#, Cursor::string)?,
-        sw: cursor.optional(br#","sw":"#, Cursor::hex)?,
-        tag: cursor.optional(br#","tag":"#, Cursor::hex)?,
-        error: cursor.optional(br#","error":"#, Cursor::string)?,
-        value: cursor.optional(br#","value":"#, Cursor::byte)?,
+        phase: cursor.optional(br#","phase":"#, Cursor::string).ok()?,
+        sw: cursor.optional(br#","sw":"#, Cursor::hex).ok()?,
+        tag: cursor.optional(br#","tag":"#, Cursor::hex).ok()?,
+        error: cursor.optional(br#","error":"#, Cursor::string).ok()?,
+        value: cursor.optional(br#","value":"#, Cursor::byte).ok()?,
     };
     cursor.literal(br#"},"ui_message":{"id":"#)?;
     let id = cursor.byte()?;
@@ -38,21 +38,21 @@ pub fn outcome_message(message: &[u8]) -> Option<Box<Outcome>> {
         text: cursor.string()?,
     };
     cursor.literal(br#"},"cvm":"#)?;
-    let cvm = cursor.nullable(Cursor::string)?;
+    let cvm = cursor.nullable(Cursor::string).ok()?;
     cursor.literal(br#","cvm_results":"#)?;
-    let cvm_results = cursor.nullable(Cursor::hex)?;
+    let cvm_results = cursor.nullable(Cursor::hex).ok()?;
     cursor.literal(br#","oda":{"status":"#)?;
     let oda = OdaMessage {
         status: cursor.string()?,
-        method: cursor.optional(br#","method":"#, Cursor::string)?,
-        error: cursor.optional(br#","error":"#, Cursor::string)?,
+        method: cursor.optional(br#","method":"#, Cursor::string).ok()?,
+        error: cursor.optional(br#","error":"#, Cursor::string).ok()?,
     };
     cursor.literal(br#"},"tvr":"#)?;
     let tvr = cursor.hex()?;
     cursor.literal(br#","tsi":"#)?;
     let tsi = cursor.hex()?;
     cursor.literal(br#","kernel":"#)?;
-    let kernel = cursor.nullable(Cursor::byte)?;
+    let kernel = cursor.nullable(Cursor::byte).ok()?;
     cursor.literal(br#","data":["#)?;
     let mut data = Vec::new();
     if cursor.literal(b"]").is_none() {
@@ -90,26 +90,34 @@ pub fn outcome_message(message: &[u8]) -> Option<Box<Outcome>> {
 /// The unread rest of the message.
 struct Cursor<'a>(&'a [u8]);
 
+/// The message departs from the kernel's layout here.
+struct OtherLayout;
+
 impl Cursor<'_> {
     fn literal(&mut self, literal: &[u8]) -> Option<()> {
         self.0 = self.0.strip_prefix(literal)?;
         Some(())
     }
 
-    /// `Some(None)` when the key is absent, `Some(Some(value))` when present, `None` when it is
+    /// `Ok(None)` when the key is absent, `Ok(Some(value))` when present, an error when it is
     /// present but its value is not of the layout.
-    fn optional<T>(&mut self, key: &[u8], value: fn(&mut Self) -> Option<T>) -> Option<Option<T>> {
+    fn optional<T>(
+        &mut self,
+        key: &[u8],
+        value: fn(&mut Self) -> Option<T>,
+    ) -> Result<Option<T>, OtherLayout> {
         if self.literal(key).is_none() {
-            return Some(None);
+            return Ok(None);
         }
-        value(self).map(Some)
+        value(self).map(Some).ok_or(OtherLayout)
     }
 
-    fn nullable<T>(&mut self, value: fn(&mut Self) -> Option<T>) -> Option<Option<T>> {
+    /// `null`, or a value.
+    fn nullable<T>(&mut self, value: fn(&mut Self) -> Option<T>) -> Result<Option<T>, OtherLayout> {
         if self.literal(b"null").is_some() {
-            return Some(None);
+            return Ok(None);
         }
-        value(self).map(Some)
+        value(self).map(Some).ok_or(OtherLayout)
     }
 
     /// A string without escapes (the kernel writes none); one with escapes is left to serde.
@@ -150,7 +158,7 @@ impl Cursor<'_> {
 
 #[cfg(test)]
 mod tests {
-    use alloc::string::ToString;
+    use alloc::borrow::ToOwned;
 
     use super::*;
     use crate::message::Output;
@@ -190,7 +198,7 @@ mod tests {
                 .replace("]}}", r#"]},"type":"outcome"}"#),
             MESSAGE.replace("Authorising Please Wait", r"Authorising \u0050lease Wait"),
             MESSAGE.replace(r#""kernel":2"#, r#""kernel":2.0e0"#),
-            MESSAGE.to_string() + " ",
+            MESSAGE.to_owned() + " ",
         ] {
             assert_eq!(outcome_message(other.as_bytes()), None, "{other}");
         }
@@ -207,8 +215,8 @@ mod tests {
             MESSAGE.replace(r#""kernel":2"#, r#""kernel":256"#),
             MESSAGE.replace(r#""tsi":"E800""#, r#""tsi":"E80""#),
             MESSAGE.replace(r#""id":27"#, r#""id":-27"#),
-            MESSAGE[..MESSAGE.len() - 1].to_string(),
-            MESSAGE.to_string() + "x",
+            MESSAGE[..MESSAGE.len() - 1].to_owned(),
+            MESSAGE.to_owned() + "x",
         ] {
             assert_eq!(outcome_message(bad.as_bytes()), None, "{bad}");
         }
