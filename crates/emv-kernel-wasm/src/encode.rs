@@ -28,10 +28,7 @@ pub fn outcome_message(outcome: &Outcome) -> Vec<u8> {
     let reason = ReasonView::from(&outcome.reason);
     out.extend_from_slice(br#","reason":{"code":"#);
     string(&mut out, reason.code);
-    if let Some(phase) = reason.phase {
-        out.extend_from_slice(br#","phase":"#);
-        string(&mut out, phase);
-    }
+    optional_string(&mut out, br#","phase":"#, reason.phase);
     if let Some(sw) = reason.sw {
         out.extend_from_slice(br#","sw":"#);
         hex(&mut out, &sw);
@@ -40,10 +37,7 @@ pub fn outcome_message(outcome: &Outcome) -> Vec<u8> {
         out.extend_from_slice(br#","tag":"#);
         hex(&mut out, &tag.to_vec());
     }
-    if let Some(error) = reason.error {
-        out.extend_from_slice(br#","error":"#);
-        string(&mut out, error);
-    }
+    optional_string(&mut out, br#","error":"#, reason.error);
     if let Some(value) = reason.value {
         out.extend_from_slice(br#","value":"#);
         decimal(&mut out, value);
@@ -69,14 +63,8 @@ pub fn outcome_message(outcome: &Outcome) -> Vec<u8> {
     let oda = OdaView::from(&outcome.oda);
     out.extend_from_slice(br#","oda":{"status":"#);
     string(&mut out, oda.status);
-    if let Some(method) = oda.method {
-        out.extend_from_slice(br#","method":"#);
-        string(&mut out, method);
-    }
-    if let Some(error) = oda.error {
-        out.extend_from_slice(br#","error":"#);
-        string(&mut out, error);
-    }
+    optional_string(&mut out, br#","method":"#, oda.method);
+    optional_string(&mut out, br#","error":"#, oda.error);
 
     out.extend_from_slice(br#"},"tvr":"#);
     hex(&mut out, &outcome.tvr.bytes());
@@ -103,6 +91,14 @@ pub fn outcome_message(outcome: &Outcome) -> Vec<u8> {
     }
     out.extend_from_slice(b"]}}");
     out
+}
+
+/// `key` and the string, when there is one (serde skips `None` fields of the messages).
+fn optional_string(out: &mut Vec<u8>, key: &[u8], text: Option<&str>) {
+    if let Some(text) = text {
+        out.extend_from_slice(key);
+        string(out, text);
+    }
 }
 
 /// A JSON string, escaped as serde_json escapes it.

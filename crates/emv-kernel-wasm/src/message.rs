@@ -510,45 +510,44 @@ impl TransactionParams {
     /// [`ParamsError::Length`] (or [`ParamsError::Date`]) for a value over 255 bytes, which no
     /// valid field is.
     pub fn to_binary(&self) -> Result<Vec<u8>, ParamsError> {
+        let amount = self.amount.to_be_bytes();
+        let amount_other = self.amount_other.to_be_bytes();
+        let fields: [(u8, &[u8], ParamsError); 8] = [
+            (field::AMOUNT, &amount, ParamsError::Length("amount")),
+            (
+                field::AMOUNT_OTHER,
+                &amount_other,
+                ParamsError::Length("amount_other"),
+            ),
+            (
+                field::CURRENCY_CODE,
+                &self.currency_code.0,
+                ParamsError::Length("currency_code"),
+            ),
+            (
+                field::CURRENCY_EXPONENT,
+                &[self.currency_exponent],
+                ParamsError::Length("currency_exponent"),
+            ),
+            (
+                field::TRANSACTION_TYPE,
+                &self.transaction_type.0,
+                ParamsError::Length("transaction_type"),
+            ),
+            (field::DATE, self.date.as_bytes(), ParamsError::Date),
+            (field::TIME, &self.time.0, ParamsError::Length("time")),
+            (
+                field::UNPREDICTABLE_NUMBER,
+                &self.unpredictable_number.0,
+                ParamsError::Length("unpredictable_number"),
+            ),
+        ];
         let mut out = Vec::with_capacity(64);
-        let mut put = |id: u8, value: &[u8], error: ParamsError| {
+        for (id, value, error) in fields {
             let len = u8::try_from(value.len()).map_err(|_| error)?;
             out.extend_from_slice(&[id, len]);
             out.extend_from_slice(value);
-            Ok(())
-        };
-        put(
-            field::AMOUNT,
-            &self.amount.to_be_bytes(),
-            ParamsError::Length("amount"),
-        )?;
-        put(
-            field::AMOUNT_OTHER,
-            &self.amount_other.to_be_bytes(),
-            ParamsError::Length("amount_other"),
-        )?;
-        put(
-            field::CURRENCY_CODE,
-            &self.currency_code.0,
-            ParamsError::Length("currency_code"),
-        )?;
-        put(
-            field::CURRENCY_EXPONENT,
-            &[self.currency_exponent],
-            ParamsError::Length("currency_exponent"),
-        )?;
-        put(
-            field::TRANSACTION_TYPE,
-            &self.transaction_type.0,
-            ParamsError::Length("transaction_type"),
-        )?;
-        put(field::DATE, self.date.as_bytes(), ParamsError::Date)?;
-        put(field::TIME, &self.time.0, ParamsError::Length("time"))?;
-        put(
-            field::UNPREDICTABLE_NUMBER,
-            &self.unpredictable_number.0,
-            ParamsError::Length("unpredictable_number"),
-        )?;
+        }
         Ok(out)
     }
 }
