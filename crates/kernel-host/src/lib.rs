@@ -64,12 +64,14 @@
 //!   its bytes, the outcome message is written directly (same bytes as serde; the native path
 //!   uses the same writer) and read back by a reader of that exact layout, the CA key table is
 //!   shared between clones of the configuration and one input buffer serves a whole instance.
-//!   The same command on the shared 2-core machine (load average 7 to 9, 400 rounds), native
-//!   / wasmi / wasmtime in µs and wasmtime/native: visa-fdda 307 / 1246 / 432 (1.40), mc-cda
-//!   319 / 1728 / 507 (1.59), visa-online-pin 59 / 283 / 96 (1.63), expired 334 / 4684 / 545
-//!   (1.63), bad-signature 324 / 1306 / 474 (1.47), no-supported-aid 2.5 / 37.5 / 6.1 (2.48),
-//!   malformed 35 / 184 / 51 (1.43), multi-app 339 / 1934 / 551 (1.63). Configuring once:
-//!   native 3.8 µs, wasmtime 64 µs, wasmi 144 µs;
+//!   The same command on the shared 2-core machine (load average about 7, 600 rounds), native
+//!   / wasmi / wasmtime in µs and wasmtime/native: visa-fdda 308 / 1714 / 436 (1.41), mc-cda
+//!   294 / 1614 / 445 (1.51), visa-online-pin 40 / 227 / 56 (1.40), expired 295 / 1618 / 447
+//!   (1.51), bad-signature 280 / 1157 / 374 (1.34), no-supported-aid 1.6 / 28.8 / 4.4 (2.75;
+//!   2.48 and 2.55 in two other runs), malformed 18 / 130 / 28 (1.50), multi-app 306 / 1652 /
+//!   473 (1.54); the criterion bench (`--bench transaction -- no-supported-aid`) gives 1.88 /
+//!   46.4 / 4.54 µs there (2.41). Configuring once: native 3.8 µs, wasmtime 64 µs, wasmi 144
+//!   µs;
 //! - fuel, not wasmtime's epoch interruption: fuel is a hard bound counted per instruction, the
 //!   same on both engines and on every machine (a runaway kernel stops after the same work, so
 //!   tests of it are deterministic), and needs no timer thread ticking the engine. Epochs would
