@@ -1209,6 +1209,17 @@ mod tests {
             (fields.amount_other, fields.transaction_type),
             (0, &[0x00][..])
         );
+        // The example of `ABI.md`.
+        let example = Hex::parse(concat!(
+            "010800000000000003E7030208400401020",
+            "60A323032362D31312D3236070312000008045B000001"
+        ))
+        .unwrap();
+        let fields = TransactionFields::from_binary(example.as_slice()).unwrap();
+        assert_eq!(
+            (fields.amount, fields.date, fields.unpredictable_number),
+            (999, "2026-11-26", &[0x5B, 0, 0, 1][..])
+        );
         // A wrong length of a byte string is for the checks of `to_transaction_params`.
         let mut short = params.clone();
         short.currency_code = Hex(alloc::vec![0x08]);
