@@ -18,7 +18,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use crate::session::{AbiError, Sessions};
 
 /// The ABI version `abi_version` returns. A host refuses a module with another version.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 struct Table {
     busy: AtomicBool,
@@ -125,10 +125,11 @@ pub unsafe extern "C" fn kernel_configure(params_ptr: *const u8, params_len: usi
     })
 }
 
-/// Starts a transaction from the JSON per-transaction parameters at `params_ptr` under the
-/// configuration of [`kernel_configure`]; returns the session handle
+/// Starts a transaction from the per-transaction parameters at `params_ptr` (JSON, or the
+/// binary form) under the configuration of [`kernel_configure`]; returns the session handle
 /// (positive) or a negative error status. The first output (SELECT PPSE, or an outcome when
-/// the parameters end it at once) is then readable with [`session_output_ptr`].
+/// the parameters end it at once) is then readable with [`session_output_ptr`], and
+/// [`session_status`] tells which it is.
 ///
 /// # Safety
 /// `params_ptr` must point to `params_len` readable bytes.
@@ -168,8 +169,20 @@ pub unsafe extern "C" fn session_resume(
     })
 }
 
-/// Address of the session's output message (JSON), valid until the next call on this session;
-/// 0 for an unknown handle.
+/// The status of the session's last step: 1 when the output is a C-APDU, 2 when it is the
+/// outcome, or -3 for an unknown handle.
+#[cfg_attr(target_arch = "wasm32", unsafe(no_mangle))]
+pub extern "C" fn session_status(handle: i32) -> i32 {
+    with_sessions(|sessions| {
+        sessions.status(handle).unwrap_or_else(|error| {
+            sessions.set_error(&error);
+            error.status()
+        })
+    })
+}
+
+/// Address of the session's output (the C-APDU's bytes, or the outcome's JSON), valid until the
+/// next call on this session; 0 for an unknown handle.
 #[cfg_attr(target_arch = "wasm32", unsafe(no_mangle))]
 pub extern "C" fn session_output_ptr(handle: i32) -> *const u8 {
     with_sessions(|sessions| {
@@ -239,7 +252,7 @@ mod tests {
     use emv_kernel::ErrorCode;
 
     use super::*;
-    use crate::message::Output;
+    use crate::message::{Output, TransactionParams};
     use crate::session::{STATUS_COMMAND, STATUS_OUTCOME};
 
     const CONFIG: &str = r#"{
@@ -286,22 +299,27 @@ mod tests {
     }
 
     /// Runs a whole transaction through the exports against a virtual card.
-    fn transaction(params: &str) -> (Vec<Vec<u8>>, Vec<u8>) {
+    fn transaction(params: &[u8]) -> (Vec<Vec<u8>>, Vec<u8>) {
         let mut card = emv_cards::Card::profile("mc-cda").unwrap();
-        let handle = create(params.as_bytes());
+        let handle = create(params);
         assert!(handle > 0, "{}", last_error());
         let mut commands = Vec::new();
+        let mut status = session_status(handle);
         loop {
             let message = output(handle);
-            match serde_json::from_slice::<Output>(&message).unwrap() {
-                Output::Command { capdu } => {
-                    let rapdu = card.transmit(capdu.as_slice());
-                    commands.push(capdu.0);
+            match status {
+                STATUS_COMMAND => {
+                    let rapdu = card.transmit(&message);
+                    commands.push(message);
                     // SAFETY: `rapdu` is a live slice.
-                    let status = unsafe { session_resume(handle, rapdu.as_ptr(), rapdu.len()) };
-                    assert!(status == STATUS_COMMAND || status == STATUS_OUTCOME);
+                    status = unsafe { session_resume(handle, rapdu.as_ptr(), rapdu.len()) };
+                    assert_eq!(session_status(handle), status);
                 }
-                Output::Outcome { .. } => {
+                STATUS_OUTCOME => {
+                    assert!(matches!(
+                        serde_json::from_slice::<Output>(&message),
+                        Ok(Output::Outcome { .. })
+                    ));
                     // SAFETY: an empty response; the session is over and says so again.
                     let again = unsafe { session_resume(handle, core::ptr::null(), 0) };
                     assert_eq!(again, STATUS_OUTCOME);
@@ -309,8 +327,17 @@ mod tests {
                     assert_eq!(session_free(handle), 0);
                     return (commands, message);
                 }
+                other => panic!("status {other}"),
             }
         }
+    }
+
+    /// The same parameters in the binary form.
+    fn binary(params: &str) -> Vec<u8> {
+        serde_json::from_str::<TransactionParams>(params)
+            .unwrap()
+            .to_binary()
+            .unwrap()
     }
 
     /// The session table is global to the instance (here, the test process): the tests that
@@ -322,9 +349,9 @@ mod tests {
     }
 
     fn a_configured_instance_runs_transaction_after_transaction() {
-        assert_eq!(abi_version(), 2);
+        assert_eq!(abi_version(), 3);
         assert_eq!(configure(CONFIG.as_bytes()), 0, "{}", last_error());
-        let (commands, message) = transaction(PARAMS);
+        let (commands, message) = transaction(PARAMS.as_bytes());
         // PPSE, application, GPO, records, GENERATE AC.
         assert_eq!(commands[0][..5], [0x00, 0xA4, 0x04, 0x00, 0x0E]);
         assert_eq!(commands.last().unwrap()[..2], [0x80, 0xAE]);
@@ -341,9 +368,14 @@ mod tests {
         );
         // Deterministic: the same inputs give the same bytes, in the same instance, with no
         // reconfiguration.
-        assert_eq!(transaction(PARAMS), (commands, message.clone()));
+        assert_eq!(
+            transaction(PARAMS.as_bytes()),
+            (commands.clone(), message.clone())
+        );
+        // The binary form of the same parameters runs the same transaction.
+        assert_eq!(transaction(&binary(PARAMS)), (commands, message.clone()));
         let other = PARAMS.replace("5B000001", "5B000002");
-        assert_ne!(transaction(&other).1, message);
+        assert_ne!(transaction(other.as_bytes()).1, message);
     }
 
     fn errors_have_statuses_and_messages() {
@@ -369,6 +401,15 @@ mod tests {
         assert!(last_error().contains("currency_code"), "{}", last_error());
         let bad_date = PARAMS.replace("2026-11-26", "2026-02-30");
         assert_eq!(create(bad_date.as_bytes()), -2);
+        // The binary form is checked alike: a truncated message is malformed, a value of the
+        // wrong length invalid, naming its field.
+        let params = binary(PARAMS);
+        assert_eq!(create(&params[..params.len() - 1]), -1);
+        assert!(last_error().contains("\"code\":\"params_malformed\""));
+        assert_eq!(create(&binary(&bad_length)), -2);
+        assert!(last_error().contains("currency_code"), "{}", last_error());
+        assert_eq!(create(&binary(&bad_date)), -2);
+        assert_eq!(session_status(i32::MAX - 7), -3);
         // SAFETY: a null pointer with a length is refused before it is read.
         assert_eq!(unsafe { session_create(core::ptr::null(), 10) }, -5);
         assert_eq!(unsafe { kernel_configure(core::ptr::null(), 10) }, -5);

@@ -7,18 +7,19 @@
 //! loads unchanged in a browser (`WebAssembly.instantiate` with an empty import object), in the
 //! terminal and in the server (`kernel-host`, on wasmi).
 //!
-//! # ABI version 2
+//! # ABI version 3
 //! `ABI.md` beside this crate is the reference (exact message layouts and every error code).
 //! In short, all integers are `i32`/`u32` and pointers are offsets into the exported `memory`:
 //!
 //! | export | meaning |
 //! | --- | --- |
-//! | `abi_version() -> u32` | `2` |
-//! | `alloc(len) -> ptr`, `dealloc(ptr, len)` | buffers for the host to write messages into |
+//! | `abi_version() -> u32` | `3` |
+//! | `alloc(len) -> ptr`, `dealloc(ptr, len)` | buffers for the host to write messages into (reusable) |
 //! | `kernel_configure(ptr, len) -> status` | JSON [`message::TerminalParams`], once per instance; 0 or error < 0 |
-//! | `session_create(params_ptr, params_len) -> handle` | JSON [`message::TransactionParams`]; handle > 0 or error < 0 |
+//! | `session_create(params_ptr, params_len) -> handle` | [`message::TransactionParams`], JSON or binary; handle > 0 or error < 0 |
 //! | `session_resume(handle, rapdu_ptr, rapdu_len) -> status` | the card's R-APDU; 1 = command, 2 = outcome, < 0 error |
-//! | `session_output_ptr(handle)`, `session_output_len(handle)` | the JSON [`message::Output`] of the last step |
+//! | `session_status(handle) -> status` | what the output is: 1 = command, 2 = outcome |
+//! | `session_output_ptr(handle)`, `session_output_len(handle)` | the C-APDU's bytes, or the outcome's JSON [`message::Output`] |
 //! | `session_free(handle) -> 0 / error` | ends the session |
 //! | `last_error_ptr()`, `last_error_len()` | JSON `{"code","message"}` of the last failed call |
 //!
@@ -27,10 +28,13 @@
 //! per-transaction values. Version 1 parsed the whole configuration in every `session_create`,
 //! which cost more than a short transaction itself.
 //!
-//! Messages are JSON (serde, `no_std` + `alloc`) because the browser reads them without glue
-//! and they are easy to audit; a C-APDU is one small hex string, so JSON costs little per step.
-//! The same message types are public here, so a Rust host encodes and decodes exactly what the
-//! module does.
+//! The configuration and the outcome are JSON (serde, `no_std` + `alloc`) because the browser
+//! reads them without glue and they are easy to audit. What repeats per transaction is kept
+//! cheap: the parameters also come in a small binary form, a C-APDU is handed out as its bytes,
+//! and the outcome message is written directly ([`encode`]) rather than through serde. In
+//! version 2 those steps went through JSON both ways and were most of a short transaction's
+//! cost in the `.wasm`. The same message types are public here, so a Rust host encodes and
+//! decodes exactly what the module does.
 //!
 //! # What it deliberately does not do
 //! No imports, so no clock, randomness, I/O or logging: like the kernel, the module is
@@ -55,6 +59,8 @@ extern crate std;
 
 #[allow(unsafe_code)]
 pub mod abi;
+pub mod decode;
+pub mod encode;
 pub mod message;
 pub mod session;
 

@@ -1,10 +1,11 @@
-//! The JSON messages of ABI version 2 (see `ABI.md`): the reader configuration a host sends once
-//! to `kernel_configure` ([`TerminalParams`]), the per-transaction parameters it sends to each
-//! `session_create` ([`TransactionParams`]), and the output a session holds after each step (the
-//! next C-APDU or the outcome).
+//! The messages of ABI version 3 (see `ABI.md`): the reader configuration a host sends once
+//! to `kernel_configure` ([`TerminalParams`], JSON), the per-transaction parameters it sends to
+//! each `session_create` ([`TransactionParams`], JSON or its binary form, read in place as
+//! [`TransactionFields`]), and the outcome message ([`Output`]).
 //!
 //! The same types serve both sides: the kernel inside the `.wasm` parses [`TerminalParams`] and
-//! [`TransactionParams`] and writes [`Output`]; a Rust host writes them and reads [`Output`].
+//! [`TransactionParams`] and writes the outcome as [`Output`] (with [`crate::encode`], byte for
+//! byte what serde writes); a Rust host writes them and reads [`Output`].
 //! [`SessionParams`] (both together, the message of ABI version 1) stays as the hosts' one-call
 //! form; [`SessionParams::transaction`] splits it. Byte strings are
 //! upper-case hex; unknown fields are refused, so a host built for another ABI version fails
@@ -12,6 +13,7 @@
 
 use alloc::borrow::ToOwned;
 use alloc::boxed::Box;
+use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
@@ -53,10 +55,7 @@ impl Hex {
     }
 
     fn array<const N: usize>(&self, field: &'static str) -> Result<[u8; N], ParamsError> {
-        self.0
-            .as_slice()
-            .try_into()
-            .map_err(|_| ParamsError::Length(field))
+        array(&self.0, field)
     }
 }
 
@@ -69,12 +68,25 @@ const fn nibble(digit: u8) -> Option<u8> {
     }
 }
 
+const HEX_DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+
+impl Hex {
+    /// The upper-case hex text. Built from a digit table rather than `{:02X}` per byte: the
+    /// formatting machinery per byte was a visible share of every message the `.wasm` wrote.
+    #[must_use]
+    pub fn to_hex(&self) -> String {
+        let mut text = String::with_capacity(self.0.len() * 2);
+        for byte in &self.0 {
+            text.push(char::from(HEX_DIGITS[usize::from(byte >> 4)]));
+            text.push(char::from(HEX_DIGITS[usize::from(byte & 0x0F)]));
+        }
+        text
+    }
+}
+
 impl fmt::Display for Hex {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for byte in &self.0 {
-            write!(f, "{byte:02X}")?;
-        }
-        Ok(())
+        f.write_str(&self.to_hex())
     }
 }
 
@@ -92,7 +104,7 @@ impl From<&[u8]> for Hex {
 
 impl Serialize for Hex {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        serializer.serialize_str(&self.to_hex())
     }
 }
 
@@ -204,8 +216,8 @@ pub struct SessionParams {
     pub terminal: TerminalParams,
 }
 
-/// What a host sends to `session_create` (ABI version 2): the per-transaction values only; the
-/// reader configuration was given once to `kernel_configure`.
+/// What a host sends to `session_create` (since ABI version 2): the per-transaction values only;
+/// the reader configuration was given once to `kernel_configure`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TransactionParams {
@@ -370,7 +382,7 @@ fn optional_array<const N: usize>(
 }
 
 impl SessionParams {
-    /// The per-transaction part (what ABI version 2's `session_create` takes).
+    /// The per-transaction part (what `session_create` takes since ABI version 2).
     #[must_use]
     pub fn transaction(&self) -> TransactionParams {
         TransactionParams {
@@ -405,16 +417,190 @@ impl TransactionParams {
         &self,
         config: TerminalConfig,
     ) -> Result<emv_kernel::TransactionParams, ParamsError> {
+        self.fields().to_transaction_params(config)
+    }
+
+    /// The values, borrowed.
+    #[must_use]
+    pub fn fields(&self) -> TransactionFields<'_> {
+        TransactionFields {
+            amount: self.amount,
+            amount_other: self.amount_other,
+            currency_code: &self.currency_code.0,
+            currency_exponent: self.currency_exponent,
+            transaction_type: &self.transaction_type.0,
+            date: &self.date,
+            time: &self.time.0,
+            unpredictable_number: &self.unpredictable_number.0,
+        }
+    }
+}
+
+/// The per-transaction values as a message carries them (JSON or binary), borrowed and not yet
+/// checked: both forms are checked by the one [`TransactionFields::to_transaction_params`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransactionFields<'a> {
+    /// Amount, Authorised, minor units.
+    pub amount: u64,
+    /// Amount, Other, minor units.
+    pub amount_other: u64,
+    /// Transaction Currency Code, 2 bytes when valid.
+    pub currency_code: &'a [u8],
+    /// Transaction Currency Exponent.
+    pub currency_exponent: u8,
+    /// Transaction Type, 1 byte when valid.
+    pub transaction_type: &'a [u8],
+    /// Transaction Date, `YYYY-MM-DD` when valid.
+    pub date: &'a str,
+    /// Transaction Time, 3 bytes when valid.
+    pub time: &'a [u8],
+    /// Unpredictable Number, 4 bytes when valid.
+    pub unpredictable_number: &'a [u8],
+}
+
+impl TransactionFields<'_> {
+    /// The kernel's transaction parameters under `config`.
+    ///
+    /// # Errors
+    /// A [`ParamsError`] naming what is wrong.
+    pub fn to_transaction_params(
+        &self,
+        config: TerminalConfig,
+    ) -> Result<emv_kernel::TransactionParams, ParamsError> {
+        let [transaction_type] = array(self.transaction_type, "transaction_type")?;
         Ok(emv_kernel::TransactionParams {
             amount: self.amount,
             amount_other: self.amount_other,
-            currency_code: self.currency_code.array("currency_code")?,
+            currency_code: array(self.currency_code, "currency_code")?,
             currency_exponent: self.currency_exponent,
-            transaction_type: byte(&self.transaction_type, "transaction_type")?,
-            date: parse_date(&self.date)?,
-            time: self.time.array("time")?,
-            unpredictable_number: self.unpredictable_number.array("unpredictable_number")?,
+            transaction_type,
+            date: parse_date(self.date)?,
+            time: array(self.time, "time")?,
+            unpredictable_number: array(self.unpredictable_number, "unpredictable_number")?,
             config,
+        })
+    }
+}
+
+fn array<const N: usize>(bytes: &[u8], field: &'static str) -> Result<[u8; N], ParamsError> {
+    bytes.try_into().map_err(|_| ParamsError::Length(field))
+}
+
+/// Field identifiers of the binary form of [`TransactionParams`] (`ABI.md`, "Transaction
+/// parameters, binary form").
+mod field {
+    pub(super) const AMOUNT: u8 = 0x01;
+    pub(super) const AMOUNT_OTHER: u8 = 0x02;
+    pub(super) const CURRENCY_CODE: u8 = 0x03;
+    pub(super) const CURRENCY_EXPONENT: u8 = 0x04;
+    pub(super) const TRANSACTION_TYPE: u8 = 0x05;
+    pub(super) const DATE: u8 = 0x06;
+    pub(super) const TIME: u8 = 0x07;
+    pub(super) const UNPREDICTABLE_NUMBER: u8 = 0x08;
+}
+
+impl TransactionParams {
+    /// The binary form `session_create` also takes: one `id, length, value` triple per field
+    /// (one byte each for id and length), integers big-endian on 8 bytes, the date as its
+    /// `YYYY-MM-DD` text. A host writes it with a few byte copies and the kernel reads it
+    /// without a JSON parser: per transaction, that parsing was a good part of a short
+    /// transaction's cost in the `.wasm`.
+    ///
+    /// # Errors
+    /// [`ParamsError::Length`] (or [`ParamsError::Date`]) for a value over 255 bytes, which no
+    /// valid field is.
+    pub fn to_binary(&self) -> Result<Vec<u8>, ParamsError> {
+        let amount = self.amount.to_be_bytes();
+        let amount_other = self.amount_other.to_be_bytes();
+        let fields: [(u8, &[u8], ParamsError); 8] = [
+            (field::AMOUNT, &amount, ParamsError::Length("amount")),
+            (
+                field::AMOUNT_OTHER,
+                &amount_other,
+                ParamsError::Length("amount_other"),
+            ),
+            (
+                field::CURRENCY_CODE,
+                &self.currency_code.0,
+                ParamsError::Length("currency_code"),
+            ),
+            (
+                field::CURRENCY_EXPONENT,
+                &[self.currency_exponent],
+                ParamsError::Length("currency_exponent"),
+            ),
+            (
+                field::TRANSACTION_TYPE,
+                &self.transaction_type.0,
+                ParamsError::Length("transaction_type"),
+            ),
+            (field::DATE, self.date.as_bytes(), ParamsError::Date),
+            (field::TIME, &self.time.0, ParamsError::Length("time")),
+            (
+                field::UNPREDICTABLE_NUMBER,
+                &self.unpredictable_number.0,
+                ParamsError::Length("unpredictable_number"),
+            ),
+        ];
+        let mut out = Vec::with_capacity(64);
+        for (id, value, error) in fields {
+            let len = u8::try_from(value.len()).map_err(|_| error)?;
+            out.extend_from_slice(&[id, len]);
+            out.extend_from_slice(value);
+        }
+        Ok(out)
+    }
+}
+
+impl<'a> TransactionFields<'a> {
+    /// Reads the binary form of [`TransactionParams::to_binary`] (fields in any order, each at
+    /// most once), borrowing every value from `message`.
+    ///
+    /// # Errors
+    /// A description of what is malformed: a truncated field, an unknown or repeated id, a
+    /// missing required field, an integer not on 8 bytes (1 for the exponent), a date that is
+    /// not UTF-8.
+    pub fn from_binary(message: &'a [u8]) -> Result<Self, String> {
+        let mut values: [Option<&[u8]>; 8] = [None; 8];
+        let mut rest = message;
+        while let [id, len, tail @ ..] = rest {
+            let (value, tail) = tail
+                .split_at_checked(usize::from(*len))
+                .ok_or_else(|| format!("field {id:#04x} is truncated"))?;
+            let slot = usize::from(*id)
+                .checked_sub(1)
+                .and_then(|index| values.get_mut(index))
+                .ok_or_else(|| format!("unknown field {id:#04x}"))?;
+            if slot.replace(value).is_some() {
+                return Err(format!("field {id:#04x} appears twice"));
+            }
+            rest = tail;
+        }
+        if !rest.is_empty() {
+            return Err("truncated field header".to_owned());
+        }
+        let value = |id: u8| values[usize::from(id - 1)];
+        let required =
+            |id: u8, name: &str| value(id).ok_or_else(|| format!("missing field `{name}`"));
+        let integer = |bytes: &[u8], name: &str| {
+            <[u8; 8]>::try_from(bytes)
+                .map(u64::from_be_bytes)
+                .map_err(|_| format!("`{name}` is not an 8-byte integer"))
+        };
+        let [currency_exponent] = required(field::CURRENCY_EXPONENT, "currency_exponent")? else {
+            return Err("`currency_exponent` is not one byte".to_owned());
+        };
+        Ok(Self {
+            amount: integer(required(field::AMOUNT, "amount")?, "amount")?,
+            amount_other: value(field::AMOUNT_OTHER)
+                .map_or(Ok(0), |bytes| integer(bytes, "amount_other"))?,
+            currency_code: required(field::CURRENCY_CODE, "currency_code")?,
+            currency_exponent: *currency_exponent,
+            transaction_type: value(field::TRANSACTION_TYPE).unwrap_or(&[0x00]),
+            date: core::str::from_utf8(required(field::DATE, "date")?)
+                .map_err(|_| "`date` is not UTF-8".to_owned())?,
+            time: required(field::TIME, "time")?,
+            unpredictable_number: required(field::UNPREDICTABLE_NUMBER, "unpredictable_number")?,
         })
     }
 }
@@ -546,8 +732,8 @@ impl CaKeyParams {
 }
 
 /// What a session holds after `session_create` or `session_resume`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum Output {
     /// Send this C-APDU to the card and resume with its R-APDU.
     Command {
@@ -559,6 +745,51 @@ pub enum Output {
         /// The outcome.
         outcome: Box<Outcome>,
     },
+}
+
+/// Reads `{"type": ..., ...}` as one flat object rather than through serde's internally tagged
+/// enums, which buffer the whole message into an intermediate tree first: that copy was the
+/// larger part of a host's work per message. Same wire format, any key order, unknown keys and a
+/// field of the other variant refused.
+impl<'de> Deserialize<'de> for Output {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        enum Type {
+            Command,
+            Outcome,
+        }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Flat {
+            #[serde(rename = "type")]
+            kind: Type,
+            capdu: Option<Hex>,
+            outcome: Option<Box<Outcome>>,
+        }
+        match Flat::deserialize(deserializer)? {
+            Flat {
+                kind: Type::Command,
+                capdu: Some(capdu),
+                outcome: None,
+            } => Ok(Self::Command { capdu }),
+            Flat {
+                kind: Type::Outcome,
+                capdu: None,
+                outcome: Some(outcome),
+            } => Ok(Self::Outcome { outcome }),
+            Flat {
+                kind: Type::Command,
+                ..
+            } => Err(de::Error::custom("a command has exactly the field `capdu`")),
+            Flat {
+                kind: Type::Outcome,
+                ..
+            } => Err(de::Error::custom(
+                "an outcome has exactly the field `outcome`",
+            )),
+        }
+    }
 }
 
 /// The outcome of a transaction as the ABI carries it: everything `emv_kernel::Outcome` holds,
@@ -717,7 +948,7 @@ impl Outcome {
     }
 }
 
-const fn kind_name(kind: emv_kernel::OutcomeKind) -> &'static str {
+pub(crate) const fn kind_name(kind: emv_kernel::OutcomeKind) -> &'static str {
     use emv_kernel::OutcomeKind as K;
     match kind {
         K::Approved => "approved",
@@ -729,7 +960,7 @@ const fn kind_name(kind: emv_kernel::OutcomeKind) -> &'static str {
     }
 }
 
-const fn cvm_name(cvm: Cvm) -> &'static str {
+pub(crate) const fn cvm_name(cvm: Cvm) -> &'static str {
     match cvm {
         Cvm::NoCvm => "no_cvm",
         Cvm::Signature => "signature",
@@ -751,60 +982,101 @@ fn tag_hex(tag: Tag) -> Hex {
     Hex(tag.to_vec())
 }
 
-impl From<&Reason> for ReasonMessage {
+/// The fields of a reason's message, borrowed: what [`ReasonMessage`] owns and what
+/// [`crate::encode`] writes, mapped once here.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ReasonView {
+    pub(crate) code: &'static str,
+    pub(crate) phase: Option<&'static str>,
+    pub(crate) sw: Option<[u8; 2]>,
+    pub(crate) tag: Option<Tag>,
+    pub(crate) error: Option<&'static str>,
+    pub(crate) value: Option<u8>,
+}
+
+impl From<&Reason> for ReasonView {
     fn from(reason: &Reason) -> Self {
-        let mut message = Self {
-            code: reason.code().to_owned(),
-            phase: None,
-            sw: None,
-            tag: None,
-            error: None,
-            value: None,
+        let mut view = Self {
+            code: reason.code(),
+            ..Self::default()
         };
         match reason {
             Reason::CardError { phase, sw } => {
-                message.phase = Some(phase.name().to_owned());
-                message.sw = Some(Hex(sw.0.to_be_bytes().to_vec()));
+                view.phase = Some(phase.name());
+                view.sw = Some(sw.0.to_be_bytes());
             }
             Reason::MalformedResponse { phase, error } => {
-                message.phase = Some(phase.name().to_owned());
-                message.error = Some((*error).to_owned());
+                view.phase = Some(phase.name());
+                view.error = Some(*error);
             }
             Reason::MissingData { phase, tag } => {
-                message.phase = Some(phase.name().to_owned());
-                message.tag = Some(tag_hex(*tag));
+                view.phase = Some(phase.name());
+                view.tag = Some(*tag);
             }
-            Reason::RedundantData { tag } => message.tag = Some(tag_hex(*tag)),
-            Reason::OdaFailed(error) => message.error = Some(error.code().to_owned()),
+            Reason::RedundantData { tag } => view.tag = Some(*tag),
+            Reason::OdaFailed(error) => view.error = Some(error.code()),
             Reason::UnsupportedKernel(value) | Reason::InvalidCryptogramType(value) => {
-                message.value = Some(*value);
+                view.value = Some(*value);
             }
             // The other reasons carry no detail; a future reason without a mapping still has
             // its code.
             _ => {}
         }
-        message
+        view
+    }
+}
+
+impl From<&Reason> for ReasonMessage {
+    fn from(reason: &Reason) -> Self {
+        let view = ReasonView::from(reason);
+        Self {
+            code: view.code.to_owned(),
+            phase: view.phase.map(ToOwned::to_owned),
+            sw: view.sw.map(|sw| Hex(sw.to_vec())),
+            tag: view.tag.map(tag_hex),
+            error: view.error.map(ToOwned::to_owned),
+            value: view.value,
+        }
+    }
+}
+
+/// The fields of offline data authentication's message, borrowed (as [`ReasonView`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OdaView {
+    pub(crate) status: &'static str,
+    pub(crate) method: Option<&'static str>,
+    pub(crate) error: Option<&'static str>,
+}
+
+impl From<&OdaStatus> for OdaView {
+    fn from(status: &OdaStatus) -> Self {
+        match status {
+            OdaStatus::NotPerformed => Self {
+                status: "not_performed",
+                method: None,
+                error: None,
+            },
+            OdaStatus::Succeeded(method) => Self {
+                status: "succeeded",
+                method: Some(method_name(*method)),
+                error: None,
+            },
+            OdaStatus::Failed(method, error) => Self {
+                status: "failed",
+                method: Some(method_name(*method)),
+                error: Some(error.code()),
+            },
+        }
     }
 }
 
 impl From<&OdaStatus> for OdaMessage {
     fn from(status: &OdaStatus) -> Self {
-        match status {
-            OdaStatus::NotPerformed => Self {
-                status: "not_performed".to_owned(),
-                method: None,
-                error: None,
-            },
-            OdaStatus::Succeeded(method) => Self {
-                status: "succeeded".to_owned(),
-                method: Some(method_name(*method).to_owned()),
-                error: None,
-            },
-            OdaStatus::Failed(method, error) => Self {
-                status: "failed".to_owned(),
-                method: Some(method_name(*method).to_owned()),
-                error: Some(error.code().to_owned()),
-            },
+        let view = OdaView::from(status);
+        Self {
+            status: view.status.to_owned(),
+            method: view.method.map(ToOwned::to_owned),
+            error: view.error.map(ToOwned::to_owned),
         }
     }
 }
@@ -864,6 +1136,115 @@ mod tests {
         assert_eq!(Hex::parse("").unwrap().0, [] as [u8; 0]);
         assert_eq!(Hex::parse("9F2"), Err(ParamsError::Hex));
         assert_eq!(Hex::parse("9G"), Err(ParamsError::Hex));
+    }
+
+    #[test]
+    fn outputs_read_back_in_any_key_order_and_refuse_mixed_shapes() {
+        let command = Output::Command {
+            capdu: Hex(alloc::vec![0x00, 0xA4, 0x04, 0x00]),
+        };
+        let text = serde_json::to_string(&command).unwrap();
+        assert_eq!(text, r#"{"type":"command","capdu":"00A40400"}"#);
+        assert_eq!(serde_json::from_str::<Output>(&text).unwrap(), command);
+        assert_eq!(
+            serde_json::from_str::<Output>(r#"{"capdu":"00a40400","type":"command"}"#).unwrap(),
+            command
+        );
+        let step = emv_kernel::Step::Done(emv_kernel::Outcome::without_data(
+            emv_kernel::OutcomeKind::TryAnotherInterface,
+            Reason::NoMutualApplication,
+        ));
+        let outcome = Output::from(&step);
+        let text = serde_json::to_string(&outcome).unwrap();
+        assert!(text.starts_with(r#"{"type":"outcome","outcome":{"kind":"try_another_interface""#));
+        assert_eq!(serde_json::from_str::<Output>(&text).unwrap(), outcome);
+        for bad in [
+            r#"{"type":"command"}"#,
+            r#"{"type":"outcome","capdu":"00"}"#,
+            r#"{"type":"command","capdu":"00","outcome":null,"extra":1}"#,
+            r#"{"type":"other","capdu":"00"}"#,
+            r#"{"capdu":"00"}"#,
+            r#"{"type":"command","capdu":"0"}"#,
+        ] {
+            assert!(serde_json::from_str::<Output>(bad).is_err(), "{bad}");
+        }
+        let both = text.replacen(
+            r#""type":"outcome","#,
+            r#""type":"outcome","capdu":"00","#,
+            1,
+        );
+        assert!(serde_json::from_str::<Output>(&both).is_err());
+    }
+
+    #[test]
+    fn the_binary_form_reads_back_and_refuses_what_is_malformed() {
+        let params = TransactionParams {
+            amount: 999,
+            amount_other: 5,
+            currency_code: Hex(alloc::vec![0x08, 0x40]),
+            currency_exponent: 2,
+            transaction_type: Hex(alloc::vec![0x09]),
+            date: "2026-11-26".to_owned(),
+            time: Hex(alloc::vec![0x12, 0x00, 0x00]),
+            unpredictable_number: Hex(alloc::vec![1, 2, 3, 4]),
+        };
+        let binary = params.to_binary().unwrap();
+        assert_eq!(&binary[..10], [0x01, 8, 0, 0, 0, 0, 0, 0, 0x03, 0xE7]);
+        assert_eq!(TransactionFields::from_binary(&binary), Ok(params.fields()));
+        // Fields in another order; the optional ones left out take their defaults.
+        let mut reordered = Vec::new();
+        for (id, value) in [
+            (0x08, &[1, 2, 3, 4][..]),
+            (0x07, &[0x12, 0, 0]),
+            (0x06, b"2026-11-26"),
+            (0x04, &[2]),
+            (0x03, &[0x08, 0x40]),
+            (0x01, &999_u64.to_be_bytes()),
+        ] {
+            reordered.extend_from_slice(&[id, u8::try_from(value.len()).unwrap()]);
+            reordered.extend_from_slice(value);
+        }
+        let fields = TransactionFields::from_binary(&reordered).unwrap();
+        assert_eq!(
+            (fields.amount_other, fields.transaction_type),
+            (0, &[0x00][..])
+        );
+        // The example of `ABI.md`.
+        let example = Hex::parse(concat!(
+            "010800000000000003E7030208400401020",
+            "60A323032362D31312D3236070312000008045B000001"
+        ))
+        .unwrap();
+        let fields = TransactionFields::from_binary(example.as_slice()).unwrap();
+        assert_eq!(
+            (fields.amount, fields.date, fields.unpredictable_number),
+            (999, "2026-11-26", &[0x5B, 0, 0, 1][..])
+        );
+        // A wrong length of a byte string is for the checks of `to_transaction_params`.
+        let mut short = params.clone();
+        short.currency_code = Hex(alloc::vec![0x08]);
+        let short = short.to_binary().unwrap();
+        let fields = TransactionFields::from_binary(&short).unwrap();
+        assert_eq!(fields.currency_code, [0x08]);
+        let malformed: [&[u8]; 7] = [
+            &binary[..binary.len() - 1],
+            &binary[..binary.len() - 5],
+            &[binary.as_slice(), &[0x09, 0]].concat(),
+            &[binary.as_slice(), &[0x01, 8, 0, 0, 0, 0, 0, 0, 0, 1]].concat(),
+            &binary[10..],
+            &[&[0x01, 4, 0, 0, 3, 0xE7][..], &binary[10..]].concat(),
+            &[binary.as_slice(), &[0x00]].concat(),
+        ];
+        for (case, message) in malformed.iter().enumerate() {
+            assert!(
+                TransactionFields::from_binary(message).is_err(),
+                "case {case}"
+            );
+        }
+        // Over 255 bytes a value has no binary form; the field is named as a wrong length is.
+        let mut long = params;
+        long.time = Hex(alloc::vec![0; 256]);
+        assert_eq!(long.to_binary(), Err(ParamsError::Length("time")));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The sessions behind the exported functions, in safe Rust: the reader configuration given once
 //! to `kernel_configure`, and a table of running transactions keyed by handle, each with the
-//! encoded output of its last step.
+//! output of its last step: the C-APDU itself, or the outcome as JSON.
 //!
 //! `abi` turns pointers into slices and calls these methods; everything that decides something
 //! lives here, so it is tested natively.
@@ -13,7 +13,7 @@ use core::fmt;
 
 use emv_kernel::{ErrorCode, Step, TerminalConfig, Transaction};
 
-use crate::message::{Output, TerminalParams, TransactionParams};
+use crate::message::{TerminalParams, TransactionFields, TransactionParams};
 
 /// The most sessions one instance holds at once; a host normally runs one at a time.
 pub const MAX_SESSIONS: usize = 16;
@@ -130,8 +130,14 @@ pub struct Sessions {
     last_error: Vec<u8>,
 }
 
-fn encode(step: &Step) -> Result<Vec<u8>, AbiError> {
-    serde_json::to_vec(&Output::from(step)).map_err(|_| AbiError::Encoding)
+/// The output of a step: a command as its bytes (the status says it is one, so it needs no
+/// envelope, and neither side encodes or parses anything per command), the outcome as its JSON
+/// [`Output`](crate::message::Output) message.
+fn encode(step: &Step) -> Vec<u8> {
+    match step {
+        Step::SendApdu(capdu) => capdu.clone(),
+        Step::Done(outcome) => crate::encode::outcome_message(outcome),
+    }
 }
 
 impl Sessions {
@@ -171,8 +177,9 @@ impl Sessions {
         self.config.is_some()
     }
 
-    /// Starts a transaction from JSON [`TransactionParams`] under the configuration; returns
-    /// its handle (positive) and the status of its first step.
+    /// Starts a transaction from [`TransactionParams`] (JSON, or the binary form of
+    /// [`TransactionParams::to_binary`]) under the configuration; returns its handle (positive)
+    /// and the status of its first step.
     ///
     /// # Errors
     /// [`AbiError::NotConfigured`], [`AbiError::ParamsMalformed`], [`AbiError::ParamsInvalid`]
@@ -187,13 +194,19 @@ impl Sessions {
         if self.sessions.len() >= MAX_SESSIONS {
             return Err(AbiError::TooManySessions);
         }
-        let params: TransactionParams = serde_json::from_slice(params)
-            .map_err(|error| AbiError::ParamsMalformed(error.to_string()))?;
-        let params = params
-            .to_transaction_params(config.clone())
-            .map_err(|error| AbiError::ParamsInvalid(error.to_string()))?;
+        // JSON when it starts with `{`, else the binary form, read in place.
+        let params = if params.first() == Some(&b'{') {
+            serde_json::from_slice::<TransactionParams>(params)
+                .map_err(|error| AbiError::ParamsMalformed(error.to_string()))?
+                .to_transaction_params(config.clone())
+        } else {
+            TransactionFields::from_binary(params)
+                .map_err(AbiError::ParamsMalformed)?
+                .to_transaction_params(config.clone())
+        }
+        .map_err(|error| AbiError::ParamsInvalid(error.to_string()))?;
         let (transaction, step) = Transaction::new(params);
-        let output = encode(&step)?;
+        let output = encode(&step);
         let handle = self.fresh_handle();
         let status = status_of(&step);
         self.sessions.insert(
@@ -240,13 +253,31 @@ impl Sessions {
             return Ok(STATUS_OUTCOME);
         }
         let step = session.transaction.resume(rapdu);
-        session.output = encode(&step)?;
+        session.output = encode(&step);
         let status = status_of(&step);
         session.done = status == STATUS_OUTCOME;
         Ok(status)
     }
 
-    /// The encoded [`Output`] of the session's last step.
+    /// The status of the session's last step: [`STATUS_COMMAND`] or [`STATUS_OUTCOME`].
+    ///
+    /// # Errors
+    /// [`AbiError::UnknownSession`].
+    pub fn status(&self, handle: i32) -> Result<i32, AbiError> {
+        self.sessions
+            .get(&handle)
+            .map(|session| {
+                if session.done {
+                    STATUS_OUTCOME
+                } else {
+                    STATUS_COMMAND
+                }
+            })
+            .ok_or(AbiError::UnknownSession)
+    }
+
+    /// The output of the session's last step: the C-APDU's bytes, or the JSON [`Output`](crate::message::Output) of
+    /// the outcome.
     ///
     /// # Errors
     /// [`AbiError::UnknownSession`].
@@ -303,6 +334,7 @@ const fn status_of(step: &Step) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::message::Output;
 
     const CONFIG: &[u8] = br#"{"country_code": "0250", "terminal_type": "22",
         "capabilities": "0068C8", "additional_capabilities": "6000F0A001",

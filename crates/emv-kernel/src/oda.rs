@@ -11,6 +11,7 @@
 //! Every check that the book lists ends in its own [`OdaError`]; nothing here panics on card data.
 //! The kernel decides what a failure means (TVR bits, decline or online).
 
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use sha1::{Digest, Sha1};
@@ -350,8 +351,16 @@ pub struct Revocation {
 }
 
 /// The terminal's CA public keys and revocation list.
+///
+/// Shared, not copied, between clones: every transaction carries the reader configuration, and
+/// copying the moduli into each one cost more than a short transaction's own work in the `.wasm`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CaKeyTable {
+    entries: Arc<Entries>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Entries {
     keys: Vec<CaPublicKey>,
     revocations: Vec<Revocation>,
 }
@@ -359,23 +368,22 @@ pub struct CaKeyTable {
 impl CaKeyTable {
     /// An empty table.
     #[must_use]
-    pub const fn new() -> Self {
-        Self {
-            keys: Vec::new(),
-            revocations: Vec::new(),
-        }
+    pub fn new() -> Self {
+        Self::default()
     }
 
     /// Adds a key, replacing one with the same RID and index.
     pub fn insert(&mut self, key: CaPublicKey) {
-        self.keys
-            .retain(|existing| (existing.rid, existing.index) != (key.rid, key.index));
-        self.keys.push(key);
+        let keys = &mut Arc::make_mut(&mut self.entries).keys;
+        keys.retain(|existing| (existing.rid, existing.index) != (key.rid, key.index));
+        keys.push(key);
     }
 
     /// Adds a revoked issuer certificate.
     pub fn revoke(&mut self, revocation: Revocation) {
-        self.revocations.push(revocation);
+        Arc::make_mut(&mut self.entries)
+            .revocations
+            .push(revocation);
     }
 
     /// The key for `rid` and `index` that is valid on `today`.
@@ -384,6 +392,7 @@ impl CaKeyTable {
     /// [`OdaError::CaKeyNotFound`] or [`OdaError::CaKeyExpired`].
     pub fn find(&self, rid: &Rid, index: u8, today: Date) -> Result<&CaPublicKey, OdaError> {
         let key = self
+            .entries
             .keys
             .iter()
             .find(|key| key.rid == *rid && key.index == index)
@@ -397,19 +406,19 @@ impl CaKeyTable {
     /// The revocation list.
     #[must_use]
     pub fn revocations(&self) -> &[Revocation] {
-        &self.revocations
+        &self.entries.revocations
     }
 
     /// Number of keys.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.keys.len()
+        self.entries.keys.len()
     }
 
     /// Whether the table has no key.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.entries.keys.is_empty()
     }
 }
 

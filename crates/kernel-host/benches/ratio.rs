@@ -5,7 +5,8 @@
 //! the thread was preempted does not count. Also prints the one-time cost of configuring
 //! (for a `.wasm`: a fresh instance plus `kernel_configure`).
 //!
-//! `cargo bench -p kernel-host --bench ratio` (`-- ROUNDS` to change the 400 rounds per card).
+//! `cargo bench -p kernel-host --bench ratio` (`-- ROUNDS` to change the 400 rounds per card;
+//! card profile names after it to measure only those, e.g. for a profiler).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -27,10 +28,14 @@ fn micros(duration: Duration) -> f64 {
 }
 
 fn main() {
-    let rounds: usize = std::env::args()
-        .skip(1)
-        .find_map(|arg| arg.parse().ok())
-        .unwrap_or(400);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rounds: usize = args.iter().find_map(|arg| arg.parse().ok()).unwrap_or(400);
+    // cargo bench passes `--bench`; anything else that is not a number names a card.
+    let only: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|arg| !arg.starts_with('-') && arg.parse::<usize>().is_err())
+        .collect();
     let params = params(FLOOR_LIMIT - 1, 1);
     let transaction = params.transaction();
     let mut kernels: Vec<Box<dyn Kernel>> = vec![Box::new(NativeKernel::new())];
@@ -63,7 +68,10 @@ fn main() {
         print!(" {:>14}", format!("{}/native", kernel.name()));
     }
     println!();
-    for profile in profiles() {
+    for profile in profiles()
+        .into_iter()
+        .filter(|profile| only.is_empty() || only.contains(profile))
+    {
         let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); kernels.len()];
         // Warm-up rounds are not counted.
         for round in 0..rounds + 20 {

@@ -52,18 +52,26 @@
 //!   transaction instantiated the module and parsed the whole reader configuration as JSON (CA
 //!   keys with checksums: about 0.1 ms of guest work), so cards without ODA were 5 to 17.6 times
 //!   native (no-supported-aid 0.097 ms against 5.5 µs);
-//! - speed now, ABI version 2: the kernel is configured once and each transaction sends only its
-//!   own values to the configured instance. `cargo bench -p kernel-host --bench ratio -- 300`
-//!   (kernels interleaved round by round, median wall time per transaction, 300 rounds, on the
-//!   shared machine at load average 12), native / wasmi / wasmtime in µs and wasmtime/native:
-//!   visa-fdda 310 / 1893 / 503 (1.62), mc-cda 327 / 6647 / 580 (1.77), visa-online-pin
-//!   55 / 534 / 157 (2.84), expired 333 / 6611 / 582 (1.75), bad-signature 316 / 2005 / 514
-//!   (1.63), no-supported-aid 1.9 / 52 / 9.4 (5.07), malformed 17 / 244 / 45 (2.60), multi-app
-//!   325 / 6554 / 578 (1.78). Configuring once: native 2.3 µs, wasmtime 72 µs, wasmi 130 µs
-//!   (a fresh instance plus `kernel_configure`). The one card over 3 times is the one whose
-//!   whole transaction is a single SELECT PPSE: about 7 µs of fixed per-transaction cost
-//!   (ten host-to-guest calls, the JSON messages encoded and decoded on both sides, the
-//!   configuration cloned into the session) against 1.9 µs of native work;
+//! - speed with ABI version 2 (configured once, JSON per message): `cargo bench -p kernel-host
+//!   --bench ratio -- 300` (kernels interleaved round by round, median wall time per
+//!   transaction) put every card at 1.6 to 2.8 times native in wasmtime except
+//!   no-supported-aid, whose whole transaction is one SELECT PPSE: 9.4 µs against 1.9 µs
+//!   (5.07). Profiling it (`perf` with wasmtime's perf map) showed marshalling, not the
+//!   kernel: hex written with `{:02X}` per byte, serde's buffering of internally tagged
+//!   enums on the host, the parameters and every command through JSON both ways, the CA keys
+//!   copied into every session;
+//! - speed now, ABI version 3: the parameters go in a binary form, a command comes out as
+//!   its bytes, the outcome message is written directly (same bytes as serde; the native path
+//!   uses the same writer) and read back by a reader of that exact layout, the CA key table is
+//!   shared between clones of the configuration and one input buffer serves a whole instance.
+//!   The same command on the shared 2-core machine (load average about 7, 600 rounds), native
+//!   / wasmi / wasmtime in µs and wasmtime/native: visa-fdda 308 / 1714 / 436 (1.41), mc-cda
+//!   294 / 1614 / 445 (1.51), visa-online-pin 40 / 227 / 56 (1.40), expired 295 / 1618 / 447
+//!   (1.51), bad-signature 280 / 1157 / 374 (1.34), no-supported-aid 1.6 / 28.8 / 4.4 (2.75;
+//!   2.48 and 2.55 in two other runs), malformed 18 / 130 / 28 (1.50), multi-app 306 / 1652 /
+//!   473 (1.54); the criterion bench (`--bench transaction -- no-supported-aid`) gives 1.88 /
+//!   46.4 / 4.54 µs there (2.41). Configuring once: native 3.8 µs, wasmtime 64 µs, wasmi 144
+//!   µs;
 //! - fuel, not wasmtime's epoch interruption: fuel is a hard bound counted per instruction, the
 //!   same on both engines and on every machine (a runaway kernel stops after the same work, so
 //!   tests of it are deterministic), and needs no timer thread ticking the engine. Epochs would

@@ -3,7 +3,7 @@
 //! at a time from per-transaction values.
 
 use emv_kernel::{ErrorCode, Step, TerminalConfig, Transaction};
-use emv_kernel_wasm::message::{Output, SessionParams, TerminalParams, TransactionParams};
+use emv_kernel_wasm::message::{SessionParams, TerminalParams, TransactionParams};
 use emv_kernel_wasm::session::AbiError;
 
 use crate::{CardSource, Exchange, HostError, Kernel, MAX_EXCHANGES, Transcript};
@@ -66,15 +66,12 @@ impl Kernel for NativeKernel {
                     step = transaction.resume(&rapdu);
                     exchanges.push(Exchange { capdu, rapdu });
                 }
-                Step::Done(_) => {
-                    let output = Output::from(&step);
-                    let outcome_message = serde_json::to_vec(&output)
-                        .map_err(|error| HostError::Protocol(error.to_string()))?;
-                    let Output::Outcome { outcome } = output else {
-                        return Err(HostError::Protocol("expected an outcome".to_owned()));
-                    };
+                Step::Done(outcome) => {
+                    // The message as the `.wasm` writes it, with its code; the outcome as a host
+                    // of the `.wasm` gets it from that message.
+                    let outcome_message = emv_kernel_wasm::encode::outcome_message(&outcome);
                     return Ok(Transcript {
-                        outcome: *outcome,
+                        outcome: crate::Outcome::from(&outcome),
                         outcome_message,
                         exchanges,
                         fuel_consumed: None,

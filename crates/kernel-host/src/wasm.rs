@@ -15,6 +15,7 @@ mod wasmtime_engine;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use emv_kernel::ErrorCode;
 use emv_kernel_wasm::message::{Output, SessionParams, TerminalParams, TransactionParams};
 use emv_kernel_wasm::session::{AbiError, ErrorMessage, STATUS_COMMAND, STATUS_OUTCOME};
 
@@ -97,6 +98,7 @@ pub(crate) trait AbiInstance {
     fn session_resume(&mut self, handle: i32, ptr: i32, len: i32) -> Result<i32, HostError>;
     fn session_output_ptr(&mut self, handle: i32) -> Result<i32, HostError>;
     fn session_output_len(&mut self, handle: i32) -> Result<i32, HostError>;
+    fn session_status(&mut self, handle: i32) -> Result<i32, HostError>;
     fn session_free(&mut self, handle: i32) -> Result<i32, HostError>;
     fn last_error_ptr(&mut self) -> Result<i32, HostError>;
     fn last_error_len(&mut self) -> Result<i32, HostError>;
@@ -116,6 +118,49 @@ type BoxedInstance = Box<dyn AbiInstance + Send>;
 /// An instance that `kernel_configure` accepted.
 struct Configured {
     instance: BoxedInstance,
+    /// A buffer from the module's `alloc` (address, capacity) that every per-transaction message
+    /// is written into: the kernel keeps no pointer to its input past a call, so one buffer
+    /// serves them all, and a transaction costs no `alloc`/`dealloc` calls.
+    input: Option<(i32, i32)>,
+}
+
+/// Smallest input buffer: the transaction parameters and any short R-APDU (256 bytes of data
+/// and the status word) fit.
+const MIN_INPUT_BUFFER: i32 = 512;
+
+impl Configured {
+    /// Calls `f(ptr, len)` with `bytes` copied into the input buffer, first replaced by a larger
+    /// one if they do not fit.
+    fn call_with(
+        &mut self,
+        bytes: &[u8],
+        f: impl FnOnce(&mut dyn AbiInstance, i32, i32) -> Result<i32, HostError>,
+    ) -> Result<i32, HostError> {
+        let len = i32::try_from(bytes.len()).map_err(|_| HostError::MemoryLimit)?;
+        let instance = self.instance.as_mut();
+        let ptr = match self.input {
+            Some((ptr, capacity)) if capacity >= len => ptr,
+            small => {
+                if let Some((ptr, capacity)) = small {
+                    self.input = None;
+                    instance.dealloc(ptr, capacity)?;
+                }
+                let capacity = len.max(MIN_INPUT_BUFFER);
+                let ptr = instance.alloc(capacity)?;
+                if ptr == 0 {
+                    return Err(HostError::Protocol("alloc returned null".to_owned()));
+                }
+                self.input = Some((ptr, capacity));
+                ptr
+            }
+        };
+        if !instance.write(offset(ptr), bytes) {
+            return Err(HostError::Protocol(
+                "alloc returned a buffer out of memory".to_owned(),
+            ));
+        }
+        f(instance, ptr, len)
+    }
 }
 
 /// A compiled module in its engine.
@@ -338,7 +383,10 @@ impl WasmKernel {
         if status != 0 {
             return Err(rejected(instance.as_mut(), status));
         }
-        Ok(Configured { instance })
+        Ok(Configured {
+            instance,
+            input: None,
+        })
     }
 
     /// Runs one transaction on the configured instance, with a full fuel budget
@@ -360,23 +408,32 @@ impl WasmKernel {
                 self.configured_instance(terminal)?
             }
         };
-        let instance = configured.instance.as_mut();
         let budget = self.limits.fuel_per_transaction;
-        instance.set_fuel(budget)?;
-        let message =
-            serde_json::to_vec(params).map_err(|error| HostError::Protocol(error.to_string()))?;
-        let handle = with_input(instance, &message, |instance, ptr, len| {
+        configured.instance.set_fuel(budget)?;
+        // The binary form: no JSON to write here or to parse in the kernel. A field too long for
+        // it is refused as the kernel (and the native path) refuses a field of the wrong length.
+        let message = params.to_binary().map_err(|error| {
+            let error = AbiError::ParamsInvalid(error.to_string());
+            HostError::Rejected {
+                code: error.code().to_owned(),
+                message: error.to_string(),
+            }
+        })?;
+        let handle = configured.call_with(&message, |instance, ptr, len| {
             instance.session_create(ptr, len)
         })?;
         if handle <= 0 {
             // The kernel refused the parameters and opened no session: the instance is sound.
-            let error = rejected(instance, handle);
+            let error = rejected(configured.instance.as_mut(), handle);
             self.configured = Some(configured);
             return Err(error);
         }
-        let result = session(instance, handle, card);
+        let result = session(&mut configured, handle, card);
         if let Ok(mut transcript) = result {
-            transcript.fuel_consumed = instance.fuel_left().map(|left| budget.saturating_sub(left));
+            transcript.fuel_consumed = configured
+                .instance
+                .fuel_left()
+                .map(|left| budget.saturating_sub(left));
             // Only an instance whose session ended cleanly runs the next transaction.
             self.configured = Some(configured);
             return Ok(transcript);
@@ -385,46 +442,38 @@ impl WasmKernel {
     }
 }
 
-/// Drives an open session to its outcome and frees it.
+/// Drives an open session to its outcome and frees it. The status says what each output is:
+/// a C-APDU, sent as it is, or the outcome's JSON.
 fn session(
-    instance: &mut dyn AbiInstance,
+    configured: &mut Configured,
     handle: i32,
     card: &mut dyn CardSource,
 ) -> Result<Transcript, HostError> {
     let mut exchanges = Vec::new();
-    let mut expected = None;
+    let mut status = configured.instance.session_status(handle)?;
     loop {
-        let message = output(instance, handle)?;
-        let output: Output = serde_json::from_slice(&message)
-            .map_err(|error| HostError::Protocol(format!("output message: {error}")))?;
-        match output {
-            Output::Command { capdu } => {
-                if expected.is_some_and(|status| status != STATUS_COMMAND) {
-                    return Err(HostError::Protocol("status and output disagree".to_owned()));
-                }
+        match status {
+            STATUS_COMMAND => {
                 if exchanges.len() >= MAX_EXCHANGES {
                     return Err(HostError::TooManyExchanges);
                 }
-                let rapdu = card.transmit(capdu.as_slice())?;
-                let status = with_input(instance, &rapdu, |instance, ptr, len| {
+                let message = output(configured.instance.as_mut(), handle)?;
+                let rapdu = card.transmit(&message)?;
+                status = configured.call_with(&rapdu, |instance, ptr, len| {
                     instance.session_resume(handle, ptr, len)
                 })?;
-                if status < 0 {
-                    return Err(rejected(instance, status));
-                }
-                if status != STATUS_COMMAND && status != STATUS_OUTCOME {
-                    return Err(HostError::Protocol(format!("unknown status {status}")));
-                }
-                expected = Some(status);
                 exchanges.push(Exchange {
-                    capdu: capdu.0,
+                    capdu: message,
                     rapdu,
                 });
             }
-            Output::Outcome { outcome } => {
-                if expected.is_some_and(|status| status != STATUS_OUTCOME) {
-                    return Err(HostError::Protocol("status and output disagree".to_owned()));
-                }
+            STATUS_OUTCOME => {
+                let message = output(configured.instance.as_mut(), handle)?;
+                let outcome = match emv_kernel_wasm::decode::outcome_message(&message) {
+                    Some(outcome) => outcome,
+                    None => outcome_by_serde(&message)?,
+                };
+                let instance = configured.instance.as_mut();
                 let freed = instance.session_free(handle)?;
                 if freed != 0 {
                     return Err(rejected(instance, freed));
@@ -436,7 +485,21 @@ fn session(
                     fuel_consumed: None,
                 });
             }
+            status if status < 0 => return Err(rejected(configured.instance.as_mut(), status)),
+            status => return Err(HostError::Protocol(format!("unknown status {status}"))),
         }
+    }
+}
+
+/// An outcome message in another layout than the kernel's own (`emv_kernel_wasm::decode`):
+/// any JSON of the same shape.
+fn outcome_by_serde(message: &[u8]) -> Result<Box<crate::Outcome>, HostError> {
+    match serde_json::from_slice(message) {
+        Ok(Output::Outcome { outcome }) => Ok(outcome),
+        Ok(Output::Command { .. }) => Err(HostError::Protocol(
+            "status 2 with an output that is not an outcome".to_owned(),
+        )),
+        Err(error) => Err(HostError::Protocol(format!("outcome message: {error}"))),
     }
 }
 

@@ -75,6 +75,7 @@ pub(super) struct Instance {
     session_resume: TypedFunc<(i32, i32, i32), i32>,
     session_output_ptr: TypedFunc<i32, i32>,
     session_output_len: TypedFunc<i32, i32>,
+    session_status: TypedFunc<i32, i32>,
     session_free: TypedFunc<i32, i32>,
     last_error_ptr: TypedFunc<(), i32>,
     last_error_len: TypedFunc<(), i32>,
@@ -153,6 +154,7 @@ impl Loaded {
             session_resume: func!("session_resume"),
             session_output_ptr: func!("session_output_ptr"),
             session_output_len: func!("session_output_len"),
+            session_status: func!("session_status"),
             session_free: func!("session_free"),
             last_error_ptr: func!("last_error_ptr"),
             last_error_len: func!("last_error_len"),
@@ -202,6 +204,10 @@ impl AbiInstance for Instance {
 
     fn session_output_len(&mut self, handle: i32) -> Result<i32, HostError> {
         call(&mut self.store, &self.session_output_len, handle)
+    }
+
+    fn session_status(&mut self, handle: i32) -> Result<i32, HostError> {
+        call(&mut self.store, &self.session_status, handle)
     }
 
     fn session_free(&mut self, handle: i32) -> Result<i32, HostError> {

@@ -1,4 +1,4 @@
-//! The kernel `.wasm` built from this workspace: self-contained, small, speaking ABI 2, configured
+//! The kernel `.wasm` built from this workspace: self-contained, small, speaking ABI 3, configured
 //! once and then running transaction after transaction in one instance, refusing bad parameters
 //! as the native path does, deterministic.
 
@@ -37,6 +37,7 @@ fn the_kernel_module_has_no_imports_and_exports_the_abi() {
         "session_output_len",
         "session_output_ptr",
         "session_resume",
+        "session_status",
     ] {
         assert!(
             exports.contains(&name),

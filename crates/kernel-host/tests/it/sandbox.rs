@@ -22,14 +22,15 @@ fn module(create: &str, version: &str, extra: &str) -> Vec<u8> {
   {configure}
   (export "kernel_configure" (func $configure))
   (memory (export "memory") 1)
-  (data (i32.const 16) "{{\"type\":\"command\",\"capdu\":\"00A4040000\"}}")
+  (data (i32.const 16) "\00\a4\04\00\00")
   (func (export "abi_version") (result i32) {version})
   (func (export "alloc") (param i32) (result i32) i32.const 1024)
   (func (export "dealloc") (param i32 i32))
   (func (export "session_create") (param i32 i32) (result i32) {create})
   (func (export "session_resume") (param i32 i32 i32) (result i32) i32.const 1)
+  (func (export "session_status") (param i32) (result i32) i32.const 1)
   (func (export "session_output_ptr") (param i32) (result i32) i32.const 16)
-  (func (export "session_output_len") (param i32) (result i32) i32.const 39)
+  (func (export "session_output_len") (param i32) (result i32) i32.const 5)
   (func (export "session_free") (param i32) (result i32) i32.const 0)
   (func (export "last_error_ptr") (result i32) i32.const 0)
   (func (export "last_error_len") (result i32) i32.const 0))"#
@@ -67,7 +68,7 @@ fn both_engines_are_built_in() {
 #[test]
 fn a_kernel_that_loops_runs_out_of_fuel() {
     for &engine in EngineKind::available() {
-        let wasm = module("(loop $spin (br $spin)) i32.const 1", "i32.const 2", "");
+        let wasm = module("(loop $spin (br $spin)) i32.const 1", "i32.const 3", "");
         assert_eq!(run_on(engine, &wasm), Err(HostError::FuelExhausted));
     }
 }
@@ -89,14 +90,14 @@ fn a_kernel_that_grows_memory_past_the_limit_fails() {
         // 64 pages = 4 MiB, over the 1 MiB limit.
         let wasm = module(
             "(drop (memory.grow (i32.const 64))) i32.const 1",
-            "i32.const 2",
+            "i32.const 3",
             "",
         );
         assert_eq!(run_on(engine, &wasm), Err(HostError::MemoryLimit));
         // Within the limit, growing is fine and the run goes on (to the chatty loop below).
         let wasm = module(
             "(drop (memory.grow (i32.const 2))) i32.const 1",
-            "i32.const 2",
+            "i32.const 3",
             "",
         );
         assert_eq!(run_on(engine, &wasm), Err(HostError::TooManyExchanges));
@@ -119,7 +120,7 @@ fn a_kernel_whose_initial_memory_is_over_the_limit_is_refused() {
 #[test]
 fn a_kernel_that_traps_reports_a_trap() {
     for &engine in EngineKind::available() {
-        let wasm = module("unreachable", "i32.const 2", "");
+        let wasm = module("unreachable", "i32.const 3", "");
         assert!(matches!(run_on(engine, &wasm), Err(HostError::Trap(_))));
     }
 }
@@ -127,7 +128,7 @@ fn a_kernel_that_traps_reports_a_trap() {
 #[test]
 fn a_kernel_that_never_ends_is_stopped() {
     for &engine in EngineKind::available() {
-        let wasm = module("i32.const 1", "i32.const 2", "");
+        let wasm = module("i32.const 1", "i32.const 3", "");
         let mut kernel = load(engine, &wasm, Limits::default()).unwrap();
         let mut card = Card::profile("visa-fdda").unwrap();
         assert_eq!(
@@ -142,7 +143,7 @@ fn a_kernel_with_imports_is_refused() {
     for &engine in EngineKind::available() {
         let wasm = module(
             "i32.const 1",
-            "i32.const 2",
+            "i32.const 3",
             r#"(import "env" "clock" (func $clock (result i64)))"#,
         );
         assert_eq!(
@@ -155,11 +156,11 @@ fn a_kernel_with_imports_is_refused() {
 #[test]
 fn a_kernel_with_another_abi_version_is_refused() {
     for &engine in EngineKind::available() {
-        for (version, found) in [("i32.const 1", 1), ("i32.const 3", 3)] {
+        for (version, found) in [("i32.const 2", 2), ("i32.const 4", 4)] {
             let wasm = module("i32.const 1", version, "");
             assert_eq!(
                 load(engine, &wasm, LIMITS).unwrap_err(),
-                HostError::AbiVersion { found, expected: 2 }
+                HostError::AbiVersion { found, expected: 3 }
             );
         }
     }
@@ -183,16 +184,18 @@ fn a_module_without_the_abi_is_refused() {
 #[test]
 fn a_kernel_that_writes_garbage_breaks_the_protocol() {
     for &engine in EngineKind::available() {
-        // The output points at the "type" key only: not a whole message.
+        // Status 2 (the outcome) with an output that holds the "type" key only: not a whole
+        // message.
         let text = r#"(module
       (memory (export "memory") 1)
       (data (i32.const 16) "{\"type\":")
-      (func (export "abi_version") (result i32) i32.const 2)
+      (func (export "abi_version") (result i32) i32.const 3)
       (func (export "kernel_configure") (param i32 i32) (result i32) i32.const 0)
       (func (export "alloc") (param i32) (result i32) i32.const 1024)
       (func (export "dealloc") (param i32 i32))
       (func (export "session_create") (param i32 i32) (result i32) i32.const 1)
       (func (export "session_resume") (param i32 i32 i32) (result i32) i32.const 1)
+      (func (export "session_status") (param i32) (result i32) i32.const 2)
       (func (export "session_output_ptr") (param i32) (result i32) i32.const 16)
       (func (export "session_output_len") (param i32) (result i32) i32.const 8)
       (func (export "session_free") (param i32) (result i32) i32.const 0)
@@ -205,6 +208,13 @@ fn a_kernel_that_writes_garbage_breaks_the_protocol() {
             "(func (export \"session_output_ptr\") (param i32) (result i32) i32.const 16)",
             "(func (export \"session_output_ptr\") (param i32) (result i32) i32.const 65535)",
         );
+        let wasm = wat::parse_str(&text).unwrap();
+        assert!(matches!(run_on(engine, &wasm), Err(HostError::Protocol(_))));
+        // A status the ABI does not have.
+        let text = text.replace(
+            "(func (export \"session_status\") (param i32) (result i32) i32.const 2)",
+            "(func (export \"session_status\") (param i32) (result i32) i32.const 7)",
+        );
         let wasm = wat::parse_str(text).unwrap();
         assert!(matches!(run_on(engine, &wasm), Err(HostError::Protocol(_))));
     }
@@ -215,13 +225,13 @@ fn a_kernel_that_loops_or_refuses_in_configure_runs_nothing() {
     for &engine in EngineKind::available() {
         let looping = module(
             "i32.const 1",
-            "i32.const 2",
+            "i32.const 3",
             "(func $configure (param i32 i32) (result i32) (loop $spin (br $spin)) i32.const 0)",
         );
         assert_eq!(run_on(engine, &looping), Err(HostError::FuelExhausted));
         let refusing = module(
             "i32.const 1",
-            "i32.const 2",
+            "i32.const 3",
             "(func $configure (param i32 i32) (result i32) i32.const -2)",
         );
         let mut kernel = load(engine, &refusing, LIMITS).unwrap();
@@ -245,7 +255,7 @@ fn an_instance_that_trapped_is_never_used_again() {
     for &engine in EngineKind::available() {
         let wasm = module(
             "global.get $used (global.set $used (i32.const 1)) (if (i32.eqz) (then unreachable)) i32.const 1",
-            "i32.const 2",
+            "i32.const 3",
             "(global $used (mut i32) (i32.const 0))",
         );
         let mut kernel = load(engine, &wasm, LIMITS).unwrap();

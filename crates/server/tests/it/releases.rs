@@ -108,15 +108,16 @@ fn wrong_kernel(create: &str) -> Vec<u8> {
     wat::parse_str(format!(
         r#"(module
   (memory (export "memory") 1)
-  (data (i32.const 16) "{{\"type\":\"command\",\"capdu\":\"00A4040000\"}}")
-  (func (export "abi_version") (result i32) i32.const 2)
+  (data (i32.const 16) "\00\a4\04\00\00")
+  (func (export "abi_version") (result i32) i32.const 3)
   (func (export "kernel_configure") (param i32 i32) (result i32) i32.const 0)
   (func (export "alloc") (param i32) (result i32) i32.const 1024)
   (func (export "dealloc") (param i32 i32))
   (func (export "session_create") (param i32 i32) (result i32) {create})
   (func (export "session_resume") (param i32 i32 i32) (result i32) i32.const 1)
+  (func (export "session_status") (param i32) (result i32) i32.const 1)
   (func (export "session_output_ptr") (param i32) (result i32) i32.const 16)
-  (func (export "session_output_len") (param i32) (result i32) i32.const 39)
+  (func (export "session_output_len") (param i32) (result i32) i32.const 5)
   (func (export "session_free") (param i32) (result i32) i32.const 0)
   (func (export "last_error_ptr") (result i32) i32.const 0)
   (func (export "last_error_len") (result i32) i32.const 0))"#
@@ -129,7 +130,7 @@ fn manifest(name: &str, version: &str, wasm: &[u8]) -> Manifest {
         kind: ArtifactKind::Kernel,
         name: name.to_owned(),
         version: version.to_owned(),
-        abi_version: Some(2),
+        abi_version: Some(kernel_host::ABI_VERSION),
         schemes: vec!["visa".to_owned(), "mastercard".to_owned()],
         aids: vec!["A0000000031010".to_owned(), "A0000000041010".to_owned()],
         sha256: sha256_hex(wasm),
@@ -512,7 +513,7 @@ async fn bad_uploads_are_refused_and_store_nothing(app: TestApp) {
     }
     // Unknown ABI version, properly signed.
     let mut future = good.clone();
-    future.abi_version = Some(3);
+    future.abi_version = Some(kernel_host::ABI_VERSION + 1);
     expect_error(
         upload(&app, &admin, &signed(&future), wasm).await,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -608,11 +609,11 @@ async fn serving_rollout_pause_rollback_and_drafts(app: TestApp) {
         }
         devices
     };
-    // Registration reported app version 1.0.0; it runs ABI 2.
+    // Registration reported app version 1.0.0; it runs this build's kernel ABI.
     set_compat(
         &app,
         &admin,
-        json!([{ "terminal_version": "1.0.0", "abi_version": 2 }]),
+        json!([{ "terminal_version": "1.0.0", "abi_version": kernel_host::ABI_VERSION }]),
     )
     .await;
 
@@ -788,8 +789,8 @@ async fn serving_rollout_pause_rollback_and_drafts(app: TestApp) {
         &app,
         &admin,
         json!([
-            { "terminal_version": "1.0.0", "abi_version": 2 },
-            { "terminal_version": "0.9.0", "abi_version": 2 }
+            { "terminal_version": "1.0.0", "abi_version": kernel_host::ABI_VERSION },
+            { "terminal_version": "0.9.0", "abi_version": kernel_host::ABI_VERSION }
         ]),
     )
     .await;
