@@ -24,6 +24,7 @@
 use std::time::Instant;
 
 use terminal::fleet::admin::{AdminClient, AdminCredentials};
+use terminal::fleet::cards::CardBook;
 use terminal::fleet::device;
 use terminal::fleet::mix::PinAnswer;
 use terminal::fleet::server::{
@@ -79,13 +80,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut last_error: Option<String> = None;
     let mut failed = 0u64;
     let mut approved = 0u64;
+    // Personalised once, copied for every tap (see `fleet::cards`).
+    let cards = std::sync::Arc::new(
+        CardBook::personalise([card.as_str()]).map_err(|e| format!("--card: {e}"))?,
+    );
     let started = Instant::now();
     for index in 0..payments {
         if index % PER_TERMINAL == 0 {
             // Set-up is not measured.
             let number = u32::try_from(index / PER_TERMINAL).unwrap_or(u32::MAX);
-            let (mut fresh, _) =
-                device::setup(&server.base, &merchant, &admin, number, false, false).await?;
+            let (mut fresh, _) = device::setup(
+                &server.base,
+                &merchant,
+                &admin,
+                number,
+                false,
+                false,
+                cards.clone(),
+            )
+            .await?;
             if let Some(wasm) = &wasm {
                 let kernel = kernel_host::WasmKernel::load(wasm, kernel_host::Limits::default())
                     .map_err(|e| format!("the kernel .wasm does not load: {e}"))?;

@@ -1,5 +1,6 @@
 //! One virtual terminal of the fleet: its own in-memory secure store and keys, the library's
-//! back-end client, the native kernel and a virtual card per payment.
+//! back-end client, the native kernel and a fresh copy of a virtual card per payment (from the
+//! run's [`CardBook`], personalised once).
 //!
 //! Set-up walks the real device lifecycle: register (software attestation), approval through
 //! the admin API, key injection (ECDH + TR-31 + KCV), a clean health report, activation. A
@@ -12,13 +13,14 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use super::admin::AdminClient;
+use super::cards::CardBook;
 use super::mix::{PinAnswer, Scenario};
 use super::runner::{FleetTerminal, PayReport, PayResult};
 use crate::client::Client;
 use crate::client::wire::DeviceFacts;
 use crate::health::{AppFacts, Compromise, HealthCollector};
 use crate::money;
-use crate::payment::{self, CardSpec, FixedPin, PaymentError, PaymentRequest, ReaderConfig};
+use crate::payment::{self, FixedPin, PaymentError, PaymentRequest, ReaderConfig};
 use crate::store::{DeviceConfig, SecureStore};
 
 /// Time of each set-up step.
@@ -41,6 +43,7 @@ pub struct VirtualDevice {
     kernel: Box<dyn kernel_host::Kernel + Send>,
     reader: ReaderConfig,
     currency: money::Currency,
+    cards: Arc<CardBook>,
 }
 
 impl std::fmt::Debug for VirtualDevice {
@@ -60,6 +63,7 @@ fn code_of(error: &crate::client::ClientError) -> String {
 
 /// Sets up device number `index`; a `compromised` one ends with a hooked, rooted health report.
 /// With `forwarded_for` it registers from its own benchmarking address (see [`super::enrol`]).
+/// It taps copies of the cards in `cards`.
 ///
 /// # Errors
 /// The stable code of the step that failed, prefixed with the step (`register:…`, `approve:…`,
@@ -71,6 +75,7 @@ pub async fn setup(
     index: u32,
     compromised: bool,
     forwarded_for: bool,
+    cards: Arc<CardBook>,
 ) -> Result<(VirtualDevice, SetupTimings), String> {
     let merchant_id: Uuid = merchant
         .parse()
@@ -161,6 +166,7 @@ pub async fn setup(
             kernel,
             reader: ReaderConfig::default(),
             currency,
+            cards,
         },
         timings,
     ))
@@ -179,10 +185,7 @@ impl VirtualDevice {
         pin: PinAnswer,
         amount_minor: u64,
     ) -> Result<payment::PaymentResult, PaymentError> {
-        let mut source = payment::card::open(&CardSpec::Virtual(card.to_owned()))?;
-        let test_pin = emv_cards::Card::profile(card)
-            .map(|card| card.test_pin())
-            .unwrap_or_default();
+        let (mut source, test_pin) = self.cards.tap(card)?;
         let mut pin_source = match pin {
             PinAnswer::Correct => FixedPin::new(test_pin),
             PinAnswer::Wrong => FixedPin::new(WRONG_PIN),
@@ -197,7 +200,7 @@ impl VirtualDevice {
             &self.client,
             self.kernel.as_mut(),
             &self.reader,
-            source.as_mut(),
+            &mut source,
             &mut pin_source,
             &request,
         )

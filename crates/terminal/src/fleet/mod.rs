@@ -5,12 +5,13 @@
 //! `SUSPENDED`. It measures throughput, latency per step and errors by code.
 //!
 //! Modules: [`orchestrate`] (one run from log-in to summary), [`device`] (one virtual
-//! terminal), [`enrol`] (registration from a per-device address), [`admin`] (the operator's admin API calls), [`pace`] (open-loop rate control),
+//! terminal), [`cards`] (the virtual cards, personalised once per run), [`enrol`] (registration from a per-device address), [`admin`] (the operator's admin API calls), [`pace`] (open-loop rate control),
 //! [`runner`] (the paced payment phase), [`mix`] (scenarios and their expected results), [`stats`] (latency samples, counts),
 //! [`live`] (progress counters), [`limits`] (loopback only, bounded size), [`summary`] (the
 //! report), [`server`] (a local `softpos-server` process for tests and benchmarks).
 
 pub mod admin;
+pub mod cards;
 pub mod device;
 pub mod enrol;
 pub mod limits;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 use super::admin::{AdminClient, AdminCredentials, AdminError};
+use super::cards::CardBook;
 use super::device::{self, SetupTimings, VirtualDevice};
 use super::live::{Live, Ticker};
 use super::mix::Mix;
@@ -93,6 +94,11 @@ pub async fn run(config: FleetConfig) -> Result<Summary, CliError> {
         }
     };
 
+    // Every scenario's card, personalised once for the whole run (see `fleet::cards`).
+    let cards = Arc::new(CardBook::for_scenarios().map_err(|error| {
+        CliError::new(error.code(), error.to_string(), crate::error::EXIT_CARD)
+    })?);
+
     // Set-up: every device registers, is approved, gets keys and reports its health.
     let live = Arc::new(Live::default());
     let setup_start = Instant::now();
@@ -112,6 +118,7 @@ pub async fn run(config: FleetConfig) -> Result<Summary, CliError> {
         let server = config.server.clone();
         let merchant = merchant.clone();
         let forwarded_for = config.forwarded_for;
+        let cards = cards.clone();
         tasks.spawn(async move {
             let _permit = gate.acquire_owned().await;
             let result = device::setup(
@@ -121,6 +128,7 @@ pub async fn run(config: FleetConfig) -> Result<Summary, CliError> {
                 index,
                 compromised,
                 forwarded_for,
+                cards,
             )
             .await;
             match &result {
