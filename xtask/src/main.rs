@@ -104,6 +104,12 @@ fn test(sh: &Shell) -> Result<()> {
         "cargo clippy --workspace --all-targets --locked --features {PCSC_FEATURE} -- -D warnings"
     )
     .run()?;
+    // And the terminal as it builds without a PC/SC stack (`--reader` is `pcsc_not_built`).
+    cmd!(
+        sh,
+        "cargo clippy -p terminal --all-targets --locked -- -D warnings"
+    )
+    .run()?;
     // kernel-host's tests load the kernel .wasm; build it once here rather than from each test.
     let kernel_wasm = build_kernel_wasm(sh)?;
     let _kernel_wasm = sh.push_env("KERNEL_WASM", &kernel_wasm);

@@ -120,16 +120,16 @@ impl Stores {
 /// In-process stores: a mutex-protected map per concern and a broadcast channel.
 #[derive(Debug)]
 pub struct MemoryStores {
-    claims: Mutex<HashMap<String, Instant>>,
-    counters: Mutex<HashMap<String, (u64, Instant)>>,
+    claims: Mutex<Expiring<Instant>>,
+    counters: Mutex<Expiring<(u64, Instant)>>,
     events: broadcast::Sender<Event>,
 }
 
 impl Default for MemoryStores {
     fn default() -> Self {
         Self {
-            claims: Mutex::new(HashMap::new()),
-            counters: Mutex::new(HashMap::new()),
+            claims: Mutex::new(Expiring::default()),
+            counters: Mutex::new(Expiring::default()),
             events: broadcast::channel(1024).0,
         }
     }
@@ -137,14 +137,52 @@ impl Default for MemoryStores {
 
 const PURGE_THRESHOLD: usize = 10_000;
 
+/// Entries that expire, swept when the map has doubled since the last sweep: each call pays
+/// amortised O(1). (Sweeping on every call above a fixed size made every signed request
+/// scan every live nonce once a run passed 10,000 of them.)
+#[derive(Debug)]
+struct Expiring<V> {
+    map: HashMap<String, V>,
+    sweep_above: usize,
+}
+
+impl<V> Default for Expiring<V> {
+    fn default() -> Self {
+        Self {
+            map: HashMap::new(),
+            sweep_above: PURGE_THRESHOLD,
+        }
+    }
+}
+
+impl<V> Expiring<V> {
+    fn sweep(&mut self, live: impl Fn(&V) -> bool) {
+        if self.map.len() > self.sweep_above {
+            self.map.retain(|_, value| live(value));
+            self.sweep_above = (self.map.len() * 2).max(PURGE_THRESHOLD);
+        }
+    }
+}
+
+impl<V> std::ops::Deref for Expiring<V> {
+    type Target = HashMap<String, V>;
+    fn deref(&self) -> &Self::Target {
+        &self.map
+    }
+}
+
+impl<V> std::ops::DerefMut for Expiring<V> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.map
+    }
+}
+
 #[async_trait]
 impl OnceStore for MemoryStores {
     async fn claim(&self, key: &str, ttl: Duration) -> AppResult<bool> {
         let now = Instant::now();
         let mut claims = self.claims.lock().await;
-        if claims.len() > PURGE_THRESHOLD {
-            claims.retain(|_, expires| *expires > now);
-        }
+        claims.sweep(|expires| *expires > now);
         match claims.get(key) {
             Some(expires) if *expires > now => Ok(false),
             _ => {
@@ -160,9 +198,7 @@ impl RateLimiter for MemoryStores {
     async fn hit(&self, key: &str, window: Duration) -> AppResult<Hits> {
         let now = Instant::now();
         let mut counters = self.counters.lock().await;
-        if counters.len() > PURGE_THRESHOLD {
-            counters.retain(|_, (_, ends)| *ends > now);
-        }
+        counters.sweep(|(_, ends)| *ends > now);
         let entry = counters.entry(key.to_owned()).or_insert((0, now + window));
         if entry.1 <= now {
             *entry = (0, now + window);
@@ -443,5 +479,27 @@ mod tests {
         assert_eq!(stores.peek("k").await.unwrap().count, 1);
         stores.reset("k").await.unwrap();
         assert_eq!(stores.peek("k").await.unwrap().count, 0);
+    }
+
+    #[test]
+    fn expired_entries_are_swept_once_the_map_doubles() {
+        let mut map = Expiring::<u32>::default();
+        // Live entries above the threshold: one sweep, then none until the map doubles.
+        for i in 0..=PURGE_THRESHOLD {
+            map.insert(format!("live-{i}"), 1);
+        }
+        map.sweep(|value| *value == 1);
+        assert_eq!(map.len(), PURGE_THRESHOLD + 1);
+        assert_eq!(map.sweep_above, 2 * (PURGE_THRESHOLD + 1));
+        for i in 0..PURGE_THRESHOLD {
+            map.insert(format!("dead-{i}"), 0);
+        }
+        map.sweep(|value| *value == 1);
+        assert_eq!(map.len(), 2 * PURGE_THRESHOLD + 1, "not doubled yet");
+        map.insert("dead-last".to_owned(), 0);
+        map.insert("dead-last-2".to_owned(), 0);
+        map.sweep(|value| *value == 1);
+        assert_eq!(map.len(), PURGE_THRESHOLD + 1, "expired entries are gone");
+        assert!(!map.contains_key("dead-last"));
     }
 }
