@@ -499,7 +499,24 @@ fn sale_body(
     .expect("json")
 }
 
-async fn issue_token(client: &reqwest::Client, base: &str, worker: &Worker) -> Option<String> {
+/// Why an answer is not the expected one: `token:<code>` / `sale:<code or state>`.
+async fn failure(step: &str, res: Result<reqwest::Response, reqwest::Error>) -> String {
+    match res {
+        Err(error) => format!("{step}:transport ({error})"),
+        Ok(res) => {
+            let status = res.status();
+            let body = res.json::<Value>().await.unwrap_or_default();
+            let code = body["code"].as_str().or(body["decline_reason"].as_str());
+            format!("{step}:{} {}", status.as_u16(), code.unwrap_or("-"))
+        }
+    }
+}
+
+async fn issue_token(
+    client: &reqwest::Client,
+    base: &str,
+    worker: &Worker,
+) -> Result<String, String> {
     let res = signed_request(
         client,
         base,
@@ -509,14 +526,16 @@ async fn issue_token(client: &reqwest::Client, base: &str, worker: &Worker) -> O
         Vec::new(),
     )
     .send()
-    .await
-    .ok()?;
-    if res.status() != reqwest::StatusCode::CREATED {
-        return None;
+    .await;
+    match res {
+        Ok(res) if res.status() == reqwest::StatusCode::CREATED => res
+            .json::<Value>()
+            .await
+            .ok()
+            .and_then(|body| body["token"].as_str().map(str::to_owned))
+            .ok_or_else(|| "token:unreadable answer".to_owned()),
+        other => Err(failure("token", other).await),
     }
-    res.json::<Value>().await.ok()?["token"]
-        .as_str()
-        .map(str::to_owned)
 }
 
 #[derive(Default)]
@@ -525,6 +544,14 @@ struct Tally {
     sales: Vec<Duration>,
     ok: u64,
     failed: u64,
+    reasons: std::collections::BTreeMap<String, u64>,
+}
+
+impl Tally {
+    fn fail(&mut self, reason: String) {
+        self.failed += 1;
+        *self.reasons.entry(reason).or_default() += 1;
+    }
 }
 
 /// Runs `--payments` (`tokens_only == false`) or `--tokens` and prints the figures.
@@ -564,10 +591,13 @@ pub(crate) async fn run(seconds: u64, concurrency: u64, shared: bool, tokens_onl
             let mut tally = Tally::default();
             while Instant::now() < deadline {
                 let t = Instant::now();
-                let Some(token) = issue_token(&client, &base, &worker).await else {
-                    tally.failed += 1;
-                    tally.ops.push(t.elapsed());
-                    continue;
+                let token = match issue_token(&client, &base, &worker).await {
+                    Ok(token) => token,
+                    Err(reason) => {
+                        tally.fail(reason);
+                        tally.ops.push(t.elapsed());
+                        continue;
+                    }
                 };
                 if tokens_only {
                     tally.ok += 1;
@@ -585,19 +615,25 @@ pub(crate) async fn run(seconds: u64, concurrency: u64, shared: bool, tokens_onl
                 )
                 .header("idempotency-key", uuid::Uuid::new_v4().to_string());
                 let s = Instant::now();
-                let approved = match request.send().await {
-                    Ok(res) if res.status() == reqwest::StatusCode::CREATED => res
-                        .json::<Value>()
-                        .await
-                        .is_ok_and(|body| body["state"] == "APPROVED"),
-                    _ => false,
+                let outcome = match request.send().await {
+                    Ok(res) if res.status() == reqwest::StatusCode::CREATED => {
+                        match res.json::<Value>().await {
+                            Ok(body) if body["state"] == "APPROVED" => Ok(()),
+                            Ok(body) => Err(format!(
+                                "sale:{} {}",
+                                body["state"].as_str().unwrap_or("-"),
+                                body["decline_reason"].as_str().unwrap_or("-")
+                            )),
+                            Err(_) => Err("sale:unreadable answer".to_owned()),
+                        }
+                    }
+                    other => Err(failure("sale", other).await),
                 };
                 tally.sales.push(s.elapsed());
                 tally.ops.push(t.elapsed());
-                if approved {
-                    tally.ok += 1;
-                } else {
-                    tally.failed += 1;
+                match outcome {
+                    Ok(()) => tally.ok += 1,
+                    Err(reason) => tally.fail(reason),
                 }
             }
             tally
@@ -610,6 +646,9 @@ pub(crate) async fn run(seconds: u64, concurrency: u64, shared: bool, tokens_onl
         all.sales.extend(tally.sales);
         all.ok += tally.ok;
         all.failed += tally.failed;
+        for (reason, count) in tally.reasons {
+            *all.reasons.entry(reason).or_default() += count;
+        }
     }
     let elapsed = started.elapsed().as_secs_f64();
     all.ops.sort();
@@ -637,6 +676,9 @@ pub(crate) async fn run(seconds: u64, concurrency: u64, shared: bool, tokens_onl
             all.ok,
             all.failed
         );
+    }
+    for (reason, count) in &all.reasons {
+        println!("    not approved: {count} × {reason}");
     }
     server.stop().await;
 }
