@@ -140,16 +140,26 @@ pub enum Scope {
     /// Refund, void and reverse transactions.
     #[serde(rename = "transactions:refund")]
     TransactionsRefund,
+    /// Read devices and their security record: state, health reports, threat events, key
+    /// sets (what an integration or a fleet operator watches).
+    #[serde(rename = "devices:read")]
+    DevicesRead,
+    /// Approve or reject device registrations (REGISTERED → APPROVED / REVOKED); suspending,
+    /// resuming and revoking stay with people.
+    #[serde(rename = "devices:approve")]
+    DevicesApprove,
 }
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Scope; 5] = [
+    pub const ALL: [Scope; 7] = [
         Scope::MerchantsRead,
         Scope::MerchantsWrite,
         Scope::AuditRead,
         Scope::TransactionsRead,
         Scope::TransactionsRefund,
+        Scope::DevicesRead,
+        Scope::DevicesApprove,
     ];
 
     /// The stable name.
@@ -160,6 +170,8 @@ impl Scope {
             Scope::AuditRead => "audit:read",
             Scope::TransactionsRead => "transactions:read",
             Scope::TransactionsRefund => "transactions:refund",
+            Scope::DevicesRead => "devices:read",
+            Scope::DevicesApprove => "devices:approve",
         }
     }
 }

@@ -308,7 +308,7 @@ pub struct DeviceStatsResponse {
 
 /// Device statistics for the dashboard, computed from the data.
 #[utoipa::path(get, path = "/api/v1/devices/stats", tag = "devices",
-    security(("bearer" = ["admin", "security_officer", "operator", "auditor"])),
+    security(("bearer" = ["admin", "security_officer", "operator", "auditor"]), ("api_key" = ["devices:read"])),
     responses((status = 200, body = DeviceStatsResponse)))]
 pub async fn device_stats(
     _auth: Authorized<DeviceReaders>,
@@ -383,7 +383,7 @@ pub async fn register_device(
 
 /// Lists devices with filters and cursor pagination.
 #[utoipa::path(get, path = "/api/v1/devices", tag = "devices", params(DeviceQuery),
-    security(("bearer" = ["admin", "security_officer", "operator", "auditor"])),
+    security(("bearer" = ["admin", "security_officer", "operator", "auditor"]), ("api_key" = ["devices:read"])),
     responses((status = 200, body = DevicePage), (status = 400, body = ErrorBody)))]
 pub async fn list_devices(
     _auth: Authorized<DeviceReaders>,
@@ -404,7 +404,7 @@ pub async fn list_devices(
 /// One device with its state history.
 #[utoipa::path(get, path = "/api/v1/devices/{device_id}", tag = "devices",
     params(("device_id" = Uuid, Path, description = "device id")),
-    security(("bearer" = ["admin", "security_officer", "operator", "auditor"])),
+    security(("bearer" = ["admin", "security_officer", "operator", "auditor"]), ("api_key" = ["devices:read"])),
     responses((status = 200, body = DeviceDetail), (status = 404, body = ErrorBody)))]
 pub async fn get_device(
     _auth: Authorized<DeviceReaders>,
@@ -448,12 +448,12 @@ async fn act<P: Policy>(
 }
 
 macro_rules! action_handler {
-    ($name:ident, $policy:ident, $action:ident, $path:literal, [$($role:literal),*], $doc:literal) => {
+    ($name:ident, $policy:ident, $action:ident, $path:literal, security($($security:tt)*), $doc:literal) => {
         #[doc = $doc]
         #[utoipa::path(post, path = $path, tag = "devices",
             params(("device_id" = Uuid, Path, description = "device id")),
             request_body = DeviceActionRequest,
-            security(("bearer" = [$($role),*])),
+            security($($security)*),
             responses((status = 200, body = DeviceResponse), (status = 404, body = ErrorBody),
                 (status = 409, body = ErrorBody, description = "`invalid_device_transition`")))]
         pub async fn $name(
@@ -473,7 +473,10 @@ action_handler!(
     DeviceApprovers,
     Approve,
     "/api/v1/devices/{device_id}/approve",
-    ["admin", "operator"],
+    security(
+        ("bearer" = ["admin", "operator"]),
+        ("api_key" = ["devices:approve"])
+    ),
     "Approves a registered device (REGISTERED → APPROVED)."
 );
 action_handler!(
@@ -481,7 +484,10 @@ action_handler!(
     DeviceApprovers,
     Reject,
     "/api/v1/devices/{device_id}/reject",
-    ["admin", "operator"],
+    security(
+        ("bearer" = ["admin", "operator"]),
+        ("api_key" = ["devices:approve"])
+    ),
     "Rejects a registration (REGISTERED → REVOKED)."
 );
 action_handler!(
@@ -489,7 +495,7 @@ action_handler!(
     DeviceGuardians,
     Suspend,
     "/api/v1/devices/{device_id}/suspend",
-    ["admin", "security_officer"],
+    security(("bearer" = ["admin", "security_officer"])),
     "Suspends an active device (ACTIVE → SUSPENDED)."
 );
 action_handler!(
@@ -497,7 +503,7 @@ action_handler!(
     DeviceGuardians,
     Resume,
     "/api/v1/devices/{device_id}/resume",
-    ["admin", "security_officer"],
+    security(("bearer" = ["admin", "security_officer"])),
     "Resumes a suspended device (SUSPENDED → ACTIVE)."
 );
 action_handler!(
@@ -505,7 +511,7 @@ action_handler!(
     DeviceGuardians,
     Revoke,
     "/api/v1/devices/{device_id}/revoke",
-    ["admin", "security_officer"],
+    security(("bearer" = ["admin", "security_officer"])),
     "Revokes a device for good (any state but REVOKED → REVOKED)."
 );
 

@@ -140,11 +140,11 @@ policy!(
 );
 policy!(
     /// Reading devices.
-    DeviceReaders, [Admin, SecurityOfficer, Operator, Auditor], None
+    DeviceReaders, [Admin, SecurityOfficer, Operator, Auditor], Some(Scope::DevicesRead)
 );
 policy!(
     /// Approving or rejecting registrations.
-    DeviceApprovers, [Admin, Operator], None
+    DeviceApprovers, [Admin, Operator], Some(Scope::DevicesApprove)
 );
 policy!(
     /// Suspending, resuming and revoking devices.

@@ -316,7 +316,7 @@ pub struct HealthHistoryResponse {
 /// A device's health report history, newest first.
 #[utoipa::path(get, path = "/api/v1/devices/{device_id}/health", tag = "health",
     params(("device_id" = Uuid, Path, description = "device id"), HealthHistoryQuery),
-    security(("bearer" = ["admin", "security_officer", "operator", "auditor"])),
+    security(("bearer" = ["admin", "security_officer", "operator", "auditor"]), ("api_key" = ["devices:read"])),
     responses((status = 200, body = HealthHistoryResponse), (status = 404, body = ErrorBody)))]
 pub async fn device_health_history(
     _auth: Authorized<DeviceReaders>,
@@ -433,7 +433,7 @@ pub struct FleetHealthResponse {
 
 /// Fleet health statistics over a time window.
 #[utoipa::path(get, path = "/api/v1/health/stats", tag = "health", params(WindowQuery),
-    security(("bearer" = ["admin", "security_officer", "operator", "auditor"])),
+    security(("bearer" = ["admin", "security_officer", "operator", "auditor"]), ("api_key" = ["devices:read"])),
     responses((status = 200, body = FleetHealthResponse), (status = 422, body = ErrorBody)))]
 pub async fn fleet_health_stats(
     _auth: Authorized<DeviceReaders>,

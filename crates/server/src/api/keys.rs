@@ -617,7 +617,7 @@ pub struct KeySetList {
 /// A device's key sets (tombstones included).
 #[utoipa::path(get, path = "/api/v1/devices/{device_id}/key-sets", tag = "keys",
     params(("device_id" = Uuid, Path, description = "device id")),
-    security(("bearer" = ["admin", "security_officer", "operator", "auditor"])),
+    security(("bearer" = ["admin", "security_officer", "operator", "auditor"]), ("api_key" = ["devices:read"])),
     responses((status = 200, body = KeySetList), (status = 404, body = ErrorBody)))]
 pub async fn list_key_sets(
     _auth: Authorized<DeviceReaders>,

@@ -136,7 +136,7 @@ pub struct ThreatPage {
 
 /// Threat events, newest first, with filters (per device: its threat history).
 #[utoipa::path(get, path = "/api/v1/threats", tag = "threats", params(ThreatQuery),
-    security(("bearer" = ["admin", "security_officer", "operator", "auditor"])),
+    security(("bearer" = ["admin", "security_officer", "operator", "auditor"]), ("api_key" = ["devices:read"])),
     responses((status = 200, body = ThreatPage), (status = 422, body = ErrorBody)))]
 pub async fn list_threats(
     _auth: Authorized<DeviceReaders>,
@@ -171,7 +171,7 @@ pub async fn list_threats(
 /// One threat event with its incident notes.
 #[utoipa::path(get, path = "/api/v1/threats/{threat_id}", tag = "threats",
     params(("threat_id" = Uuid, Path, description = "threat event id")),
-    security(("bearer" = ["admin", "security_officer", "operator", "auditor"])),
+    security(("bearer" = ["admin", "security_officer", "operator", "auditor"]), ("api_key" = ["devices:read"])),
     responses((status = 200, body = ThreatDetail), (status = 404, body = ErrorBody)))]
 pub async fn get_threat(
     _auth: Authorized<DeviceReaders>,
@@ -237,7 +237,7 @@ pub struct ThreatStatsResponse {
 
 /// Threat statistics by kind, severity and state over a time window.
 #[utoipa::path(get, path = "/api/v1/threats/stats", tag = "threats", params(WindowQuery),
-    security(("bearer" = ["admin", "security_officer", "operator", "auditor"])),
+    security(("bearer" = ["admin", "security_officer", "operator", "auditor"]), ("api_key" = ["devices:read"])),
     responses((status = 200, body = ThreatStatsResponse), (status = 422, body = ErrorBody)))]
 pub async fn threat_stats(
     _auth: Authorized<DeviceReaders>,

@@ -37,6 +37,8 @@ const SCOPES: &[&str] = &[
     "audit:read",
     "transactions:read",
     "transactions:refund",
+    "devices:read",
+    "devices:approve",
 ];
 
 #[derive(Debug, Default)]

@@ -4,9 +4,10 @@
 //!
 //! Credentials: the admin password (login → short-lived access token, renewed by logging in
 //! again when the server says it expired) or an API key (`X-API-Key`). The server lets API keys
-//! only reach the endpoints their scope covers (today merchants and the audit log), so approving
-//! devices and creating keys need a person's login; [`AdminClient`] reports the server's
-//! `forbidden` / `unauthorized` as typed errors rather than guessing.
+//! only reach the endpoints their scopes cover: a fleet key needs `merchants:write` (unless
+//! `--merchant` is given), `devices:approve` and `devices:read`; key custody (the BDK and zone
+//! PIN key) stays with people, so with a key those must exist already. [`AdminClient`] reports
+//! the server's `forbidden` / `unauthorized` as typed errors rather than guessing.
 
 use std::time::Duration;
 
@@ -134,7 +135,8 @@ impl AdminClient {
         Ok(token)
     }
 
-    /// Checks the credentials now (a login, or a harmless read with the API key).
+    /// Checks the credentials now (a login, or with the API key a read that every fleet key
+    /// needs: `devices:read`).
     ///
     /// # Errors
     /// The server's error (`invalid_credentials`, `unauthorized`, `too_many_requests`) or
@@ -143,7 +145,7 @@ impl AdminClient {
         match &self.credentials {
             AdminCredentials::Password { .. } => self.login().await.map(drop),
             AdminCredentials::ApiKey(_) => self
-                .call(Method::GET, "/api/v1/merchants?limit=1", None)
+                .call(Method::GET, "/api/v1/devices?limit=1", None)
                 .await
                 .map(drop),
         }

@@ -52,9 +52,9 @@ async fn provisions_keys_once_and_reports_typed_refusals() {
         (401, "invalid_credentials")
     );
 
-    // An API key reaches merchants, but approving devices needs a person's role.
+    // An API key reaches what its scopes cover: merchants and device reads here, not approvals.
     let secret = admin
-        .create_api_key("fleet", &["merchants:read", "merchants:write"])
+        .create_api_key("fleet", &["merchants:write", "devices:read"])
         .await
         .unwrap();
     let integration = AdminClient::new(&server.base, AdminCredentials::ApiKey(secret)).unwrap();
@@ -67,6 +67,25 @@ async fn provisions_keys_once_and_reports_typed_refusals() {
         .approve_device("00000000-0000-4000-8000-000000000000", "fleet")
         .await
         .unwrap_err();
+    assert_eq!((refused.status, refused.code.as_str()), (403, "forbidden"));
+    // With `devices:approve` the call gets through to the device (none here), and key
+    // custody stays with people whatever the scopes.
+    let approver = AdminClient::new(
+        &server.base,
+        AdminCredentials::ApiKey(
+            admin
+                .create_api_key("approver", &["devices:read", "devices:approve"])
+                .await
+                .unwrap(),
+        ),
+    )
+    .unwrap();
+    let missing = approver
+        .approve_device("00000000-0000-4000-8000-000000000000", "fleet")
+        .await
+        .unwrap_err();
+    assert_eq!((missing.status, missing.code.as_str()), (404, "not_found"));
+    let refused = approver.keys("bdk").await.unwrap_err();
     assert_eq!((refused.status, refused.code.as_str()), (403, "forbidden"));
 
     let bogus_key = AdminClient::new(

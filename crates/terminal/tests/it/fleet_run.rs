@@ -1,6 +1,7 @@
-//! A small fleet run through the CLI against a real server: every device set up, the paced
-//! payments' results as the scenarios expect, the compromised device SUSPENDED (checked again
-//! through the admin API); bad options refused before anything is sent.
+//! A small fleet run through the CLI against a real server, approved with the admin password
+//! and with a scoped API key: every device set up, the paced payments' results as the
+//! scenarios expect, the compromised device SUSPENDED (checked again through the admin API);
+//! bad options refused before anything is sent.
 
 use crate::cli_support::Terminal;
 use crate::{admin_client, local_server};
@@ -8,11 +9,40 @@ use crate::{admin_client, local_server};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_devices_one_compromised() {
     let server = local_server(&[]);
-    let mut runner = Terminal::new();
-    runner.env.push((
-        "SOFTPOS_ADMIN_PASSWORD".to_owned(),
+    five_devices_one_compromised_with(
+        &server,
+        "SOFTPOS_ADMIN_PASSWORD",
         terminal::fleet::server::LOCAL_ADMIN_PASSWORD.to_owned(),
-    ));
+    )
+    .await;
+}
+
+/// The way: devices approved through an admin API key (`devices:approve`, read back
+/// with `devices:read`); key custody stays with people, so the payment keys exist already.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_devices_approved_through_an_api_key() {
+    let server = local_server(&[]);
+    let admin = admin_client(&server.base);
+    admin.ensure_payment_keys().await.unwrap();
+    let key = admin
+        .create_api_key(
+            "fleet",
+            &["merchants:write", "devices:read", "devices:approve"],
+        )
+        .await
+        .unwrap();
+    five_devices_one_compromised_with(&server, "SOFTPOS_API_KEY", key).await;
+}
+
+async fn five_devices_one_compromised_with(
+    server: &terminal::fleet::server::LocalServer,
+    credential_variable: &str,
+    credential: String,
+) {
+    let mut runner = Terminal::new();
+    runner
+        .env
+        .push((credential_variable.to_owned(), credential));
     let run = runner.run(&[
         "fleet",
         "--server",
