@@ -170,6 +170,35 @@ async fn upload(
         .unwrap()
 }
 
+/// An upload's request line and headers declaring `length` body bytes, none of them sent;
+/// returns the whole answer as text (the server closes the connection after it).
+async fn headers_only_upload(
+    app: &TestApp,
+    token: &str,
+    signed: &SignedManifest,
+    length: usize,
+) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = app.base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "POST /api/v1/kernels HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {token}\r\n\
+         content-type: application/wasm\r\nx-release-manifest: {}\r\n\
+         content-length: {length}\r\n\r\n",
+        B64.encode(serde_json::to_vec(signed).unwrap())
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        stream.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the server answers and closes")
+    .unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 /// Uploads, checks the answer is a draft, and waits for the conformance verdict.
 async fn upload_ok(app: &TestApp, token: &str, version: &str, wasm: &[u8]) -> Value {
     let res = upload(
@@ -529,19 +558,18 @@ async fn bad_uploads_are_refused_and_store_nothing(app: TestApp) {
         .await
         .unwrap();
     expect_error(res, StatusCode::BAD_REQUEST, "malformed_body").await;
-    // Over the per-route limit (16 MiB): refused before anything is read into storage.
-    let huge = vec![0u8; 16 * 1024 * 1024 + 1];
-    let huge_manifest = manifest("sunbay-emv-kernel", "9.9.9", &huge);
-    expect_error(
-        upload(&app, &admin, &signed(&huge_manifest), &huge).await,
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
-    )
-    .await;
-    // Operators and auditors may not upload.
+    // Over the per-route limit (16 MiB): refused on its declared length, before any of the body
+    // is read. Sent by hand with headers only: a client still writing 16 MiB when the server
+    // answers and closes would see a broken pipe instead of the answer.
+    let huge_len = 16 * 1024 * 1024 + 1;
+    let huge_manifest = manifest("sunbay-emv-kernel", "9.9.9", &vec![0u8; huge_len]);
+    let answer = headers_only_upload(&app, &admin, &signed(&huge_manifest), huge_len).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("\"payload_too_large\""), "{answer}");
+    // Operators and auditors may not upload (refused before the body is read, so a small one).
     let operator = app.token_for_role(&admin, "operator").await;
     expect_error(
-        upload(&app, &operator, &signed(&good), wasm).await,
+        upload(&app, &operator, &signed(&good), b"\0asm\x01\0\0\0").await,
         StatusCode::FORBIDDEN,
         "forbidden",
     )
