@@ -17,7 +17,8 @@
 //! path (devices enrolled over HTTP, keys from the key API, tokens from the token service);
 //! `--tokens`: token issuance alone over HTTP. See `examples/load/payments.rs`.
 //!
-//! `BENCH_DB_CONNECTIONS` (default 16) sets the server's `DATABASE_MAX_CONNECTIONS`.
+//! `BENCH_DB_CONNECTIONS` (default 16) sets the server's `DATABASE_MAX_CONNECTIONS`; `BENCH_RUST_LOG` (default
+//! `warn`) its `RUST_LOG`, e.g. `sqlx::query=debug` to see every statement.
 //! Traffic goes to 127.0.0.1 only, bounded in time.
 
 use std::sync::Arc;

@@ -132,7 +132,10 @@ impl Server {
             .arg(dir.path())
             .env("SOFTPOS_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("ALLOW_SOFTWARE_ATTESTATION", "true")
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("BENCH_RUST_LOG").unwrap_or_else(|_| "warn".to_owned()),
+            )
             .env(
                 "DATABASE_MAX_CONNECTIONS",
                 std::env::var("BENCH_DB_CONNECTIONS").unwrap_or_else(|_| "16".to_owned()),
@@ -171,7 +174,15 @@ impl Server {
                 break rest.trim().to_owned();
             }
         };
-        std::thread::spawn(move || for _ in lines {});
+        // With BENCH_RUST_LOG the server's log lines are worth reading: pass them on.
+        let echo = std::env::var_os("BENCH_RUST_LOG").is_some();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if echo {
+                    eprintln!("{line}");
+                }
+            }
+        });
         println!(
             "softpos-server (release, separate process) at {base} on {}",
             if shared {

@@ -1,6 +1,7 @@
 //! The connection pools over SQLite or PostgreSQL (`sqlx::Any`), and the migrations of both.
 //!
-//! Repositories read through [`Database::reader`] and write through [`Database::writer`]. On
+//! Repositories read through [`Database::reader`] and write through [`Database::writer`], or
+//! [`Database::writes`] on the payment path (group commit, see `infra::write_queue`). On
 //! PostgreSQL both are one pool. On SQLite, which admits one writer at a time, the writer is a
 //! pool of a single connection: writers queue on it in the process instead of colliding on
 //! the database lock, where SQLite's busy handler sleeps whole milliseconds between retries
@@ -19,6 +20,8 @@ use anyhow::Context;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Executor, SqlSafeStr};
+
+pub use super::write_queue::WriteQueue;
 
 /// Which database is behind the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +60,9 @@ pub struct Database {
     pub reader: AnyPool,
     /// For statements and transactions that write (on SQLite, one connection).
     pub writer: AnyPool,
+    /// The hot write path (payments, tokens): group commit on SQLite, see
+    /// [`WriteQueue`]; it shares `writer`'s connection.
+    pub writes: WriteQueue,
     /// The backend.
     pub backend: Backend,
 }
@@ -213,9 +219,16 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Database
             .with_context(connect_error)?,
         Backend::Postgres => writer.clone(),
     };
+    let writes = match backend {
+        Backend::Sqlite => {
+            WriteQueue::batched(writer.clone()).context("cannot start the SQLite writer")?
+        }
+        Backend::Postgres => WriteQueue::direct(writer.clone()),
+    };
     Ok(Database {
         reader,
         writer,
+        writes,
         backend,
     })
 }

@@ -7,3 +7,4 @@ pub mod keys;
 pub mod stores;
 pub mod telemetry;
 pub mod tls;
+pub mod write_queue;

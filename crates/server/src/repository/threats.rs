@@ -1,7 +1,7 @@
 //! Threat events, their incident notes, and the transaction observations the behaviour
 //! rules read.
 
-use crate::infra::db::Database;
+use crate::infra::db::{Database, WriteQueue};
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
@@ -132,6 +132,7 @@ pub trait ThreatRepository: Send + Sync + std::fmt::Debug {
 pub struct SqlThreatRepository {
     reader: AnyPool,
     writer: AnyPool,
+    writes: WriteQueue,
 }
 
 impl SqlThreatRepository {
@@ -140,6 +141,7 @@ impl SqlThreatRepository {
         Self {
             reader: db.reader.clone(),
             writer: db.writer.clone(),
+            writes: db.writes.clone(),
         }
     }
 }
@@ -401,27 +403,36 @@ impl ThreatRepository for SqlThreatRepository {
 
     async fn insert_observation(&self, observation: &TransactionObservation) -> AppResult<bool> {
         let amount = i64::try_from(observation.amount_minor).unwrap_or(i64::MAX);
-        let inserted = sqlx::query(
-            "INSERT INTO transaction_observations (id, device_id, transaction_id, outcome, \
-             amount_minor, currency, latitude_e6, longitude_e6, observed_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
-        )
-        .bind(Uuid::now_v7().to_string())
-        .bind(observation.device_id.to_string())
-        .bind(observation.transaction_id.to_string())
-        .bind(if observation.approved {
-            "approved"
-        } else {
-            "declined"
-        })
-        .bind(amount)
-        .bind(&observation.currency)
-        .bind(observation.location.map(|point| to_e6(point.latitude)))
-        .bind(observation.location.map(|point| to_e6(point.longitude)))
-        .bind(observation.at)
-        .bind(crate::domain::now_millis())
-        .execute(&self.writer)
-        .await;
+        let observation = observation.clone();
+        let inserted = self
+            .writes
+            .run(move |conn| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "INSERT INTO transaction_observations (id, device_id, transaction_id, \
+                         outcome, amount_minor, currency, latitude_e6, longitude_e6, \
+                         observed_at, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+                    )
+                    .bind(Uuid::now_v7().to_string())
+                    .bind(observation.device_id.to_string())
+                    .bind(observation.transaction_id.to_string())
+                    .bind(if observation.approved {
+                        "approved"
+                    } else {
+                        "declined"
+                    })
+                    .bind(amount)
+                    .bind(&observation.currency)
+                    .bind(observation.location.map(|point| to_e6(point.latitude)))
+                    .bind(observation.location.map(|point| to_e6(point.longitude)))
+                    .bind(observation.at)
+                    .bind(crate::domain::now_millis())
+                    .execute(&mut *conn)
+                    .await
+                })
+            })
+            .await;
         match inserted {
             Ok(_) => Ok(true),
             Err(error) if is_unique_violation(&error) => Ok(false),

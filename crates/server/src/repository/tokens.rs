@@ -4,7 +4,7 @@
 //! `consume` is the durable single-use authority: one conditional UPDATE, so of any number
 //! of concurrent callers on any number of instances exactly one sees a row affected.
 
-use crate::infra::db::Database;
+use crate::infra::db::{Database, WriteQueue};
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
@@ -81,6 +81,7 @@ pub trait TokenRepository: Send + Sync + std::fmt::Debug {
 pub struct SqlTokenRepository {
     reader: AnyPool,
     writer: AnyPool,
+    writes: WriteQueue,
 }
 
 impl SqlTokenRepository {
@@ -89,6 +90,7 @@ impl SqlTokenRepository {
         Self {
             reader: db.reader.clone(),
             writer: db.writer.clone(),
+            writes: db.writes.clone(),
         }
     }
 }
@@ -176,19 +178,27 @@ impl TokenRepository for SqlTokenRepository {
     }
 
     async fn insert_token(&self, token: &TokenRow) -> AppResult<()> {
-        sqlx::query(
-            "INSERT INTO tokens (jti, device_id, kid, token_hash, claims, issued_at, expires_at, \
-             consumed_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $6, $6)",
-        )
-        .bind(token.jti.to_string())
-        .bind(token.device_id.to_string())
-        .bind(&token.kid)
-        .bind(&token.token_hash)
-        .bind(&token.claims)
-        .bind(token.issued_at)
-        .bind(token.expires_at)
-        .execute(&self.writer)
-        .await?;
+        let token = token.clone();
+        self.writes
+            .run(move |conn| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "INSERT INTO tokens (jti, device_id, kid, token_hash, claims, issued_at, \
+                         expires_at, consumed_at, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $6, $6)",
+                    )
+                    .bind(token.jti.to_string())
+                    .bind(token.device_id.to_string())
+                    .bind(&token.kid)
+                    .bind(&token.token_hash)
+                    .bind(&token.claims)
+                    .bind(token.issued_at)
+                    .bind(token.expires_at)
+                    .execute(&mut *conn)
+                    .await
+                })
+            })
+            .await?;
         Ok(())
     }
 
@@ -206,14 +216,21 @@ impl TokenRepository for SqlTokenRepository {
     }
 
     async fn consume(&self, jti: Uuid, at: UnixMillis) -> AppResult<bool> {
-        let done = sqlx::query(
-            "UPDATE tokens SET consumed_at = $1, updated_at = $1 \
-             WHERE jti = $2 AND consumed_at IS NULL",
-        )
-        .bind(at)
-        .bind(jti.to_string())
-        .execute(&self.writer)
-        .await?;
+        let done = self
+            .writes
+            .run(move |conn| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "UPDATE tokens SET consumed_at = $1, updated_at = $1 \
+                         WHERE jti = $2 AND consumed_at IS NULL",
+                    )
+                    .bind(at)
+                    .bind(jti.to_string())
+                    .execute(&mut *conn)
+                    .await
+                })
+            })
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 }

@@ -9,7 +9,7 @@
 //! the processor is called, and settle or release it after, so no processor call goes
 //! unrecorded.
 
-use crate::infra::db::Database;
+use crate::infra::db::{Database, WriteQueue};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
@@ -520,16 +520,26 @@ pub trait TransactionRepository: Send + Sync + std::fmt::Debug {
 pub struct SqlTransactionRepository {
     reader: AnyPool,
     writer: AnyPool,
+    writes: WriteQueue,
 }
 
 impl SqlTransactionRepository {
-    /// Reads through the database's reader pool, writes through its writer.
+    /// Reads through the database's reader pool; the sale path writes through its group
+    /// commit queue, the rest through its writer.
     pub fn new(db: &Database) -> Self {
         Self {
             reader: db.reader.clone(),
             writer: db.writer.clone(),
+            writes: db.writes.clone(),
         }
     }
+}
+
+/// What a claim's `INSERT` found.
+enum ClaimRow {
+    Inserted,
+    /// The key exists: its row, unless it was released meanwhile.
+    Existing(Option<AnyRow>),
 }
 
 fn uuid_col(row: &AnyRow, name: &'static str) -> AppResult<Uuid> {
@@ -597,6 +607,68 @@ async fn insert_event(
     Ok(())
 }
 
+/// Inserts a sale's `PENDING` row (one statement).
+async fn insert_record(
+    conn: &mut sqlx::AnyConnection,
+    r: &TransactionRecord,
+) -> Result<sqlx::any::AnyQueryResult, sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO transactions (id, device_id, merchant_id, token_id, key_set_id, ksn, \
+             amount_minor, currency, state, approved, scheme, pan_masked, pan_last4, \
+             pan_fingerprint, online_pin, processor, refunded_minor, location, client_addr, \
+             created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+             $18, $19, $20, $20)",
+    )
+    .bind(r.id.to_string())
+    .bind(r.device_id.to_string())
+    .bind(r.merchant_id.to_string())
+    .bind(r.token_id.to_string())
+    .bind(r.key_set_id.to_string())
+    .bind(r.ksn.as_str())
+    .bind(r.amount_minor)
+    .bind(r.currency.as_str())
+    .bind(r.state.as_str())
+    .bind(i64::from(r.approved))
+    .bind(r.scheme.as_str())
+    .bind(r.pan_masked.as_str())
+    .bind(r.pan_last4.as_str())
+    .bind(r.pan_fingerprint.as_str())
+    .bind(i64::from(r.online_pin))
+    .bind(r.processor.as_str())
+    .bind(r.refunded_minor)
+    .bind(r.location.as_deref())
+    .bind(r.client_addr.as_deref())
+    .bind(r.created_at)
+    .execute(conn)
+    .await
+}
+
+/// Records the processor's decision on a `PENDING` sale (one statement; no row when it was
+/// decided already).
+async fn decide_record(
+    conn: &mut sqlx::AnyConnection,
+    id: Uuid,
+    d: &Decision,
+) -> Result<sqlx::any::AnyQueryResult, sqlx::Error> {
+    sqlx::query(
+        "UPDATE transactions SET state = $1, approved = $2, response_code = $3, \
+             authorisation_code = $4, decline_reason = $5, arpc = $6, decided_at = $7, \
+             updated_at = $7, processor_reference = $9 WHERE id = $8 AND state = 'PENDING'",
+    )
+    .bind(d.state.as_str())
+    .bind(i64::from(d.state == TransactionState::Approved))
+    .bind(d.response_code.as_deref())
+    .bind(d.authorisation_code.as_deref())
+    .bind(d.decline_reason.as_deref())
+    .bind(d.arpc.as_deref())
+    .bind(d.at)
+    .bind(id.to_string())
+    .bind(d.processor_reference.as_deref())
+    .execute(conn)
+    .await
+}
+
 #[async_trait]
 impl TransactionRepository for SqlTransactionRepository {
     async fn advance_counter(
@@ -607,20 +679,27 @@ impl TransactionRepository for SqlTransactionRepository {
         at: UnixMillis,
     ) -> AppResult<CounterAdvance> {
         // One statement: insert the first counter, or raise the mark only when higher.
-        let moved = sqlx::query(
-            "INSERT INTO dukpt_counters (key_set_id, device_id, last_counter, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $4) \
-             ON CONFLICT (key_set_id) DO UPDATE SET last_counter = excluded.last_counter, \
-             updated_at = excluded.updated_at \
-             WHERE dukpt_counters.last_counter < excluded.last_counter",
-        )
-        .bind(key_set_id.to_string())
-        .bind(device_id.to_string())
-        .bind(counter)
-        .bind(at)
-        .execute(&self.writer)
-        .await?
-        .rows_affected();
+        let moved = self
+            .writes
+            .run(move |conn| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "INSERT INTO dukpt_counters (key_set_id, device_id, last_counter, \
+                         created_at, updated_at) VALUES ($1, $2, $3, $4, $4) \
+                         ON CONFLICT (key_set_id) DO UPDATE SET \
+                         last_counter = excluded.last_counter, updated_at = excluded.updated_at \
+                         WHERE dukpt_counters.last_counter < excluded.last_counter",
+                    )
+                    .bind(key_set_id.to_string())
+                    .bind(device_id.to_string())
+                    .bind(counter)
+                    .bind(at)
+                    .execute(&mut *conn)
+                    .await
+                })
+            })
+            .await?
+            .rows_affected();
         if moved == 1 {
             return Ok(CounterAdvance::Advanced);
         }
@@ -644,31 +723,53 @@ impl TransactionRepository for SqlTransactionRepository {
         lease: &IdempotencyLease,
         at: UnixMillis,
     ) -> AppResult<IdempotencyClaim> {
-        let inserted = sqlx::query(
-            "INSERT INTO idempotency_keys (scope, idem_key, request_hash, lease_owner, \
-             lease_expires_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
-        )
-        .bind(scope)
-        .bind(key)
-        .bind(request_hash)
-        .bind(lease.owner.as_str())
-        .bind(lease.expires_at)
-        .bind(at)
-        .execute(&self.writer)
-        .await;
-        match inserted {
-            Ok(_) => return Ok(IdempotencyClaim::Claimed),
-            Err(error) if is_unique_violation(&error) => {}
-            Err(error) => return Err(error.into()),
-        }
-        let row = sqlx::query(
-            "SELECT request_hash, status, response, lease_owner, lease_expires_at, resource_id \
-             FROM idempotency_keys WHERE scope = $1 AND idem_key = $2",
-        )
-        .bind(scope)
-        .bind(key)
-        .fetch_optional(&self.reader)
-        .await?;
+        let values = (
+            scope.to_owned(),
+            key.to_owned(),
+            request_hash.to_owned(),
+            lease.owner.clone(),
+            lease.expires_at,
+        );
+        // The row of a key held by a concurrent request may be in the same batch, not yet
+        // committed: it is read on the writer's connection, where it is visible.
+        let found = self
+            .writes
+            .run(move |conn| {
+                Box::pin(async move {
+                    let (scope, key, request_hash, owner, expires_at) = values;
+                    let inserted = sqlx::query(
+                        "INSERT INTO idempotency_keys (scope, idem_key, request_hash, \
+                         lease_owner, lease_expires_at, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $6)",
+                    )
+                    .bind(&scope)
+                    .bind(&key)
+                    .bind(request_hash)
+                    .bind(owner)
+                    .bind(expires_at)
+                    .bind(at)
+                    .execute(&mut *conn)
+                    .await;
+                    match inserted {
+                        Ok(_) => Ok(ClaimRow::Inserted),
+                        Err(error) if is_unique_violation(&error) => sqlx::query(
+                            "SELECT request_hash, status, response, lease_owner, \
+                             lease_expires_at, resource_id FROM idempotency_keys \
+                             WHERE scope = $1 AND idem_key = $2",
+                        )
+                        .bind(scope)
+                        .bind(key)
+                        .fetch_optional(&mut *conn)
+                        .await
+                        .map(ClaimRow::Existing),
+                        Err(error) => Err(error),
+                    }
+                })
+            })
+            .await?;
+        let ClaimRow::Existing(row) = found else {
+            return Ok(IdempotencyClaim::Claimed);
+        };
         let Some(row) = row else {
             // Released between the two statements: the caller retries the claim.
             return Ok(IdempotencyClaim::Existing {
@@ -730,20 +831,34 @@ impl TransactionRepository for SqlTransactionRepository {
         body: &str,
         at: UnixMillis,
     ) -> AppResult<bool> {
-        let n = sqlx::query(
-            "UPDATE idempotency_keys SET status = $1, response = $2, updated_at = $3, \
-             lease_expires_at = NULL WHERE scope = $4 AND idem_key = $5 AND lease_owner = $6 \
-             AND status IS NULL",
-        )
-        .bind(i64::from(status))
-        .bind(body)
-        .bind(at)
-        .bind(scope)
-        .bind(key)
-        .bind(owner)
-        .execute(&self.writer)
-        .await?
-        .rows_affected();
+        let values = (
+            body.to_owned(),
+            scope.to_owned(),
+            key.to_owned(),
+            owner.to_owned(),
+        );
+        let n = self
+            .writes
+            .run(move |conn| {
+                Box::pin(async move {
+                    let (body, scope, key, owner) = values;
+                    sqlx::query(
+                        "UPDATE idempotency_keys SET status = $1, response = $2, \
+                         updated_at = $3, lease_expires_at = NULL WHERE scope = $4 \
+                         AND idem_key = $5 AND lease_owner = $6 AND status IS NULL",
+                    )
+                    .bind(i64::from(status))
+                    .bind(body)
+                    .bind(at)
+                    .bind(scope)
+                    .bind(key)
+                    .bind(owner)
+                    .execute(&mut *conn)
+                    .await
+                })
+            })
+            .await?
+            .rows_affected();
         Ok(n == 1)
     }
 
@@ -767,74 +882,49 @@ impl TransactionRepository for SqlTransactionRepository {
         owner: &str,
         resource_id: &str,
     ) -> AppResult<()> {
-        sqlx::query(
-            "UPDATE idempotency_keys SET resource_id = $1 WHERE scope = $2 AND idem_key = $3 \
-             AND lease_owner = $4",
-        )
-        .bind(resource_id)
-        .bind(scope)
-        .bind(key)
-        .bind(owner)
-        .execute(&self.writer)
-        .await?;
+        let values = (
+            resource_id.to_owned(),
+            scope.to_owned(),
+            key.to_owned(),
+            owner.to_owned(),
+        );
+        self.writes
+            .run(move |conn| {
+                Box::pin(async move {
+                    let (resource_id, scope, key, owner) = values;
+                    sqlx::query(
+                        "UPDATE idempotency_keys SET resource_id = $1 WHERE scope = $2 \
+                         AND idem_key = $3 AND lease_owner = $4",
+                    )
+                    .bind(resource_id)
+                    .bind(scope)
+                    .bind(key)
+                    .bind(owner)
+                    .execute(&mut *conn)
+                    .await
+                })
+            })
+            .await?;
         Ok(())
     }
 
     async fn insert(&self, r: &TransactionRecord) -> AppResult<()> {
-        sqlx::query(
-            "INSERT INTO transactions (id, device_id, merchant_id, token_id, key_set_id, ksn, \
-             amount_minor, currency, state, approved, scheme, pan_masked, pan_last4, \
-             pan_fingerprint, online_pin, processor, refunded_minor, location, client_addr, \
-             created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-             $18, $19, $20, $20)",
-        )
-        .bind(r.id.to_string())
-        .bind(r.device_id.to_string())
-        .bind(r.merchant_id.to_string())
-        .bind(r.token_id.to_string())
-        .bind(r.key_set_id.to_string())
-        .bind(r.ksn.clone())
-        .bind(r.amount_minor)
-        .bind(r.currency.clone())
-        .bind(r.state.as_str())
-        .bind(i64::from(r.approved))
-        .bind(r.scheme.clone())
-        .bind(r.pan_masked.clone())
-        .bind(r.pan_last4.clone())
-        .bind(r.pan_fingerprint.clone())
-        .bind(i64::from(r.online_pin))
-        .bind(r.processor.clone())
-        .bind(r.refunded_minor)
-        .bind(r.location.clone())
-        .bind(r.client_addr.clone())
-        .bind(r.created_at)
-        .execute(&self.writer)
-        .await?;
+        let r = r.clone();
+        self.writes
+            .run(move |conn| Box::pin(async move { insert_record(conn, &r).await }))
+            .await?;
         Ok(())
     }
 
     async fn decide(&self, id: Uuid, d: &Decision) -> AppResult<bool> {
-        let n = sqlx::query(
-            "UPDATE transactions SET state = $1, approved = $2, response_code = $3, \
-             authorisation_code = $4, decline_reason = $5, arpc = $6, decided_at = $7, \
-             updated_at = $7, processor_reference = $9 WHERE id = $8 AND state = 'PENDING'",
-        )
-        .bind(d.state.as_str())
-        .bind(i64::from(d.state == TransactionState::Approved))
-        .bind(d.response_code.clone())
-        .bind(d.authorisation_code.clone())
-        .bind(d.decline_reason.clone())
-        .bind(d.arpc.clone())
-        .bind(d.at)
-        .bind(id.to_string())
-        .bind(d.processor_reference.clone())
-        .execute(&self.writer)
-        .await?
-        .rows_affected();
+        let d = d.clone();
+        let n = self
+            .writes
+            .run(move |conn| Box::pin(async move { decide_record(conn, id, &d).await }))
+            .await?
+            .rows_affected();
         Ok(n == 1)
     }
-
     async fn mark_reversed(
         &self,
         id: Uuid,
