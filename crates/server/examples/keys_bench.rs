@@ -1,7 +1,7 @@
 //! Key-service benchmark (not a test): what one payment costs the key store, measured in
-//! process against a release build: `dukpt_host` (key set and BDK lookup, AES-GCM unwrap,
-//! DUKPT host setup) plus the PIN working-key derivation for a fresh KSN, and `zone_pin_key`
-//! (lookup and unwrap), with p50/p99 latency.
+//! process against a release build: a sale's `active_key_set` then `dukpt_host` (BDK lookup
+//! and AES-GCM unwrap when not cached, DUKPT host setup) plus the PIN working-key derivation
+//! for a fresh KSN, and `zone_pin_key` (lookup and unwrap), with p50/p99 latency.
 //!
 //! ```sh
 //! cargo build --release -p server --example keys_bench
@@ -11,7 +11,8 @@
 //!
 //! Options: `--seconds N` (default 5) per scenario, `--concurrency N` (default 16).
 //!
-//! Measured 2026-11-26 on the shared 2-core build machine (other builds running), 16 callers:
+//! Measured 2026-11-26 on the shared 2-core build machine (other builds running), 16 callers,
+//! before `dukpt_host` took the key set read by `active_key_set` instead of reading it again:
 //! SQLite: `dukpt_host` + PIN key 12,600 ops/s (p50 1.0 ms, p99 6.3 ms), `zone_pin_key` 22,800
 //! ops/s (p50 0.6 ms, p99 2.5 ms), `active_key_set` 26,400 ops/s (p50 0.4 ms, p99 4.4 ms);
 //! PostgreSQL: 2,900 ops/s (p50 4.3 ms, p99 17.5 ms), 5,100 ops/s (p50 2.0 ms, p99 13.5 ms),
@@ -204,7 +205,7 @@ async fn main() -> anyhow::Result<()> {
         let keys = keys.clone();
         let counter = counter.clone();
         run(
-            "dukpt_host + PIN key derivation",
+            "active_key_set + dukpt_host + PIN key derivation",
             seconds,
             concurrency,
             move || {
@@ -212,7 +213,12 @@ async fn main() -> anyhow::Result<()> {
                 let counter = counter.clone();
                 async move {
                     let n = counter.fetch_add(1, Ordering::Relaxed) % 0xFFFF + 1;
-                    let Ok(DukptHost::Aes(host)) = keys.dukpt_host(key_set).await else {
+                    // As a sale: the device's active set, then its host.
+                    let Ok(Some(info)) = keys.active_key_set(DeviceId(device)).await else {
+                        panic!("active_key_set failed");
+                    };
+                    assert_eq!(info.id, key_set);
+                    let Ok(DukptHost::Aes(host)) = keys.dukpt_host(&info).await else {
                         panic!("dukpt_host failed");
                     };
                     // Counters with few one-bits, as a device walks them.

@@ -72,8 +72,15 @@ pub trait TokenRepository: Send + Sync + std::fmt::Debug {
     async fn insert_token(&self, token: &TokenRow) -> AppResult<()>;
     /// By `jti`.
     async fn find_token(&self, jti: Uuid) -> AppResult<Option<TokenRow>>;
-    /// Marks the token consumed if it was not; `true` for exactly one caller.
-    async fn consume(&self, jti: Uuid, at: UnixMillis) -> AppResult<bool>;
+    /// Marks the token consumed if it was not, and was issued to `device` with `token_hash`;
+    /// `true` for exactly one caller.
+    async fn consume(
+        &self,
+        jti: Uuid,
+        device: DeviceId,
+        token_hash: &str,
+        at: UnixMillis,
+    ) -> AppResult<bool>;
 }
 
 /// SQL implementation.
@@ -215,17 +222,26 @@ impl TokenRepository for SqlTokenRepository {
         .transpose()
     }
 
-    async fn consume(&self, jti: Uuid, at: UnixMillis) -> AppResult<bool> {
+    async fn consume(
+        &self,
+        jti: Uuid,
+        device: DeviceId,
+        token_hash: &str,
+        at: UnixMillis,
+    ) -> AppResult<bool> {
+        let token_hash = token_hash.to_owned();
         let done = self
             .writes
             .run(move |conn| {
                 Box::pin(async move {
                     sqlx::query(
-                        "UPDATE tokens SET consumed_at = $1, updated_at = $1 \
-                         WHERE jti = $2 AND consumed_at IS NULL",
+                        "UPDATE tokens SET consumed_at = $1, updated_at = $1 WHERE jti = $2 \
+                         AND consumed_at IS NULL AND device_id = $3 AND token_hash = $4",
                     )
                     .bind(at)
                     .bind(jti.to_string())
+                    .bind(device.to_string())
+                    .bind(token_hash)
                     .execute(&mut *conn)
                     .await
                 })

@@ -444,14 +444,6 @@ pub trait TransactionRepository: Send + Sync + std::fmt::Debug {
     ) -> AppResult<bool>;
     /// Releases a claim whose request failed internally, so a retry can run.
     async fn release_idempotency(&self, scope: &str, key: &str, owner: &str) -> AppResult<()>;
-    /// Notes what the request holding the key created, for a takeover.
-    async fn set_idempotency_resource(
-        &self,
-        scope: &str,
-        key: &str,
-        owner: &str,
-        resource_id: &str,
-    ) -> AppResult<()>;
     /// Inserts a `PENDING` transaction.
     async fn insert(&self, record: &TransactionRecord) -> AppResult<()>;
     /// Records the processor's decision if the transaction is still `PENDING`.
@@ -494,6 +486,12 @@ pub trait TransactionRepository: Send + Sync + std::fmt::Debug {
     ) -> AppResult<()>;
     /// By id.
     async fn find(&self, id: Uuid) -> AppResult<Option<TransactionRecord>>;
+    /// The sale a device paid with a Transaction Token (one at most: tokens are single-use).
+    async fn find_by_token(
+        &self,
+        device: DeviceId,
+        token_id: Uuid,
+    ) -> AppResult<Option<TransactionRecord>>;
     /// Refunds, voids and reversals, oldest first.
     async fn events(&self, id: Uuid) -> AppResult<Vec<TransactionEvent>>;
     /// A page, oldest first (newest first with `filter.newest_first`).
@@ -540,6 +538,20 @@ enum ClaimRow {
     Inserted,
     /// The key exists: its row, unless it was released meanwhile.
     Existing(Option<AnyRow>),
+}
+
+/// One transaction row with every column, under the given `WHERE` clause.
+macro_rules! concat_find {
+    ($where:literal) => {
+        concat!(
+            "SELECT id, device_id, merchant_id, token_id, key_set_id, ksn, amount_minor, \
+             currency, state, approved, scheme, pan_masked, pan_last4, pan_fingerprint, \
+             online_pin, processor, response_code, authorisation_code, decline_reason, arpc, \
+             refunded_minor, reserved_minor, processor_reference, reversal_reason, reversed_at, \
+             location, client_addr, decided_at, created_at, updated_at FROM transactions ",
+            $where
+        )
+    };
 }
 
 fn uuid_col(row: &AnyRow, name: &'static str) -> AppResult<Uuid> {
@@ -875,39 +887,6 @@ impl TransactionRepository for SqlTransactionRepository {
         Ok(())
     }
 
-    async fn set_idempotency_resource(
-        &self,
-        scope: &str,
-        key: &str,
-        owner: &str,
-        resource_id: &str,
-    ) -> AppResult<()> {
-        let values = (
-            resource_id.to_owned(),
-            scope.to_owned(),
-            key.to_owned(),
-            owner.to_owned(),
-        );
-        self.writes
-            .run(move |conn| {
-                Box::pin(async move {
-                    let (resource_id, scope, key, owner) = values;
-                    sqlx::query(
-                        "UPDATE idempotency_keys SET resource_id = $1 WHERE scope = $2 \
-                         AND idem_key = $3 AND lease_owner = $4",
-                    )
-                    .bind(resource_id)
-                    .bind(scope)
-                    .bind(key)
-                    .bind(owner)
-                    .execute(&mut *conn)
-                    .await
-                })
-            })
-            .await?;
-        Ok(())
-    }
-
     async fn insert(&self, r: &TransactionRecord) -> AppResult<()> {
         let r = r.clone();
         self.writes
@@ -1097,8 +1076,23 @@ impl TransactionRepository for SqlTransactionRepository {
     }
 
     async fn find(&self, id: Uuid) -> AppResult<Option<TransactionRecord>> {
-        sqlx::query(FIND_SQL)
+        sqlx::query(concat_find!("WHERE id = $1"))
             .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await?
+            .as_ref()
+            .map(to_record)
+            .transpose()
+    }
+
+    async fn find_by_token(
+        &self,
+        device: DeviceId,
+        token_id: Uuid,
+    ) -> AppResult<Option<TransactionRecord>> {
+        sqlx::query(concat_find!("WHERE token_id = $1 AND device_id = $2"))
+            .bind(token_id.to_string())
+            .bind(device.to_string())
             .fetch_optional(&self.reader)
             .await?
             .as_ref()
@@ -1249,12 +1243,6 @@ impl TransactionRepository for SqlTransactionRepository {
         Ok((operations, total))
     }
 }
-
-const FIND_SQL: &str = "SELECT id, device_id, merchant_id, token_id, key_set_id, ksn, \
-    amount_minor, currency, state, approved, scheme, pan_masked, pan_last4, pan_fingerprint, \
-    online_pin, processor, response_code, authorisation_code, decline_reason, arpc, \
-    refunded_minor, reserved_minor, processor_reference, reversal_reason, reversed_at, \
-    location, client_addr, decided_at, created_at, updated_at FROM transactions WHERE id = $1";
 
 fn to_attempt(row: &AnyRow) -> AppResult<FollowUpAttempt> {
     let kind: String = row.try_get("kind")?;

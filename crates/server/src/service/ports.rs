@@ -262,6 +262,10 @@ pub trait TokenConsumer: Send + Sync + fmt::Debug {
         device: &Device,
         ctx: &RequestContext,
     ) -> AppResult<TokenClaims>;
+
+    /// The id (`jti`) of a token this server signed, checked but not consumed: how a sale
+    /// retried after its worker died finds what that worker recorded.
+    async fn token_id(&self, token: &str) -> AppResult<Uuid>;
 }
 
 /// Which DUKPT variant a key set uses.
@@ -329,8 +333,9 @@ pub trait DeviceKeys: Send + Sync + fmt::Debug {
     /// The device's active key set, if keys were injected and confirmed.
     async fn active_key_set(&self, device: DeviceId) -> AppResult<Option<KeySetInfo>>;
 
-    /// Host DUKPT derivation for a key set.
-    async fn dukpt_host(&self, key_set: Uuid) -> AppResult<DukptHost>;
+    /// Host DUKPT derivation for a key set just read by [`Self::active_key_set`] (its state
+    /// is not read again).
+    async fn dukpt_host(&self, key_set: &KeySetInfo) -> AppResult<DukptHost>;
 
     /// The active zone PIN key of a processor connection.
     async fn zone_pin_key(&self, processor: &str) -> AppResult<ZonePinKey>;

@@ -38,11 +38,24 @@ const NONCE_CONTEXT: &[u8] = b"softpos-health-nonce-v1";
 const B64URL: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 type HmacSha256 = Hmac<Sha256>;
 
+/// How long [`PolicyStore::current`] answers from memory. Token issuance and the behaviour
+/// rules of every sale ask for the policy; a change made on this instance applies at once,
+/// one made on another instance (PostgreSQL) within this time.
+pub const POLICY_CACHE_TTL: Duration = Duration::from_secs(1);
+
 /// The versioned security policy, shared by health and threats.
 #[derive(Debug)]
 pub struct PolicyStore {
     repo: Arc<dyn HealthRepository>,
     audit: Arc<AuditService>,
+    cached: std::sync::RwLock<Option<CachedPolicy>>,
+}
+
+#[derive(Debug)]
+struct CachedPolicy {
+    read_at: std::time::Instant,
+    version: i64,
+    policy: SecurityPolicy,
 }
 
 /// A policy version as read back.
@@ -75,7 +88,11 @@ fn parse_policy(row: PolicyVersionRow) -> AppResult<PolicyVersion> {
 impl PolicyStore {
     /// Wraps the repository.
     pub fn new(repo: Arc<dyn HealthRepository>, audit: Arc<AuditService>) -> Self {
-        Self { repo, audit }
+        Self {
+            repo,
+            audit,
+            cached: std::sync::RwLock::new(None),
+        }
     }
 
     /// Creates version 1 (the default policy) when no version exists; safe to race.
@@ -117,13 +134,34 @@ impl PolicyStore {
     /// # Errors
     /// Storage errors; an internal error when no policy exists (start creates one).
     pub async fn current(&self) -> AppResult<(i64, SecurityPolicy)> {
-        let row = self
-            .repo
-            .current_policy()
-            .await?
-            .ok_or_else(|| AppError::Other(anyhow::anyhow!("no security policy stored")))?;
-        let version = parse_policy(row)?;
+        if let Some(cached) = self
+            .cached
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .filter(|cached| cached.read_at.elapsed() < POLICY_CACHE_TTL)
+        {
+            return Ok((cached.version, cached.policy.clone()));
+        }
+        let read_at = std::time::Instant::now();
+        let version = self.current_version().await?;
+        self.remember(read_at, &version);
         Ok((version.version, version.policy))
+    }
+
+    fn remember(&self, read_at: std::time::Instant, version: &PolicyVersion) {
+        let mut cached = self
+            .cached
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Never replace a newer version with an older read that finished later.
+        if cached.as_ref().is_none_or(|c| c.version <= version.version) {
+            *cached = Some(CachedPolicy {
+                read_at,
+                version: version.version,
+                policy: version.policy.clone(),
+            });
+        }
     }
 
     /// The current version with its metadata.
@@ -184,7 +222,7 @@ impl PolicyStore {
             code: "policy_version_conflict",
             message: "based_on_version is not the current policy version; reload and retry",
         };
-        let (current, _) = self.current().await?;
+        let current = self.current_version().await?.version;
         if current != based_on {
             return Err(conflict);
         }
@@ -212,7 +250,9 @@ impl PolicyStore {
                 request_id: ctx.request_id.clone(),
             })
             .await?;
-        parse_policy(row)
+        let stored = parse_policy(row)?;
+        self.remember(std::time::Instant::now(), &stored);
+        Ok(stored)
     }
 }
 

@@ -18,19 +18,10 @@ use std::time::{Duration, Instant};
 use payment_crypto::SecretKey;
 use uuid::Uuid;
 
-use crate::service::ports::DukptScheme;
-
 /// How long an unwrapped key stays cached.
 pub(crate) const HOT_KEY_TTL: Duration = Duration::from_secs(5);
 /// Most cached keys (one per BDK or zone PIN key in use).
 pub(crate) const HOT_KEY_CAPACITY: usize = 4096;
-
-/// A key set's scheme and its BDK, unwrapped.
-#[derive(Clone)]
-pub(crate) struct HostEntry {
-    pub(crate) scheme: DukptScheme,
-    pub(crate) bdk: SecretKey,
-}
 
 struct Timed<T> {
     at: Instant,

@@ -31,7 +31,7 @@ use payment_crypto::pinblock::PinBlockFormat;
 use payment_crypto::{ErrorCode, KeyAlgorithm, RandomSource, SecretKey};
 use uuid::Uuid;
 
-use self::model::{KeySetState, KeyState, KeyUsageKind, StoredKey};
+use self::model::{KeyState, KeyUsageKind, StoredKey};
 use self::store::KeyStore;
 use super::audit::AuditService;
 use super::devices::DeviceService;
@@ -159,30 +159,15 @@ impl KeyService {
         Ok(())
     }
 
-    /// Reads a key set (its state decides, every time: a destroyed set never decrypts) and
-    /// its BDK, unwrapped once per [`cache::HOT_KEY_TTL`].
-    async fn load_host(&self, key_set: Uuid) -> AppResult<cache::HostEntry> {
-        let set = self
-            .repo
-            .find_key_set(key_set)
-            .await?
-            .ok_or(AppError::NotFound("key set"))?;
-        // A superseded set still decrypts transactions made just before a rotation.
-        if !matches!(set.state, KeySetState::Active | KeySetState::Superseded) {
-            return Err(AppError::Conflict {
-                code: "key_set_not_active",
-                message: "the key set is not active (not confirmed, or destroyed)",
-            });
-        }
-        if let Some(bdk) = self.hot.bdk(set.bdk_id) {
-            return Ok(cache::HostEntry {
-                scheme: set.scheme,
-                bdk,
-            });
+    /// The BDK of a key set the caller has just read as active (its state decided there,
+    /// so a destroyed set never decrypts), unwrapped once per [`cache::HOT_KEY_TTL`].
+    async fn host_bdk(&self, bdk_id: Uuid) -> AppResult<SecretKey> {
+        if let Some(bdk) = self.hot.bdk(bdk_id) {
+            return Ok(bdk);
         }
         let bdk = self
             .repo
-            .find_key(set.bdk_id)
+            .find_key(bdk_id)
             .await?
             .ok_or_else(|| crate::repository::corrupt("device_key_sets.bdk_id"))?;
         if !matches!(bdk.state, KeyState::Active | KeyState::Retired) {
@@ -192,11 +177,8 @@ impl KeyService {
             });
         }
         let clear = self.unwrap_stored(&bdk)?;
-        self.hot.put_bdk(set.bdk_id, clear.clone());
-        Ok(cache::HostEntry {
-            scheme: set.scheme,
-            bdk: clear,
-        })
+        self.hot.put_bdk(bdk_id, clear.clone());
+        Ok(clear)
     }
 
     /// Forgets every cached clear key; called after any custody change.
@@ -235,13 +217,13 @@ impl DeviceKeys for KeyService {
             }))
     }
 
-    async fn dukpt_host(&self, key_set: Uuid) -> AppResult<DukptHost> {
-        let entry = self.load_host(key_set).await?;
-        match entry.scheme {
-            DukptScheme::Aes128 => payment_crypto::dukpt::aes::HostBdk::new(&entry.bdk)
+    async fn dukpt_host(&self, key_set: &KeySetInfo) -> AppResult<DukptHost> {
+        let bdk = self.host_bdk(key_set.bdk_id).await?;
+        match key_set.scheme {
+            DukptScheme::Aes128 => payment_crypto::dukpt::aes::HostBdk::new(&bdk)
                 .map(|host| DukptHost::Aes(Box::new(host)))
                 .map_err(|e| crypto_error(&e, "the BDK does not fit AES DUKPT")),
-            DukptScheme::Tdes => payment_crypto::dukpt::tdes::BaseDerivationKey::new(&entry.bdk)
+            DukptScheme::Tdes => payment_crypto::dukpt::tdes::BaseDerivationKey::new(&bdk)
                 .map(|host| DukptHost::Tdes(Box::new(host)))
                 .map_err(|e| crypto_error(&e, "the BDK does not fit TDES DUKPT")),
         }

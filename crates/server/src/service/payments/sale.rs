@@ -155,8 +155,20 @@ impl PaymentService {
         ctx: &RequestContext,
         claim: Claim,
     ) -> AppResult<TransactionView> {
+        // A takeover finishes what the dead worker recorded, found by the request's token
+        // (the retry's body is the first one's); keys claimed before that rule name the
+        // transaction themselves.
         if let Some(resource) = &claim.recovered {
-            return self.recover_sale(resource).await;
+            let id = resource.parse().map_err(|_| {
+                AppError::Other(anyhow::anyhow!("idempotency resource is not an id"))
+            })?;
+            return self.recover_sale(id).await;
+        }
+        if claim.taken_over {
+            let token_id = self.ports.tokens.token_id(&request.token).await?;
+            if let Some(recorded) = self.repo.find_by_token(device.id, token_id).await? {
+                return self.recover_sale(recorded.id).await;
+            }
         }
         let claims = self
             .ports
@@ -208,7 +220,7 @@ impl PaymentService {
         self.advance_counter(device, &key_set, counter, &request.ksn, ctx)
             .await?;
 
-        let host = self.ports.keys.dukpt_host(key_set.id).await?;
+        let host = self.ports.keys.dukpt_host(&key_set).await?;
         let (data_key, pin_key, device_pin_format) = ksn.working_keys(&host)?;
         drop(host);
         let iv = request
@@ -281,15 +293,8 @@ impl PaymentService {
                 error
             }
         })?;
-        // From here a takeover of this key finishes this transaction instead of paying again.
-        self.repo
-            .set_idempotency_resource(
-                &claim.scope,
-                &claim.key,
-                &claim.owner,
-                &record.id.to_string(),
-            )
-            .await?;
+        // From here a takeover of this key finishes this transaction (found by its token)
+        // instead of paying again.
 
         let today = chrono::Utc::now().format("%y%m%d").to_string();
         let message = AuthorizationMessage {
@@ -450,10 +455,7 @@ impl PaymentService {
     /// idempotency key): the processor's answer was lost with the worker, so a sale still
     /// `PENDING` becomes `FAILED` (`processor_outcome_unknown`) for reconciliation, never
     /// paid again; a decided one is answered as it stands.
-    async fn recover_sale(&self, resource: &str) -> AppResult<TransactionView> {
-        let id: Uuid = resource
-            .parse()
-            .map_err(|_| AppError::Other(anyhow::anyhow!("idempotency resource is not an id")))?;
+    async fn recover_sale(&self, id: Uuid) -> AppResult<TransactionView> {
         let record = self
             .repo
             .find(id)

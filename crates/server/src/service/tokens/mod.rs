@@ -552,6 +552,10 @@ impl TokenConsumer for TokenService {
         metrics::counter!("tokens_consumed_total", "outcome" => outcome).increment(1);
         result
     }
+
+    async fn token_id(&self, token: &str) -> AppResult<Uuid> {
+        Ok(self.verify_signature(token).await?.jti)
+    }
 }
 
 impl TokenService {
@@ -590,37 +594,46 @@ impl TokenService {
                 "the device is no longer ACTIVE",
             ));
         }
-        let row = self
-            .repo
-            .find_token(claims.jti)
-            .await?
-            .ok_or_else(invalid)?;
         let hash = hex::encode(Sha256::digest(token.as_bytes()));
-        if row.device_id != device
-            || !bool::from(subtle::ConstantTimeEq::ct_eq(
-                hash.as_bytes(),
-                row.token_hash.as_bytes(),
-            ))
-        {
-            return Err(invalid());
-        }
         let remaining = u64::try_from(claims.exp * 1000 - now).unwrap_or(0);
         let ttl = Duration::from_millis(remaining) + Duration::from_secs(60);
-        let first = self
+        if !self
             .once
             .claim(&format!("token:{}", claims.jti), ttl)
             .await?
-            && self.repo.consume(claims.jti, now).await?;
-        if !first {
-            self.signal(
-                device,
-                ThreatKind::TokenReuse,
-                serde_json::json!({ "token_id": claims.jti }),
-                ctx,
-            )
-            .await;
-            return Err(refused("token_reused", "the token was already used"));
+        {
+            return Err(self.reused(device, claims.jti, ctx).await);
+        }
+        // One statement consumes the row issued for exactly this token to this device; only
+        // when it finds none is the row read, to tell a used token from one never issued.
+        if !self.repo.consume(claims.jti, device, &hash, now).await? {
+            let row = self
+                .repo
+                .find_token(claims.jti)
+                .await?
+                .ok_or_else(invalid)?;
+            if row.device_id != device
+                || !bool::from(subtle::ConstantTimeEq::ct_eq(
+                    hash.as_bytes(),
+                    row.token_hash.as_bytes(),
+                ))
+            {
+                return Err(invalid());
+            }
+            return Err(self.reused(device, claims.jti, ctx).await);
         }
         Ok(claims.to_claims())
+    }
+
+    /// Reports a token presented twice and returns the refusal.
+    async fn reused(&self, device: DeviceId, jti: Uuid, ctx: &RequestContext) -> AppError {
+        self.signal(
+            device,
+            ThreatKind::TokenReuse,
+            serde_json::json!({ "token_id": jti }),
+            ctx,
+        )
+        .await;
+        refused("token_reused", "the token was already used")
     }
 }
