@@ -254,3 +254,219 @@ async fn run_batch(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use futures_util::future::join_all;
+    use sqlx::any::{AnyPoolOptions, install_default_drivers};
+    use sqlx::{Executor, Row};
+    use tokio::sync::Notify;
+
+    use super::*;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        queue: WriteQueue,
+        reader: AnyPool,
+    }
+
+    async fn fixture() -> Fixture {
+        install_default_drivers();
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("q.db").display());
+        let writer = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .unwrap();
+        writer
+            .execute("PRAGMA journal_mode = WAL; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+            .await
+            .unwrap();
+        let reader = AnyPoolOptions::new()
+            .max_connections(2)
+            .connect(&url)
+            .await
+            .unwrap();
+        Fixture {
+            _dir: dir,
+            queue: WriteQueue::batched(writer).unwrap(),
+            reader,
+        }
+    }
+
+    fn insert(
+        queue: &WriteQueue,
+        id: i64,
+    ) -> impl Future<Output = Result<u64, sqlx::Error>> + use<> {
+        let queue = queue.clone();
+        async move {
+            queue
+                .run(move |conn| {
+                    Box::pin(async move {
+                        sqlx::query("INSERT INTO t (id, v) VALUES ($1, 'x')")
+                            .bind(id)
+                            .execute(&mut *conn)
+                            .await
+                            .map(|done| done.rows_affected())
+                    })
+                })
+                .await
+        }
+    }
+
+    async fn ids(reader: &AnyPool) -> Vec<i64> {
+        sqlx::query("SELECT id FROM t ORDER BY id")
+            .fetch_all(reader)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get::<i64, _>("id"))
+            .collect()
+    }
+
+    /// Holds the writer thread inside a job until released, so the jobs queued meanwhile
+    /// are known to share its batch.
+    fn hold(
+        queue: &WriteQueue,
+        gate: Arc<Notify>,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + use<> {
+        let queue = queue.clone();
+        async move {
+            queue
+                .run(move |_conn| {
+                    Box::pin(async move {
+                        gate.notified().await;
+                        Ok(())
+                    })
+                })
+                .await
+        }
+    }
+
+    #[tokio::test]
+    async fn every_caller_sees_its_write_committed() {
+        let f = fixture().await;
+        let results = join_all((1..=40).map(|id| insert(&f.queue, id))).await;
+        assert!(results.iter().all(|r| matches!(r, Ok(1))), "{results:?}");
+        // Another connection sees all of them as soon as the callers have their answers.
+        assert_eq!(ids(&f.reader).await, (1..=40).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn a_constraint_violation_fails_only_its_job() {
+        let f = fixture().await;
+        let gate = Arc::new(Notify::new());
+        let held = tokio::spawn(hold(&f.queue, gate.clone()));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let batch = tokio::spawn({
+            let queue = f.queue.clone();
+            async move { join_all([insert(&queue, 1), insert(&queue, 1), insert(&queue, 2)]).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        gate.notify_one();
+        held.await.unwrap().unwrap();
+        let results = batch.await.unwrap();
+        assert!(matches!(results[0], Ok(1)), "{results:?}");
+        assert!(
+            matches!(&results[1], Err(sqlx::Error::Database(e)) if e.is_unique_violation()),
+            "{results:?}"
+        );
+        assert!(matches!(results[2], Ok(1)), "{results:?}");
+        assert_eq!(ids(&f.reader).await, [1, 2]);
+    }
+
+    #[tokio::test]
+    async fn another_error_rolls_the_batch_back_and_later_jobs_go_on() {
+        let f = fixture().await;
+        let gate = Arc::new(Notify::new());
+        let held = tokio::spawn(hold(&f.queue, gate.clone()));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let broken = {
+            let queue = f.queue.clone();
+            async move {
+                queue
+                    .run(|conn| {
+                        Box::pin(async move {
+                            sqlx::query("INSERT INTO missing_table (id) VALUES (1)")
+                                .execute(&mut *conn)
+                                .await
+                                .map(|_| ())
+                        })
+                    })
+                    .await
+            }
+        };
+        let batch = tokio::spawn({
+            let queue = f.queue.clone();
+            async move {
+                let (before, broken, after) =
+                    tokio::join!(insert(&queue, 1), broken, insert(&queue, 2));
+                (before, broken, after)
+            }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        gate.notify_one();
+        let (before, broken, after) = batch.await.unwrap();
+        // The job that ran before the failure in the same batch is undone and told so.
+        let held = held.await.unwrap();
+        assert!(
+            matches!(&held, Err(sqlx::Error::Io(e)) if e.to_string().contains("rolled back")),
+            "{held:?}"
+        );
+        assert!(
+            matches!(&before, Err(sqlx::Error::Io(e)) if e.to_string().contains("rolled back")),
+            "{before:?}"
+        );
+        // The failing job gets its own error; the one after it ran in the next batch.
+        assert!(
+            matches!(broken, Err(sqlx::Error::Database(_))),
+            "{broken:?}"
+        );
+        assert!(matches!(after, Ok(1)), "{after:?}");
+        assert_eq!(ids(&f.reader).await, [2]);
+    }
+
+    #[tokio::test]
+    async fn a_job_of_several_writes_is_undone_whole_by_its_savepoint() {
+        let f = fixture().await;
+        let outcome = f
+            .queue
+            .run(|conn| {
+                Box::pin(async move {
+                    let mut tx = conn.begin().await?;
+                    sqlx::query("INSERT INTO t (id, v) VALUES (10, 'a')")
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("INSERT INTO t (id, v) VALUES (10, 'b')")
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await
+                })
+            })
+            .await;
+        assert!(
+            matches!(&outcome, Err(sqlx::Error::Database(e)) if e.is_unique_violation()),
+            "{outcome:?}"
+        );
+        assert!(matches!(insert(&f.queue, 11).await, Ok(1)));
+        assert_eq!(ids(&f.reader).await, [11]);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_fails_alone() {
+        let f = fixture().await;
+        let panicked = f
+            .queue
+            .run(|_conn| -> JobFuture<'_, ()> { Box::pin(async { panic!("job bug") }) })
+            .await;
+        assert!(
+            matches!(&panicked, Err(sqlx::Error::Io(e)) if e.to_string().contains("panicked")),
+            "{panicked:?}"
+        );
+        assert!(matches!(insert(&f.queue, 1).await, Ok(1)));
+        assert_eq!(ids(&f.reader).await, [1]);
+    }
+}
