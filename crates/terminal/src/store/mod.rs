@@ -247,6 +247,9 @@ enum Backend {
 struct Inner {
     data: StoreData,
     signing: p256::ecdsa::SigningKey,
+    /// The same key in ring, which signs several times faster than `p256` (a signature per
+    /// back-end request; the fleet simulator spent a fifth of its CPU there).
+    fast_signing: ring::signature::EcdsaKeyPair,
     backend: Backend,
     ephemeral: Option<p256::SecretKey>,
 }
@@ -278,6 +281,19 @@ fn new_signing_key() -> p256::ecdsa::SigningKey {
             return key;
         }
     }
+}
+
+fn ring_signing_key(
+    signing: &p256::ecdsa::SigningKey,
+) -> Result<ring::signature::EcdsaKeyPair, StoreError> {
+    let public = signing.verifying_key().to_sec1_point(false);
+    ring::signature::EcdsaKeyPair::from_private_key_and_public_key(
+        &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+        signing.to_bytes().as_slice(),
+        public.as_bytes(),
+        &ring::rand::SystemRandom::new(),
+    )
+    .map_err(|_| StoreError::Format("device key"))
 }
 
 fn new_p256_secret() -> p256::SecretKey {
@@ -333,10 +349,12 @@ impl SecureStore {
     fn from_parts(data: StoreData, backend: Backend) -> Result<Self, StoreError> {
         let signing = p256::ecdsa::SigningKey::from_slice(&data.device_key)
             .map_err(|_| StoreError::Format("device key"))?;
+        let fast_signing = ring_signing_key(&signing)?;
         Ok(Self {
             inner: Mutex::new(Inner {
                 data,
                 signing,
+                fast_signing,
                 backend,
                 ephemeral: None,
             }),
@@ -358,10 +376,13 @@ impl SecureStore {
     #[must_use]
     pub fn in_memory(config: DeviceConfig) -> Self {
         let (data, signing) = Self::fresh_data(config);
+        let fast_signing =
+            ring_signing_key(&signing).expect("ring accepts a P-256 key p256 generated");
         Self {
             inner: Mutex::new(Inner {
                 data,
                 signing,
+                fast_signing,
                 backend: Backend::Memory,
                 ephemeral: None,
             }),
@@ -458,9 +479,11 @@ impl SecureStore {
     /// ECDSA P-256 / SHA-256 signature of `message` with the device key, DER.
     #[must_use]
     pub fn sign(&self, message: &[u8]) -> Vec<u8> {
-        use p256::ecdsa::signature::Signer;
-        let signature: p256::ecdsa::Signature = self.lock().signing.sign(message);
-        signature.to_der().as_bytes().to_vec()
+        self.lock()
+            .fast_signing
+            .sign(&ring::rand::SystemRandom::new(), message)
+            .map(|signature| signature.as_ref().to_vec())
+            .expect("the system random source works")
     }
 
     /// The configuration.
