@@ -578,6 +578,25 @@ async fn jwks_verifies_tokens_across_rotation(app: TestApp) {
     assert_eq!(wrapped.len(), 2);
 }
 
+/// The first tokens after a start, issued concurrently, share one signing key that verifies
+/// each of them (concurrent first loads once created a key each, and a token signed under one
+/// was then refused as `token_invalid`).
+async fn concurrent_first_tokens_share_one_signing_key(app: TestApp) {
+    let (_admin, mut device) = setup(&app).await;
+    let issued = futures_util::future::join_all((0..16).map(|_| device.token_body(&app))).await;
+    let pool = app.db().await;
+    let keys: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM token_signing_keys")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    assert_eq!(keys, 1);
+    assert!(issued.iter().all(|body| body["kid"] == issued[0]["kid"]));
+    for body in issued.iter().take(3) {
+        approved(&sale_with(&app, &mut device, body["token"].as_str().unwrap()).await);
+    }
+}
+
 crate::on_both_backends!(
     issuance_is_refused_per_rule,
     issued_claims_and_storage,
@@ -585,4 +604,5 @@ crate::on_both_backends!(
     hundred_concurrent_sales_with_one_token_one_succeeds,
     forged_expired_and_foreign_tokens_are_refused,
     jwks_verifies_tokens_across_rotation,
+    concurrent_first_tokens_share_one_signing_key,
 );

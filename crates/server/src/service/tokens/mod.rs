@@ -313,13 +313,19 @@ impl TokenService {
 
     /// Reloads the cache when older than `max_age`.
     async fn refresh(&self, max_age: Duration) -> AppResult<()> {
-        if let Some(cache) = self.cache.read().await.as_ref()
-            && cache.loaded_at.elapsed() < max_age
-        {
+        let fresh = |cache: Option<&KeyCache>| {
+            cache.is_some_and(|cache| cache.loaded_at.elapsed() < max_age)
+        };
+        if fresh(self.cache.read().await.as_ref()) {
             return Ok(());
         }
-        let fresh = self.load_keys().await?;
-        *self.cache.write().await = Some(fresh);
+        // One load at a time: concurrent first requests each found no key, created one and
+        // cached their own, so a token signed under one key met a cache holding another
+        // (`token_invalid`, seen once under the payment benchmark).
+        let mut cache = self.cache.write().await;
+        if !fresh(cache.as_ref()) {
+            *cache = Some(self.load_keys().await?);
+        }
         Ok(())
     }
 
