@@ -578,12 +578,21 @@ async fn jwks_verifies_tokens_across_rotation(app: TestApp) {
     assert_eq!(wrapped.len(), 2);
 }
 
-/// The first tokens after a start, issued concurrently, share one signing key that verifies
-/// each of them (concurrent first loads once created a key each, and a token signed under one
-/// was then refused as `token_invalid`).
+/// The signing key is created on first use; concurrent first uses on a fresh server create
+/// exactly one, and the tokens issued right after share it and verify (each first load
+/// used to create a key and cache its own, so a token signed under one met a cache holding
+/// another: `token_invalid`).
 async fn concurrent_first_tokens_share_one_signing_key(app: TestApp) {
-    let (_admin, mut device) = setup(&app).await;
-    let issued = futures_util::future::join_all((0..16).map(|_| device.token_body(&app))).await;
+    let jwks = futures_util::future::join_all((0..32).map(|_| async {
+        let res = app
+            .req(Method::GET, "/api/v1/.well-known/jwks.json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        res.json::<Value>().await.unwrap()
+    }))
+    .await;
     let pool = app.db().await;
     let keys: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM token_signing_keys")
         .fetch_one(&pool)
@@ -591,7 +600,14 @@ async fn concurrent_first_tokens_share_one_signing_key(app: TestApp) {
         .unwrap();
     pool.close().await;
     assert_eq!(keys, 1);
-    assert!(issued.iter().all(|body| body["kid"] == issued[0]["kid"]));
+    assert!(jwks.iter().all(|set| set == &jwks[0]), "{jwks:?}");
+    let (_admin, mut device) = setup(&app).await;
+    let issued = futures_util::future::join_all((0..16).map(|_| device.token_body(&app))).await;
+    assert!(
+        issued
+            .iter()
+            .all(|body| body["kid"] == jwks[0]["keys"][0]["kid"])
+    );
     for body in issued.iter().take(3) {
         approved(&sale_with(&app, &mut device, body["token"].as_str().unwrap()).await);
     }
