@@ -19,7 +19,7 @@ use server::repository::merchants::SqlMerchantRepository;
 use server::service::audit::AuditService;
 use server::service::devices::{DevicePolicy, DeviceService};
 use server::service::keys::KeyService;
-use server::service::keys::store::{MasterKeyring, SealedKeyStore};
+use server::service::keys::store::{KeyStore, MasterKeyring, SealedKeyStore};
 use server::service::ports::{DeviceKeys, DukptHost};
 
 use crate::enrol::{device_unwrap, ephemeral, kcv_of};
@@ -79,8 +79,21 @@ async fn ok_json(res: reqwest::Response, status: StatusCode) -> Value {
     body
 }
 
-/// A `KeyService` over the test server's database and master keyring.
+/// A key service in the test process over the app's database, with the server's key store.
 async fn key_service(app: &TestApp, master: &str) -> KeyService {
+    key_service_with(app, master, |keyring, repo| {
+        Arc::new(SealedKeyStore::new(keyring, repo))
+    })
+    .await
+}
+
+/// A key service in the test process over the app's database, the key store built by
+/// `store` from the master keyring and the key repository.
+pub(crate) async fn key_service_with(
+    app: &TestApp,
+    master: &str,
+    store: impl FnOnce(Arc<MasterKeyring>, Arc<SqlKeyRepository>) -> Arc<dyn KeyStore>,
+) -> KeyService {
     let db = server::infra::db::connect(&app.storage.database_url, 2)
         .await
         .expect("database");
@@ -102,12 +115,7 @@ async fn key_service(app: &TestApp, master: &str) -> KeyService {
     ));
     let repo = Arc::new(SqlKeyRepository::new(&db));
     let keyring = Arc::new(MasterKeyring::parse(master).unwrap());
-    KeyService::new(
-        repo.clone(),
-        Arc::new(SealedKeyStore::new(keyring, repo)),
-        devices,
-        audit,
-    )
+    KeyService::new(repo.clone(), store(keyring, repo), devices, audit)
 }
 
 /// Where the SQLite file of a SQLite test server lives.

@@ -18,13 +18,7 @@ use payment_crypto::SecretKey;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use server::infra::keys::parse_secret;
-use server::infra::stores::Stores;
-use server::repository::audit::SqlAuditRepository;
-use server::repository::devices::SqlDeviceRepository;
 use server::repository::keys::SqlKeyRepository;
-use server::repository::merchants::SqlMerchantRepository;
-use server::service::audit::AuditService;
-use server::service::devices::{DevicePolicy, DeviceService};
 use server::service::keys::KeyService;
 use server::service::keys::injection::{derive_kek, kek_info};
 use server::service::keys::store::{
@@ -393,32 +387,10 @@ async fn rotation_rewraps_tokens_webhooks_and_release_keys_postgres_redis() {
 
 /// A `KeyService` over the test server's database with `master`.
 async fn key_service(app: &TestApp, master: &str) -> KeyService {
-    let db = server::infra::db::connect(&app.storage.database_url, 2)
-        .await
-        .expect("database");
-    let stores = Stores::memory();
-    let audit = Arc::new(AuditService::new(
-        Arc::new(SqlAuditRepository::new(&db)),
-        stores.events.clone(),
-    ));
-    let devices = Arc::new(DeviceService::new(
-        Arc::new(SqlDeviceRepository::new(&db)),
-        Arc::new(SqlMerchantRepository::new(&db)),
-        stores.once.clone(),
-        stores.limiter.clone(),
-        audit.clone(),
-        &parse_secret(&"ab".repeat(32)).unwrap(),
-        DevicePolicy {
-            allow_software_attestation: true,
-        },
-    ));
-    let keyring = Arc::new(MasterKeyring::parse(master).unwrap());
-    KeyService::new(
-        Arc::new(SqlKeyRepository::new(&db)),
-        Arc::new(KeyringStore::new(keyring)),
-        devices,
-        audit,
-    )
+    crate::keys::key_service_with(app, master, |keyring, _repo| {
+        Arc::new(KeyringStore::new(keyring))
+    })
+    .await
 }
 
 /// Rows written by older versions (wrapped under `JWT_SECRET`) move under the master key at
