@@ -44,8 +44,6 @@ pub struct Claim {
     pub scope: String,
     /// The key.
     pub key: String,
-    /// This request's lease owner id.
-    pub owner: String,
     /// Taken over from a dead worker, which had created this resource (a sale's
     /// transaction id), if anything.
     pub recovered: Option<String>,
@@ -143,7 +141,6 @@ where
         break Claim {
             scope: scope.to_owned(),
             key: key.to_owned(),
-            owner: owner.clone(),
             recovered,
             taken_over,
         };

@@ -162,12 +162,17 @@ impl PaymentService {
             let id = resource.parse().map_err(|_| {
                 AppError::Other(anyhow::anyhow!("idempotency resource is not an id"))
             })?;
-            return self.recover_sale(id).await;
+            let recorded = self
+                .repo
+                .find(id)
+                .await?
+                .ok_or(AppError::NotFound("transaction"))?;
+            return self.recover_sale(recorded).await;
         }
         if claim.taken_over {
             let token_id = self.ports.tokens.token_id(&request.token).await?;
             if let Some(recorded) = self.repo.find_by_token(device.id, token_id).await? {
-                return self.recover_sale(recorded.id).await;
+                return self.recover_sale(recorded).await;
             }
         }
         let claims = self
@@ -455,34 +460,32 @@ impl PaymentService {
     /// idempotency key): the processor's answer was lost with the worker, so a sale still
     /// `PENDING` becomes `FAILED` (`processor_outcome_unknown`) for reconciliation, never
     /// paid again; a decided one is answered as it stands.
-    async fn recover_sale(&self, id: Uuid) -> AppResult<TransactionView> {
-        let record = self
-            .repo
-            .find(id)
-            .await?
-            .ok_or(AppError::NotFound("transaction"))?;
-        if record.state == TransactionState::Pending {
-            let decided = self
-                .repo
-                .decide(
-                    id,
-                    &Decision {
-                        state: TransactionState::Failed,
-                        response_code: None,
-                        authorisation_code: None,
-                        decline_reason: Some("processor_outcome_unknown".to_owned()),
-                        arpc: None,
-                        processor_reference: None,
-                        at: now_millis(),
-                    },
-                )
-                .await?;
-            if decided {
-                // The card data died with the worker: no reversal can be sent from here.
-                tracing::error!(transaction = %id, "sale lost its worker; needs reconciliation");
-                metrics::counter!("payments_unreconciled_total").increment(1);
-            }
+    async fn recover_sale(&self, recorded: TransactionRecord) -> AppResult<TransactionView> {
+        if recorded.state != TransactionState::Pending {
+            return Ok(TransactionView::from(&recorded));
         }
+        let id = recorded.id;
+        let decided = self
+            .repo
+            .decide(
+                id,
+                &Decision {
+                    state: TransactionState::Failed,
+                    response_code: None,
+                    authorisation_code: None,
+                    decline_reason: Some("processor_outcome_unknown".to_owned()),
+                    arpc: None,
+                    processor_reference: None,
+                    at: now_millis(),
+                },
+            )
+            .await?;
+        if decided {
+            // The card data died with the worker: no reversal can be sent from here.
+            tracing::error!(transaction = %id, "sale lost its worker; needs reconciliation");
+            metrics::counter!("payments_unreconciled_total").increment(1);
+        }
+        // Failed here, or decided by another retry meanwhile: the row says how it stands.
         let stored = self
             .repo
             .find(id)
